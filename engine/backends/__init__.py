@@ -1,0 +1,94 @@
+"""Device registry: maps device names to Backend instances.
+
+"cpu" is always there. "gpu" is registered lazily by `engine.backends.gpu` when an adapter
+exists. "auto" picks the GPU when present, else the CPU (with a one-line notice).
+`DEMYSTIFY_DEVICE` sets the default device.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+
+from .base import Backend
+from .cpu import CpuBackend
+
+_backends: dict[str, Backend] = {"cpu": CpuBackend()}
+_factories: dict[str, Callable[[], Backend]] = {}
+_failures: dict[str, str] = {}
+_notified = False
+
+
+class DeviceError(RuntimeError):
+    """A requested device is unavailable, or was lost."""
+
+
+def register(name: str, factory: Callable[[], Backend]) -> None:
+    """Register a lazily created backend (creating it may fail: no adapter)."""
+    _factories[name] = factory
+
+
+def _try(name: str) -> Backend | None:
+    if name in _backends:
+        return _backends[name]
+    if name == "gpu" and "gpu" not in _factories:
+        try:  # the GPU backend registers itself on import
+            from . import gpu  # noqa: F401
+        except ImportError as exc:
+            _failures.setdefault("gpu", f"GPU backend unavailable ({exc})")
+    factory = _factories.get(name)
+    if factory is None or name in _failures:
+        return None
+    try:
+        _backends[name] = factory()
+    except Exception as exc:  # no adapter, driver failure ...
+        _failures[name] = f"{type(exc).__name__}: {exc}"
+        return None
+    return _backends[name]
+
+
+def resolve(device: str | None) -> str:
+    """Turn None/"auto"/"cpu"/"gpu" (or "cuda", an alias for gpu) into "cpu" or "gpu"."""
+    global _notified
+    if device is None:
+        device = os.environ.get("DEMYSTIFY_DEVICE", "cpu")
+    device = str(device).lower()
+    if device == "cuda":
+        device = "gpu"
+    if device == "cpu":
+        return "cpu"
+    if device == "gpu":
+        if _try("gpu") is None:
+            raise DeviceError(
+                "device='gpu' was requested but no GPU is available: "
+                f"{_failures.get('gpu', 'no adapter found')}. "
+                "Use device='cpu', or device='auto' to fall back automatically.")
+        return "gpu"
+    if device == "auto":
+        if _try("gpu") is not None:
+            return "gpu"
+        if not _notified:
+            _notified = True
+            reason = _failures.get("gpu", "no adapter found")
+            print(f"demystify: no GPU ({reason}); computing on the CPU with NumPy.",
+                  file=sys.stderr)
+        return "cpu"
+    raise ValueError(f"unknown device {device!r}: use 'cpu', 'gpu' or 'auto'")
+
+
+def get(device: str | None) -> Backend:
+    return _backends[resolve(device)]
+
+
+def devices() -> list[dict[str, str]]:
+    """Available devices with a human-readable description (the GPU adapter's name)."""
+    out = [{"name": "cpu", "adapter": _backends["cpu"].describe()}]
+    gpu = _try("gpu")
+    if gpu is not None:
+        out.append({"name": "gpu", "adapter": gpu.describe()})
+    return out
+
+
+def default_device() -> str:
+    return resolve(None)
