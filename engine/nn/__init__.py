@@ -1,0 +1,40 @@
+"""Neural-network building blocks with PyTorch's names: `Module`, layers, `functional`,
+`init` and `utils`. Written only against Tensor operations, so every model runs on every
+device."""
+
+from . import functional, init, utils
+from .layers import (
+    ELU,
+    GELU,
+    AdaptiveAvgPool2d,
+    AvgPool2d,
+    BatchNorm1d,
+    BatchNorm2d,
+    Conv2d,
+    Dropout,
+    Embedding,
+    Flatten,
+    Identity,
+    LeakyReLU,
+    Linear,
+    LogSoftmax,
+    Maxout,
+    MaxPool2d,
+    ReLU,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softplus,
+    Tanh,
+    Unflatten,
+)
+from .module import IncompatibleKeys, Module, ModuleList, Sequential, StateDictError
+from .parameter import Parameter
+
+__all__ = [
+    "functional", "init", "utils", "Module", "Sequential", "ModuleList", "Parameter",
+    "StateDictError", "IncompatibleKeys", "ELU", "GELU", "AdaptiveAvgPool2d", "AvgPool2d",
+    "BatchNorm1d", "BatchNorm2d", "Conv2d", "Dropout", "Embedding", "Flatten", "Identity",
+    "LeakyReLU", "Linear", "LogSoftmax", "MaxPool2d", "Maxout", "ReLU", "Sigmoid", "SiLU",
+    "Softmax", "Softplus", "Tanh", "Unflatten",
+]

@@ -1,0 +1,587 @@
+"""Layers and losses as plain functions of Tensors (PyTorch's `torch.nn.functional`).
+
+Everything here is composed from Tensor operations and the differentiable ops in
+`engine.functions`, so it runs unchanged on every device. Host NumPy appears only for
+random draws (dropout masks) and for checking integer labels that are already on the host.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from .. import functions as ops
+from ..autograd import no_grad
+from ..random import generator
+from ..tensor import Tensor, cat, minimum, where
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+# -- argument helpers ------------------------------------------------------------------
+
+def _pair(v: Any, name: str, op: str) -> tuple[int, int]:
+    """An int or a pair of ints as an (h, w) pair."""
+    if isinstance(v, (int, np.integer)):
+        return int(v), int(v)
+    t = tuple(int(x) for x in v)
+    if len(t) != 2:
+        raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {v!r}")
+    return t[0], t[1]
+
+
+def _need_float(x: Tensor, op: str, what: str = "input") -> None:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: {what} must be a Tensor, got {type(x).__name__}; "
+                        "wrap it with engine.Tensor(...)")
+    if x.dtype not in _FLOATS:
+        raise TypeError(f"{op}: {what} must be a floating-point tensor, got {x.dtype}; "
+                        "convert with .float()")
+
+
+def _same_dtype(op: str, x: Tensor, w: Tensor, what: str = "weight") -> None:
+    if x.dtype != w.dtype:
+        hint = ".double()" if w.dtype == np.float64 else ".float()"
+        raise TypeError(f"{op}: input dtype {x.dtype} does not match {what} dtype {w.dtype}; "
+                        f"convert the input with {hint} or the module with "
+                        f".to(dtype={str(x.dtype)!r})")
+
+
+def _as_tensor(x: Any, like: Tensor) -> Tensor:
+    """x as a Tensor on like's device with like's float dtype (targets given as arrays)."""
+    if isinstance(x, Tensor):
+        return x
+    return Tensor(np.asarray(x), device=like.device, dtype=like.dtype)
+
+
+def _reduce(loss: Tensor, reduction: str, op: str) -> Tensor:
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss
+    raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+
+
+def _channel_shape(x: Tensor) -> tuple[int, ...]:
+    """Shape that broadcasts a per-channel (C,) vector against x (channels on axis 1)."""
+    return (1, x.shape[1]) + (1,) * (x.ndim - 2)
+
+
+# -- linear ----------------------------------------------------------------------------
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """y = x @ weight.T + bias, weight shaped (out_features, in_features) as in PyTorch."""
+    _need_float(x, "linear")
+    if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+        got = x.shape[-1] if x.ndim else 0
+        raise ValueError(f"linear: input has {got} features but the layer expects "
+                         f"{weight.shape[1]} (input shape {x.shape}, weight shape "
+                         f"{weight.shape})")
+    _same_dtype("linear", x, weight)
+    if x.ndim > 2:  # fold leading dims into one GEMM
+        y = (x.reshape(-1, x.shape[-1]) @ weight.T).reshape(*x.shape[:-1], weight.shape[0])
+    else:
+        y = x @ weight.T
+    return y if bias is None else y + bias
+
+
+# -- convolution -----------------------------------------------------------------------
+
+def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
+           padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Tensor:
+    """2-D convolution (really cross-correlation, as in every framework) of NCHW input.
+
+    `padding` is an int, an (h, w) pair, or "valid"/"same" ("same" needs stride 1; an odd
+    total padding puts the extra row/column at the bottom/right, like PyTorch).
+    """
+    op = "conv2d"
+    _need_float(x, op)
+    if x.ndim != 4:
+        raise ValueError(f"{op}: expected a 4-D input (N, C, H, W), got shape {x.shape}")
+    if weight.ndim != 4:
+        raise ValueError(f"{op}: expected a 4-D weight (C_out, C_in/groups, kH, kW), got "
+                         f"shape {weight.shape}")
+    _same_dtype(op, x, weight)
+    if x.shape[1] != weight.shape[1] * groups:
+        raise ValueError(f"{op}: input has {x.shape[1]} channels but the weight expects "
+                         f"{weight.shape[1] * groups} (groups={groups}, input shape "
+                         f"{x.shape}, weight shape {weight.shape})")
+    if weight.shape[0] % groups:
+        raise ValueError(f"{op}: {weight.shape[0]} output channels are not divisible by "
+                         f"groups={groups}")
+    s, d = _pair(stride, "stride", op), _pair(dilation, "dilation", op)
+    k = weight.shape[2:]
+    if isinstance(padding, str):
+        if padding == "valid":
+            p = (0, 0)
+        elif padding == "same":
+            if s != (1, 1):
+                raise ValueError(f"{op}: padding='same' needs stride 1, got stride {s}")
+            total = [d[i] * (k[i] - 1) for i in range(2)]
+            p = (total[0] // 2, total[1] // 2)
+            extra = (total[0] - 2 * p[0], total[1] - 2 * p[1])
+            if extra != (0, 0):  # asymmetric: one more row/column at the far side
+                x = pad(x, (0, extra[1], 0, extra[0]))
+        else:
+            raise ValueError(f"{op}: padding must be an int, a pair, 'same' or 'valid', "
+                             f"got {padding!r}")
+    else:
+        p = _pair(padding, "padding", op)
+    if min(s) < 1 or min(d) < 1 or min(p) < 0:
+        raise ValueError(f"{op}: stride and dilation must be >= 1 and padding >= 0, got "
+                         f"stride={s}, padding={p}, dilation={d}")
+    for i, dim in enumerate("HW"):
+        if x.shape[2 + i] + 2 * p[i] < d[i] * (k[i] - 1) + 1:
+            raise ValueError(f"{op}: input {dim}={x.shape[2 + i]} (padding {p[i]}) is smaller "
+                             f"than the dilated kernel ({d[i] * (k[i] - 1) + 1}); input shape "
+                             f"{x.shape}, weight shape {weight.shape}")
+    return ops.Conv2d.apply(x, weight, bias, stride=s, padding=p, dilation=d, groups=groups)
+
+
+# -- pooling ---------------------------------------------------------------------------
+
+def _pool_args(x: Tensor, kernel_size: Any, stride: Any, padding: Any, dilation: Any,
+               op: str) -> tuple[tuple[int, int], ...]:
+    _need_float(x, op)
+    if x.ndim != 4:
+        raise ValueError(f"{op}: expected a 4-D input (N, C, H, W), got shape {x.shape}")
+    k = _pair(kernel_size, "kernel_size", op)
+    s = k if stride is None else _pair(stride, "stride", op)
+    p, d = _pair(padding, "padding", op), _pair(dilation, "dilation", op)
+    if min(k) < 1 or min(s) < 1 or min(d) < 1:
+        raise ValueError(f"{op}: kernel_size, stride and dilation must be >= 1, got "
+                         f"kernel_size={k}, stride={s}, dilation={d}")
+    if p[0] > k[0] // 2 or p[1] > k[1] // 2 or min(p) < 0:
+        raise ValueError(f"{op}: padding {p} must be >= 0 and at most half the kernel "
+                         f"size {k}")
+    for i, dim in enumerate("HW"):
+        if x.shape[2 + i] + 2 * p[i] < d[i] * (k[i] - 1) + 1:
+            raise ValueError(f"{op}: input {dim}={x.shape[2 + i]} (padding {p[i]}) is smaller "
+                             f"than the kernel {k} (input shape {x.shape})")
+    return k, s, p, d
+
+
+def _ceil_extra(size: int, k: int, s: int, p: int, d: int) -> int:
+    """Extra far-side padding that makes floor-mode pooling produce ceil-mode's size."""
+    span = d * (k - 1) + 1
+    out = -(-(size + 2 * p - span) // s) + 1
+    if (out - 1) * s >= size + p:  # the last window must start inside the input
+        out -= 1
+    return max(0, (out - 1) * s + span - (size + 2 * p))
+
+
+def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
+               dilation: Any = 1, ceil_mode: bool = False) -> Tensor:
+    """Max over each window; padding counts as -inf. Stride defaults to the kernel size."""
+    k, s, p, d = _pool_args(x, kernel_size, stride, padding, dilation, "max_pool2d")
+    if ceil_mode:
+        eh = _ceil_extra(x.shape[2], k[0], s[0], p[0], d[0])
+        ew = _ceil_extra(x.shape[3], k[1], s[1], p[1], d[1])
+        if eh or ew:
+            x = pad(x, (0, ew, 0, eh), value=-math.inf)
+    return ops.MaxPool2d.apply(x, kernel=k, stride=s, padding=p, dilation=d)
+
+
+def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True) -> Tensor:
+    """Mean over each window; with count_include_pad=False padded zeros are not counted."""
+    k, s, p, _ = _pool_args(x, kernel_size, stride, padding, 1, "avg_pool2d")
+    if ceil_mode:
+        raise NotImplementedError("avg_pool2d: ceil_mode=True is not supported; pad the "
+                                  "input or choose a kernel/stride that divides it")
+    return ops.AvgPool2d.apply(x, kernel=k, stride=s, padding=p,
+                               count_include_pad=bool(count_include_pad))
+
+
+def _adaptive_size(out: Any, x: Tensor) -> tuple[int, int]:
+    if isinstance(out, (int, np.integer)) or out is None:
+        out = (out, out)
+    oh, ow = tuple(out)
+    return (x.shape[2] if oh is None else int(oh)), (x.shape[3] if ow is None else int(ow))
+
+
+def adaptive_avg_pool2d(x: Tensor, output_size: Any) -> Tensor:
+    """Average pooling to a fixed output size, windows placed exactly as PyTorch does.
+
+    Window i along a dim of size n covers [floor(i*n/o), ceil((i+1)*n/o)). When o divides n
+    this is one ordinary avg_pool2d; otherwise the mean is taken separably (rows, then
+    columns), which is exact because every window is a rectangle with equal weights.
+    """
+    op = "adaptive_avg_pool2d"
+    _need_float(x, op)
+    if x.ndim != 4:
+        raise ValueError(f"{op}: expected a 4-D input (N, C, H, W), got shape {x.shape}")
+    oh, ow = _adaptive_size(output_size, x)
+    h, w = x.shape[2], x.shape[3]
+    if oh < 1 or ow < 1:
+        raise ValueError(f"{op}: output size must be positive, got {(oh, ow)}")
+    if h % oh == 0 and w % ow == 0:
+        if (oh, ow) == (h, w):
+            return x
+        k = (h // oh, w // ow)
+        return ops.AvgPool2d.apply(x, kernel=k, stride=k, padding=(0, 0),
+                                   count_include_pad=True)
+    for axis, o in ((2, oh), (3, ow)):
+        n = x.shape[axis]
+        if o == n:
+            continue
+        parts = []
+        for i in range(o):
+            lo, hi = (i * n) // o, -((-(i + 1) * n) // o)
+            idx = (slice(None),) * axis + (slice(lo, hi),)
+            parts.append(x[idx].mean(axis, keepdims=True))
+        x = cat(parts, axis)
+    return x
+
+
+# -- normalisation ---------------------------------------------------------------------
+
+def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
+               weight: Tensor | None = None, bias: Tensor | None = None,
+               training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Batch normalisation over every axis but the channel axis 1.
+
+    In training (or without running statistics) it normalises by the batch statistics and,
+    when running_mean/running_var are given, updates them in place (their `.data` is
+    rebound): new = (1 - momentum) * old + momentum * batch, with the *unbiased* batch
+    variance, as PyTorch does. In eval it normalises by the running statistics.
+    """
+    op = "batch_norm"
+    _need_float(x, op)
+    if x.ndim < 2:
+        raise ValueError(f"{op}: expected input of shape (N, C, ...), got {x.shape}")
+    c = x.shape[1]
+    for name, t in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
+                    ("running_var", running_var)):
+        if t is not None and t.shape != (c,):
+            raise ValueError(f"{op}: input has {c} channels (shape {x.shape}) but {name} has "
+                             f"shape {t.shape}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None:
+            _same_dtype(op, x, t, name)
+    use_batch = training or running_mean is None or running_var is None
+    if use_batch:
+        axes = (0,) + tuple(range(2, x.ndim))
+        m = x.size // c
+        if training and m <= 1:
+            raise ValueError(f"{op}: expected more than 1 value per channel when training, "
+                             f"got input of shape {x.shape}")
+        gamma = weight if weight is not None else _const(1.0, (c,), x)
+        beta = bias if bias is not None else _const(0.0, (c,), x)
+        y, ctx = ops.BatchNormTrain.apply_ctx(x, gamma, beta, axes=axes, eps=float(eps))
+        if training and running_mean is not None and running_var is not None:
+            with no_grad():
+                mean = Tensor._wrap(ctx.mean, x.device)
+                invstd = Tensor._wrap(ctx.invstd, x.device)
+                var = (1.0 / (invstd * invstd) - eps) * (m / (m - 1))
+                _update_running(running_mean, mean, momentum)
+                _update_running(running_var, var, momentum)
+        return y
+    _same_dtype(op, x, running_mean, "running_mean")
+    shape = _channel_shape(x)
+    scale = (running_var + eps) ** -0.5
+    if weight is not None:
+        scale = scale * weight
+    shift = -running_mean * scale
+    if bias is not None:
+        shift = shift + bias
+    return x * scale.reshape(shape) + shift.reshape(shape)
+
+
+def _const(value: float, shape: tuple[int, ...], like: Tensor) -> Tensor:
+    return Tensor._wrap(like.backend.full(shape, value, like.dtype), like.device)
+
+
+def _update_running(stat: Tensor, batch: Tensor, momentum: float) -> None:
+    batch = batch.astype(stat.dtype)
+    stat.data = (stat * (1.0 - momentum) + batch * momentum).data
+
+
+# -- dropout ---------------------------------------------------------------------------
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+    """Zero each element with probability p and scale the rest by 1/(1-p) ("inverted"
+    dropout, so eval needs no rescaling). The mask is drawn on the host from
+    `engine.random.generator()` and uploaded, so a seed fixes it on every device."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: probability p must be in [0, 1], got {p}")
+    _need_float(x, "dropout")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return x * 0.0
+    keep = generator().random(x.shape) >= p
+    mask = Tensor(keep.astype(x.dtype) * (1.0 / (1.0 - p)), device=x.device, dtype=x.dtype)
+    return x * mask
+
+
+# -- activations -----------------------------------------------------------------------
+
+def relu(x: Tensor) -> Tensor:
+    return ops.Relu.apply(x)
+
+
+def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+    _need_float(x, "leaky_relu")
+    return ops.LeakyRelu.apply(x, slope=float(negative_slope))
+
+
+def tanh(x: Tensor) -> Tensor:
+    return x.tanh()
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    return x.sigmoid()
+
+
+def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
+    # exp of min(x, 0): the unused branch of `where` must not overflow to inf (0*inf = nan)
+    _need_float(x, "elu")
+    return where(x > 0, x, (minimum(x, 0.0).exp() - 1.0) * alpha)
+
+
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    """x * Phi(x) with the exact normal CDF, or PyTorch's tanh approximation."""
+    _need_float(x, "gelu")
+    if approximate == "tanh":
+        inner = (x + x * x * x * 0.044715) * math.sqrt(2.0 / math.pi)
+        return x * 0.5 * (inner.tanh() + 1.0)
+    if approximate != "none":
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return x * 0.5 * (ops.Erf.apply(x * (1.0 / math.sqrt(2.0))) + 1.0)
+
+
+def silu(x: Tensor) -> Tensor:
+    return x * x.sigmoid()
+
+
+def softplus(x: Tensor) -> Tensor:
+    """log(1 + e^x) = max(x, 0) + log(1 + e^-|x|): never overflows.
+
+    -|x| is written min(x, -x), whose gradient at a tie goes to x, so the derivative at
+    exactly 0 is relu'(0) + sigmoid(0) * 1 = 0.5, the true value.
+    """
+    _need_float(x, "softplus")
+    return x.relu() + (minimum(x, -x).exp() + 1.0).log()
+
+
+def softmax(x: Tensor, dim: int = -1) -> Tensor:
+    _need_float(x, "softmax")
+    return ops.Softmax.apply(x, axis=dim % x.ndim)
+
+
+def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
+    _need_float(x, "log_softmax")
+    return ops.LogSoftmax.apply(x, axis=dim % x.ndim)
+
+
+# -- shape -----------------------------------------------------------------------------
+
+def flatten(x: Tensor, start_dim: int = 1, end_dim: int = -1) -> Tensor:
+    return x.flatten(start_dim, end_dim)
+
+
+def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0.0) -> Tensor:
+    """Constant padding; `pad` lists (before, after) pairs from the LAST dim backwards,
+    as in PyTorch: (left, right, top, bottom) pads W then H."""
+    if mode != "constant":
+        raise NotImplementedError(f"pad: only mode='constant' is supported, got {mode!r}")
+    pad = [int(v) for v in pad]
+    if len(pad) % 2 or len(pad) // 2 > x.ndim:
+        raise ValueError(f"pad: needs an even number of values, at most 2 per dim, got "
+                         f"{len(pad)} for a tensor of shape {x.shape}")
+    if min(pad, default=0) < 0:
+        raise ValueError(f"pad: negative padding {tuple(pad)} is not supported")
+    widths = [(0, 0)] * x.ndim
+    for i in range(len(pad) // 2):
+        widths[x.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
+    if all(w == (0, 0) for w in widths):
+        return x
+    return ops.Pad.apply(x, widths=widths, value=float(value))
+
+
+# -- embedding -------------------------------------------------------------------------
+
+def _index_tensor(idx: Any, like: Tensor, op: str, what: str, bound: int) -> Tensor:
+    """Integer indices as a Tensor on like's device, range-checked when on the host."""
+    host = None
+    if isinstance(idx, Tensor):
+        if idx.dtype.kind not in "iu":
+            raise TypeError(f"{op}: {what} must be integers, got a {idx.dtype} tensor; "
+                            "convert with .long()")
+        if idx.device == "cpu":
+            host = idx.numpy()
+        t = idx if idx.device == like.device else idx.to(like.device)
+    else:
+        host = np.asarray(idx)
+        if host.dtype.kind not in "iu":
+            raise TypeError(f"{op}: {what} must be integers, got dtype {host.dtype}; "
+                            "convert with .astype(int)")
+        t = Tensor(host.astype(np.int64), device=like.device)
+    if host is not None and host.size:
+        bad = (host < 0) | (host >= bound)
+        if bad.any():
+            pos = tuple(int(i) for i in np.argwhere(bad)[0])
+            where_ = pos[0] if len(pos) == 1 else pos
+            one, of = ("label", "classes") if what == "labels" else ("index", "rows")
+            raise ValueError(f"{op}: {one} {int(host[pos])} at position {where_} is out of "
+                             f"range for {bound} {of} (valid: 0..{bound - 1})")
+    return t
+
+
+def embedding(idx: Any, weight: Tensor, padding_idx: int | None = None) -> Tensor:
+    """Rows of `weight` (num_embeddings, dim) picked by integer `idx` of any shape.
+    Rows looked up at `padding_idx` get no gradient (their values are still returned)."""
+    ids = _index_tensor(idx, weight, "embedding", "indices", weight.shape[0])
+    out = ops.GatherRows.apply(weight, ids)
+    if padding_idx is not None:
+        keep = (ids != padding_idx % weight.shape[0]).reshape(*ids.shape, 1)
+        out = where(keep, out, out.detach())
+    return out
+
+
+# -- losses ----------------------------------------------------------------------------
+
+def _class_last(x: Tensor) -> Tensor:
+    """(N, C, d1, ...) -> (N*d1*..., C); (N, C) unchanged."""
+    if x.ndim == 2:
+        return x
+    return x.permute(0, *range(2, x.ndim), 1).reshape(-1, x.shape[1])
+
+
+def _labels(x: Tensor, labels: Any, op: str) -> tuple[Tensor, tuple[int, ...]]:
+    if x.ndim < 2:
+        raise ValueError(f"{op}: expected input of shape (N, C) (or (N, C, d1, ...)), got "
+                         f"{x.shape}")
+    lshape = tuple(labels.shape) if hasattr(labels, "shape") else np.shape(labels)
+    want = (x.shape[0],) + x.shape[2:]
+    if tuple(lshape) != want:
+        raise ValueError(f"{op}: labels of shape {tuple(lshape)} do not match input of shape "
+                         f"{x.shape} (expected labels of shape {want}, one class index per "
+                         "sample)")
+    t = _index_tensor(labels, x, op, "labels", x.shape[1])
+    return t.reshape(-1, 1), want
+
+
+def _nll(logp: Tensor, labels: Any, weight: Tensor | None, reduction: str, op: str,
+         label_smoothing: float = 0.0) -> Tensor:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"{op}: label_smoothing must be in [0, 1], got {label_smoothing}")
+    idx, out_shape = _labels(logp, labels, op)
+    c = logp.shape[1]
+    lp = _class_last(logp)
+    picked = -ops.TakeAlong.apply(lp, idx, axis=1).reshape(-1)
+    if weight is not None:
+        weight = _as_tensor(weight, logp)
+        if weight.shape != (c,):
+            raise ValueError(f"{op}: weight must have one entry per class, shape ({c},), got "
+                             f"{weight.shape}")
+        w_y = ops.GatherRows.apply(weight.reshape(c, 1), idx.reshape(-1)).reshape(-1)
+        picked = picked * w_y
+    loss = picked
+    if label_smoothing > 0.0:
+        smooth = -(lp * weight).sum(1) if weight is not None else -lp.sum(1)
+        loss = picked * (1.0 - label_smoothing) + smooth * (label_smoothing / c)
+    if reduction == "none":
+        return loss.reshape(*out_shape)
+    if reduction == "sum":
+        return loss.sum()
+    if weight is not None:  # PyTorch: weighted mean, normalised by the picked weights
+        return loss.sum() / w_y.sum()
+    return loss.mean()
+
+
+def cross_entropy(logits: Tensor, labels: Any, weight: Any = None, reduction: str = "mean",
+                  label_smoothing: float = 0.0) -> Tensor:
+    """Softmax cross-entropy of raw scores (N, C) against integer class labels (N,).
+
+    Computed as log_softmax then a gather of the labelled entry, which never exponentiates
+    a large logit. With label smoothing e the target puts 1 - e on the label and e/C on
+    every class, as in PyTorch. Also accepts (N, C, d1, ...) with labels (N, d1, ...).
+    """
+    _need_float(logits, "cross_entropy", "logits")
+    if logits.ndim < 2:
+        raise ValueError(f"cross_entropy: expected logits of shape (N, C), got {logits.shape}")
+    return _nll(log_softmax(logits, 1), labels, weight, reduction, "cross_entropy",
+                float(label_smoothing))
+
+
+def nll_loss(log_probs: Tensor, labels: Any, weight: Any = None,
+             reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of log-probabilities (N, C) at integer labels (N,)."""
+    _need_float(log_probs, "nll_loss")
+    return _nll(log_probs, labels, weight, reduction, "nll_loss")
+
+
+def _target(x: Tensor, target: Any, op: str) -> Tensor:
+    _need_float(x, op)
+    t = _as_tensor(target, x)
+    if t.shape != x.shape:
+        raise ValueError(f"{op}: input shape {x.shape} and target shape {t.shape} differ; "
+                         "reshape one so they match")
+    if t.dtype != x.dtype:
+        raise TypeError(f"{op}: input dtype {x.dtype} and target dtype {t.dtype} differ")
+    return t
+
+
+def mse_loss(x: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """Mean squared error, the "Euclidean loss" (no 1/2 factor, as in PyTorch)."""
+    d = x - _target(x, target, "mse_loss")
+    return _reduce(d * d, reduction, "mse_loss")
+
+
+def l1_loss(x: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    return _reduce((x - _target(x, target, "l1_loss")).abs(), reduction, "l1_loss")
+
+
+def binary_cross_entropy_with_logits(logits: Tensor, target: Any, weight: Any = None,
+                                     reduction: str = "mean", pos_weight: Any = None
+                                     ) -> Tensor:
+    """Sigmoid + binary cross-entropy in one stable formula:
+    max(x, 0) - x*y + log(1 + exp(-|x|)) (= softplus(x) - x*y), never exp of a large x.
+    With pos_weight: (1 - y)*x + (1 + (pos_weight - 1)*y) * softplus(-x), as PyTorch."""
+    op = "binary_cross_entropy_with_logits"
+    y = _target(logits, target, op)
+    if pos_weight is None:
+        loss = softplus(logits) - logits * y
+    else:
+        pw = _as_tensor(pos_weight, logits)
+        loss = (1.0 - y) * logits + ((pw - 1.0) * y + 1.0) * softplus(-logits)
+    if weight is not None:
+        loss = loss * _as_tensor(weight, logits)
+    return _reduce(loss, reduction, op)
+
+
+def _tensors(params: Any) -> list[Tensor]:
+    return [params] if isinstance(params, Tensor) else list(params)
+
+
+def l1_penalty(params: Iterable[Tensor] | Tensor) -> Tensor:
+    """sum over all parameters of sum |w| (the lasso penalty; multiply by your lambda)."""
+    ps = _tensors(params)
+    if not ps:
+        raise ValueError("l1_penalty: got no parameters")
+    total = ps[0].abs().sum()
+    for p in ps[1:]:
+        total = total + p.abs().sum()
+    return total
+
+
+def l2_penalty(params: Iterable[Tensor] | Tensor) -> Tensor:
+    """sum over all parameters of sum w^2, WITHOUT a 1/2 factor (so its gradient is 2w;
+    SGD's weight_decay=wd corresponds to adding (wd / 2) * l2_penalty to the loss)."""
+    ps = _tensors(params)
+    if not ps:
+        raise ValueError("l2_penalty: got no parameters")
+    total = (ps[0] * ps[0]).sum()
+    for p in ps[1:]:
+        total = total + (p * p).sum()
+    return total

@@ -1,0 +1,27 @@
+"""Layers, one file per family."""
+
+from .activation import (
+    ELU,
+    GELU,
+    LeakyReLU,
+    LogSoftmax,
+    ReLU,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softplus,
+    Tanh,
+)
+from .conv import Conv2d
+from .dropout import Dropout
+from .embedding import Embedding
+from .flatten import Flatten, Unflatten
+from .linear import Identity, Linear, Maxout
+from .normalization import BatchNorm1d, BatchNorm2d
+from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+
+__all__ = [
+    "ELU", "GELU", "LeakyReLU", "LogSoftmax", "ReLU", "Sigmoid", "SiLU", "Softmax", "Softplus",
+    "Tanh", "Conv2d", "Dropout", "Embedding", "Flatten", "Unflatten", "Identity", "Linear",
+    "Maxout", "BatchNorm1d", "BatchNorm2d", "AdaptiveAvgPool2d", "AvgPool2d", "MaxPool2d",
+]
