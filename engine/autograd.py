@@ -26,12 +26,34 @@ class _GradMode(contextlib.ContextDecorator):
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
 
+    def _recreate_cm(self) -> _GradMode:  # a fresh object per decorated call: re-entrant
+        return _GradMode(self.enabled)
+
     def __enter__(self) -> None:
         self.prev = is_grad_enabled()
         _state.enabled = self.enabled
 
     def __exit__(self, *exc: Any) -> None:
         _state.enabled = self.prev
+
+
+class trace(contextlib.ContextDecorator):
+    """Record every Function applied inside: (function class, args, kwargs, output).
+
+    Args are the Tensors and constants as passed; this is how ONNX export captures a
+    model's graph without a second definition of each op.
+    """
+
+    def __init__(self) -> None:
+        self.records: list[tuple[type[Function], tuple, dict, Tensor]] = []
+
+    def __enter__(self) -> trace:
+        self.prev = getattr(_state, "tracer", None)
+        _state.tracer = self
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        _state.tracer = self.prev
 
 
 def no_grad() -> _GradMode:
@@ -84,6 +106,9 @@ class Function:
         if requires:
             ctx.parents = tuple(tensors)
             result._ctx = ctx
+        tracer = getattr(_state, "tracer", None)
+        if tracer is not None:
+            tracer.records.append((cls, args, kwargs, result))
         return result, ctx
 
 

@@ -1,0 +1,40 @@
+"""Adagrad: per-coordinate learning rates from the running sum of squared gradients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..tensor import Tensor
+from .optimizer import Optimizer, ParamsT
+
+
+class Adagrad(Optimizer):
+    """torch.optim.Adagrad: ``acc += g*g; p -= clr * g / (sqrt(acc) + eps)`` with
+    ``clr = lr / (1 + (step-1)*lr_decay)`` and ``g += weight_decay*p``."""
+
+    def __init__(self, params: ParamsT, lr: float = 1e-2, lr_decay: float = 0.0,
+                 weight_decay: float = 0.0, initial_accumulator_value: float = 0.0,
+                 eps: float = 1e-10) -> None:
+        if lr < 0.0:
+            raise ValueError(f"Adagrad: invalid learning rate {lr} (must be >= 0)")
+        if lr_decay < 0.0:
+            raise ValueError(f"Adagrad: invalid lr_decay {lr_decay} (must be >= 0)")
+        if weight_decay < 0.0:
+            raise ValueError(f"Adagrad: invalid weight_decay {weight_decay} (must be >= 0)")
+        if initial_accumulator_value < 0.0:
+            raise ValueError("Adagrad: invalid initial_accumulator_value "
+                             f"{initial_accumulator_value} (must be >= 0)")
+        if eps < 0.0:
+            raise ValueError(f"Adagrad: invalid eps {eps} (must be >= 0)")
+        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                                      initial_accumulator_value=initial_accumulator_value,
+                                      eps=eps))
+
+    def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
+        return {"step": 0, "sum": self._zeros(p, group["initial_accumulator_value"])}
+
+    def _update(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
+        state["step"] += 1
+        clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
+        p.backend.adagrad_step_(p.data, p.grad.data, state["sum"], clr, group["eps"],
+                                group["weight_decay"])

@@ -1,0 +1,39 @@
+"""Stochastic gradient descent with momentum, dampening, Nesterov and L2 weight decay."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..tensor import Tensor
+from .optimizer import Optimizer, ParamsT
+
+
+class SGD(Optimizer):
+    """torch.optim.SGD: ``b = momentum*b + (1-dampening)*g`` (b = g on the first step),
+    then ``p -= lr * (g + momentum*b if nesterov else b)``, with ``g += weight_decay*p``."""
+
+    def __init__(self, params: ParamsT, lr: float = 1e-3, momentum: float = 0.0,
+                 dampening: float = 0.0, weight_decay: float = 0.0,
+                 nesterov: bool = False) -> None:
+        if lr < 0.0:
+            raise ValueError(f"SGD: invalid learning rate {lr} (must be >= 0)")
+        if momentum < 0.0:
+            raise ValueError(f"SGD: invalid momentum {momentum} (must be >= 0)")
+        if weight_decay < 0.0:
+            raise ValueError(f"SGD: invalid weight_decay {weight_decay} (must be >= 0)")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("SGD: Nesterov momentum requires momentum > 0 and dampening = 0")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov))
+
+    def _update(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
+        momentum = group["momentum"]
+        buf = state.get("momentum_buffer")
+        first = False
+        if momentum and buf is None:  # momentum may be switched on later (OneCycleLR)
+            buf = state["momentum_buffer"] = self._zeros(p)
+            first = True
+        p.backend.sgd_step_(p.data, p.grad.data, buf, group["lr"], momentum,
+                            group["dampening"], group["nesterov"], group["weight_decay"],
+                            first)
+        state["step"] += 1
