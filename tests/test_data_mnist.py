@@ -54,6 +54,7 @@ def test_missing_folder_names_files_and_variable(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="DEMYSTIFY_DATA"):
         load_mnist()
     monkeypatch.delenv("DEMYSTIFY_DATA")
+    monkeypatch.setenv("DEMYSTIFY_CACHE", str(tmp_path / "cache"))  # no real cache either
     with pytest.raises(FileNotFoundError, match="DEMYSTIFY_DATA"):
         load_mnist()
     (tmp_path / "mnist").mkdir()

@@ -1,8 +1,10 @@
 """MNIST from the official IDX files (gzipped or not), validated by magic number and dims.
 
-Layout expected under `root` (default `$DEMYSTIFY_DATA/mnist`): train-images-idx3-ubyte.gz,
-train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz (the
-uncompressed names work too).
+Layout expected under `root` (default `$DEMYSTIFY_DATA/mnist`, else the per-user cache;
+see `engine.data.locate`): train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz,
+t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz (the uncompressed names work too).
+Missing files are downloaded there from public mirrors (MD5-checked, `engine.data.sources`)
+unless `download=False` or DEMYSTIFY_OFFLINE is set.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from . import sources
+from .locate import DataUnavailableError, data_env_root, dataset_dir, fetch, unavailable
+
 _FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -22,8 +27,7 @@ _IMAGES_MAGIC, _LABELS_MAGIC = 2051, 2049  # IDX: 0x0000, type 0x08 (ubyte), ndi
 
 def data_root() -> Path | None:
     """The folder named by `DEMYSTIFY_DATA`, or None when the variable is unset."""
-    env = os.environ.get("DEMYSTIFY_DATA")
-    return Path(env).expanduser() if env else None
+    return data_env_root()
 
 
 def _find(root: Path, stem: str) -> Path:
@@ -59,23 +63,19 @@ def _read_idx(path: Path, magic: int, ndim: int) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
 
 
-def load_mnist(root: str | os.PathLike | None = None,
-               split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+def load_mnist(root: str | os.PathLike | None = None, split: str = "train", *,
+               download: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Images as uint8 (N, 28, 28) and labels as int64 (N,) for split "train" or "test"."""
     if split not in _FILES:
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
-    if root is None:
-        base = data_root()
-        if base is None:
-            raise FileNotFoundError(
-                "MNIST location unknown: set DEMYSTIFY_DATA to the data folder (the one "
-                "containing mnist/) or pass load_mnist(root=...)")
-        root = base / "mnist"
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"MNIST folder {root} does not exist; it should hold "
-                                f"{', '.join(s + '.gz' for p in _FILES.values() for s in p)} "
-                                "(set DEMYSTIFY_DATA or pass root=)")
+    root = dataset_dir("mnist", root)
+    missing = [stem + ".gz" for stem in _FILES[split]
+               if not any((root / n).is_file() for n in (stem + ".gz", stem))]
+    for name in missing:
+        try:
+            fetch(sources.MNIST[name], root, dataset="MNIST", download=download)
+        except DataUnavailableError as exc:
+            raise unavailable("MNIST", missing, root, exc.reason) from None
     img_stem, lbl_stem = _FILES[split]
     images = _read_idx(_find(root, img_stem), _IMAGES_MAGIC, 3)
     labels = _read_idx(_find(root, lbl_stem), _LABELS_MAGIC, 1)

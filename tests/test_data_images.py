@@ -1,0 +1,129 @@
+"""Decoding images (real test images, bytes, bad input) and the generic ImageFolder."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine.data import ImageError, ImageFolder, load_image
+from engine.data import image_folder as image_folder_module
+from tests.data_helpers import make_tar, make_zip, real_data
+
+
+def _encode(img: np.ndarray, fmt: str = "PNG", **kw) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+@pytest.mark.data
+def test_real_test_images():
+    folder = real_data("images")
+    for name in ("starry_night.jpg", "baboon.jpg", "fruits.jpg"):
+        x = load_image(folder / name)
+        assert x.dtype == np.float32 and x.ndim == 3 and x.shape[2] == 3
+        assert 0.0 <= x.min() and x.max() <= 1.0 and x.std() > 0.05
+        g = load_image((folder / name).read_bytes(), mode="L")
+        assert g.shape == x.shape[:2] + (1,)
+        lum = x @ np.array([0.299, 0.587, 0.114], np.float32)
+        assert np.abs(g[:, :, 0] - lum).mean() < 0.01
+
+
+def test_sources_modes_and_alpha(tmp_path):
+    img = np.zeros((4, 6, 3), np.uint8)
+    img[1, 2] = (255, 128, 0)
+    blob = _encode(img)
+    (tmp_path / "a.png").write_bytes(blob)
+    for src in (tmp_path / "a.png", str(tmp_path / "a.png"), blob, io.BytesIO(blob)):
+        x = load_image(src)
+        assert x.shape == (4, 6, 3) and x.dtype == np.float32
+        np.testing.assert_allclose(x[1, 2], [1.0, 128 / 255, 0.0], atol=1e-6)
+    rgba = np.zeros((2, 2, 4), np.uint8)
+    rgba[0, 0] = (0, 0, 0, 255)  # opaque black ink, the rest transparent
+    x = load_image(_encode(rgba), mode="L")
+    assert x[0, 0, 0] == 0.0 and (x.ravel()[1:] == 1.0).all()  # composited over white
+
+
+def test_bad_inputs_are_clear_errors(tmp_path):
+    (tmp_path / "notes.jpg").write_text("not an image at all")
+    with pytest.raises(ImageError, match="notes.jpg: not an image"):
+        load_image(tmp_path / "notes.jpg")
+    jpeg = _encode(np.full((64, 64, 3), 200, np.uint8), "JPEG")
+    noisy = _encode(np.random.default_rng(0).integers(0, 256, (128, 128, 3), np.uint8), "JPEG")
+    for cut in (jpeg[: len(jpeg) // 2], noisy[: len(noisy) * 2 // 3]):  # header / pixel data
+        with pytest.raises(ImageError, match="corrupt or truncated"):
+            load_image(cut)
+    with pytest.raises(ImageError, match=r"64x64 = 4096 pixels is over the limit of 1000"):
+        load_image(jpeg, max_pixels=1000)
+    with pytest.raises(FileNotFoundError):
+        load_image(tmp_path / "missing.png")
+    with pytest.raises(ValueError, match="mode"):
+        load_image(jpeg, mode="CMYK")
+
+
+def _dataset(rng, sizes=((8, 8),) * 3):
+    members = {}
+    for split, n in (("train", 3), ("test", 2)):
+        for cls in ("cat", "dog") if split == "test" else ("ant", "cat", "dog"):
+            for i in range(n):
+                h, w = sizes[i % len(sizes)]
+                members[f"{split}/{cls}/{i}.png"] = _encode(
+                    rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    members["train/README.txt"] = b"ignored"
+    members["train/cat/.hidden.png"] = b"ignored"
+    return members
+
+
+def _write(root, members):
+    for name, blob in members.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(blob)
+    return root
+
+
+@pytest.mark.parametrize("form", ["folder", "tar.gz", "zip"])
+def test_image_folder(form, tmp_path, monkeypatch):
+    members = _dataset(np.random.default_rng(1))
+    if form == "folder":
+        root = _write(tmp_path / "ds", members)
+    else:
+        maker = make_tar if form == "tar.gz" else make_zip
+        root = maker(tmp_path / f"ds.{form}", {f"mydata/{k}": v for k, v in members.items()})
+    ds = ImageFolder(root, cache_dir=tmp_path / "cache", progress=False)
+    assert ds.classes == ["ant", "cat", "dog"] and ds.splits == ["test", "train"]
+    x, y = ds.load("train")
+    assert x.shape == (9, 8, 8, 3) and x.dtype == np.uint8
+    assert y.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    xt, yt = ds.load("test")
+    assert yt.tolist() == [1, 1, 2, 2]  # labels shared across splits
+    expected = np.asarray(Image.open(io.BytesIO(members["test/dog/1.png"])))
+    np.testing.assert_array_equal(xt[3], expected)
+    with pytest.raises(ValueError, match=r"no split 'val'.*\['test', 'train'\]"):
+        ds.load("val")
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded again instead of using the cache")
+
+    monkeypatch.setattr(image_folder_module, "decode_image", no_decoding)
+    again = ImageFolder(root, cache_dir=tmp_path / "cache", progress=False)
+    np.testing.assert_array_equal(again.load("test")[0], xt)
+    assert again.classes == ["ant", "cat", "dog"]
+
+
+def test_image_folder_sizes_and_limits(tmp_path):
+    root = _write(tmp_path / "ds", _dataset(np.random.default_rng(2), ((8, 8), (6, 10))))
+    with pytest.raises(ImageError, match=r"images differ in size.*pass size=\(H, W\)"):
+        ImageFolder(root, cache=False, progress=False).load("train")
+    x, _ = ImageFolder(root, size=(5, 7), cache=False, progress=False).load("train")
+    assert x.shape == (9, 5, 7, 3)
+    g, _ = ImageFolder(root, size=4, mode="L", cache=False, progress=False).load("test")
+    assert g.shape == (4, 4, 4)
+    with pytest.raises(ImageError, match="over the limit of 50"):
+        ImageFolder(root, size=4, max_pixels=50, cache=False, progress=False).load("train")
+    with pytest.raises(FileNotFoundError, match="no images"):
+        ImageFolder(_write(tmp_path / "empty", {"a/b.txt": b"x"}), progress=False).load()
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        ImageFolder(tmp_path / "nowhere")

@@ -1,0 +1,187 @@
+"""What every training recipe shares: options, checkpoints, evaluation and the model card.
+
+Checkpoints are one `.npz` (no pickle): model state under ``model/``, optimizer buffers
+under ``opt/``, and a JSON string with everything else (epoch, scheduler, history, RNG).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import engine
+from engine import nn
+from engine import random as erandom
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def parser(name: str, epochs: int, batch_size: int, lr: float) -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog=f"python build.py train {name}")
+    ap.add_argument("--device", default="auto", help="cpu, gpu or auto (default)")
+    ap.add_argument("--epochs", type=int, default=epochs)
+    ap.add_argument("--batch-size", type=int, default=batch_size)
+    ap.add_argument("--lr", type=float, default=lr, help="peak learning rate")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--data", default=None, help="dataset folder (default: $DEMYSTIFY_DATA)")
+    ap.add_argument("--out", default=str(ROOT / "webapp" / "models"),
+                    help="where the .onnx model and its card go")
+    ap.add_argument("--checkpoint", default=None,
+                    help=f"checkpoint file (default: checkpoints/{name}.npz)")
+    ap.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    ap.add_argument("--export-only", action="store_true",
+                    help="skip training: evaluate and export the checkpoint's weights")
+    return ap
+
+
+# -- checkpoints ------------------------------------------------------------------------
+
+def save_checkpoint(path: Path, model: nn.Module, opt: Any, sched: Any, meta: dict) -> None:
+    arrays: dict[str, np.ndarray] = {f"model/{k}": v for k, v in model.state_dict().items()}
+    ost = opt.state_dict()
+    for idx, st in ost["state"].items():
+        for k, v in st.items():
+            arrays[f"opt/{idx}/{k}"] = np.asarray(v)
+    meta = {**meta, "param_groups": [{k: v for k, v in g.items()} for g in ost["param_groups"]],
+            "scheduler": _jsonable(sched.state_dict()) if sched is not None else None,
+            "rng": erandom.generator().bit_generator.state}
+    arrays["meta"] = np.array(json.dumps(meta, default=_json_default))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)  # never leave a half-written checkpoint behind
+
+
+def load_checkpoint(path: Path, model: nn.Module, opt: Any, sched: Any) -> dict:
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+        model.load_state_dict({k[6:]: z[k] for k in z.files if k.startswith("model/")})
+        state: dict[int, dict[str, Any]] = {}
+        for k in z.files:
+            if k.startswith("opt/"):
+                _, idx, name = k.split("/", 2)
+                state.setdefault(int(idx), {})[name] = z[k]
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    if sched is not None and meta.get("scheduler"):
+        sched.load_state_dict(meta["scheduler"])
+    erandom.generator().bit_generator.state = meta["rng"]
+    return meta
+
+
+def _jsonable(d: dict) -> dict:
+    return {k: v for k, v in d.items() if isinstance(v, (int, float, str, list, bool, type(None)))}
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+class Checkpointer:
+    """fit() callback: a checkpoint after every epoch, so a run can be resumed."""
+
+    def __init__(self, path: Path, model: nn.Module, opt: Any, sched: Any, first_epoch: int,
+                 log: list[str]) -> None:
+        self.path, self.model, self.opt, self.sched = path, model, opt, sched
+        self.first_epoch, self.log = first_epoch, log
+
+    def on_epoch_end(self, info: Any) -> None:
+        h = info.history
+        epoch = self.first_epoch + h.epochs
+        line = f"epoch {epoch}: " + ", ".join(f"{k} {v[-1]:.4f}" for k, v in h.items() if v)
+        self.log.append(line)
+        print(line, flush=True)
+        save_checkpoint(self.path, self.model, self.opt, self.sched,
+                        {"epoch": epoch, "log": self.log})
+
+
+# -- evaluation and the model card ------------------------------------------------------
+
+def predict_classes(model: nn.Module, x: np.ndarray, batch: int = 500) -> np.ndarray:
+    model.eval()
+    out = []
+    with engine.no_grad():
+        for i in range(0, len(x), batch):
+            out.append(model(engine.Tensor(x[i:i + batch],
+                                           device=_device(model))).argmax(1).numpy())
+    return np.concatenate(out)
+
+
+def _device(model: nn.Module) -> str:
+    return next(iter(model.parameters())).device
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, n: int) -> np.ndarray:
+    return np.bincount(y_true * n + y_pred, minlength=n * n).reshape(n, n)
+
+
+def write_card(out_dir: Path, name: str, card: dict, classes: list[str],
+               cm: np.ndarray) -> None:
+    """Model card as JSON (machine-readable) and Markdown (for people)."""
+    per_class = (np.diag(cm) / cm.sum(1)).tolist()
+    card = {**card, "per_class_accuracy": dict(zip(classes, per_class)),
+            "confusion_matrix": cm.tolist(), "classes": classes}
+    (out_dir / f"{name}.json").write_text(json.dumps(card, indent=1, default=_json_default))
+    rows = "\n".join(f"| {c} | {a * 100:.2f}% |" for c, a in zip(classes, per_class))
+    header = "| true \\ predicted | " + " | ".join(classes) + " |"
+    sep = "|---" * (len(classes) + 1) + "|"
+    cm_rows = "\n".join(f"| **{c}** | " + " | ".join(str(v) for v in r) + " |"
+                        for c, r in zip(classes, cm))
+    log = "\n".join(card.get("log", []))
+    md = f"""# {card['title']}
+
+{card['summary']}
+
+| | |
+|---|---|
+| test accuracy | **{card['test_accuracy'] * 100:.2f}%** ({card['test_set']}) |
+| architecture | {card['architecture']} |
+| parameters | {card['parameters']:,} |
+| data | {card['data']} |
+| recipe | {card['recipe']} |
+| command | `{card['command']}` |
+| seed | {card['seed']} |
+| device | {card['device']} |
+| training wall time | {card['wall_time_s'] / 60:.1f} min |
+| engine | demystify {engine.__version__}, Python {platform.python_version()} |
+
+## Per-class accuracy
+
+| class | accuracy |
+|---|---|
+{rows}
+
+## Confusion matrix (rows: true class)
+
+{header}
+{sep}
+{cm_rows}
+
+## Training log
+
+```
+{log}
+```
+"""
+    (out_dir / f"{name}.md").write_text(md)
+
+
+def command_line() -> str:
+    return "python build.py train " + " ".join([Path(sys.argv[0]).stem.replace("train_", "")]
+                                                + sys.argv[1:])
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    return fn(), time.perf_counter() - t0
