@@ -16,3 +16,12 @@ __all__ = [
     "nn", "optim", "train", "fit", "save", "load_state",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """`engine.onnx` on first use, so `import engine` works without the onnx package."""
+    if name in ("onnx", "models"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'engine' has no attribute {name!r}")

@@ -418,6 +418,25 @@ class Conv2d(Function):
         return gx, gw, gb
 
 
+class ConvTranspose2d(Function):
+    """Transposed convolution: Conv2d's input gradient run forwards (its adjoint), so it
+    needs no primitive of its own; its gradients are a Conv2d and a weight gradient.
+    w is (C_in, C_out / groups, kH, kW); out_hw is the output's (H, W)."""
+
+    def forward(self, x, w, out_hw=(0, 0), stride=(1, 1), padding=(0, 0), dilation=(1, 1),
+                groups: int = 1):
+        self.x, self.w = x, w
+        self.p = (stride, padding, dilation, groups)
+        shape = (x.shape[0], w.shape[1] * groups, *out_hw)
+        return self.b.conv2d_grad_input(x, w, shape, *self.p)
+
+    def backward(self, g):
+        bk = self.b
+        gx = bk.conv2d(g, self.w, *self.p) if self.needs[0] else None
+        gw = bk.conv2d_grad_weight(self.x, g, self.w.shape, *self.p) if self.needs[1] else None
+        return gx, gw
+
+
 class MaxPool2d(Function):
     def forward(self, x, kernel=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(1, 1)):
         self.shape = tuple(x.shape)

@@ -1,0 +1,176 @@
+"""Careful readers for ONNX protobuf pieces: tensors, attributes and value types.
+
+The loader never hands untrusted protos to ONNX's C++ checker or shape inference (a bad
+file must give an `OnnxError`, not a crash); these small readers check every size and
+type themselves before NumPy sees a byte.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+from onnx import AttributeProto, TensorProto
+
+from .errors import ModelFileError
+
+# ONNX element type -> NumPy dtype (the ones a CNN/MLP file can reasonably hold)
+DTYPES: dict[int, np.dtype] = {
+    TensorProto.FLOAT: np.dtype(np.float32), TensorProto.DOUBLE: np.dtype(np.float64),
+    TensorProto.FLOAT16: np.dtype(np.float16), TensorProto.INT8: np.dtype(np.int8),
+    TensorProto.INT16: np.dtype(np.int16), TensorProto.INT32: np.dtype(np.int32),
+    TensorProto.INT64: np.dtype(np.int64), TensorProto.UINT8: np.dtype(np.uint8),
+    TensorProto.UINT16: np.dtype(np.uint16), TensorProto.UINT32: np.dtype(np.uint32),
+    TensorProto.UINT64: np.dtype(np.uint64), TensorProto.BOOL: np.dtype(np.bool_),
+}
+ONNX_TYPE = {dt: code for code, dt in DTYPES.items()}
+_NAMES = {v: k for k, v in TensorProto.DataType.items()}
+
+MAX_ELEMENTS = 1 << 28  # bigger than any tensor a 100 MB file or a small model needs
+
+
+def type_name(code: int) -> str:
+    return _NAMES.get(code, f"type {code}")
+
+
+def dtype_of(code: int, what: str) -> np.dtype:
+    if code not in DTYPES:
+        raise ModelFileError(f"{what}: element type {type_name(code)} is not supported "
+                             "(use float32, float64, integer or bool tensors)")
+    return DTYPES[code]
+
+
+def check_elements(shape: tuple[int, ...], what: str) -> int:
+    n = 1
+    for d in shape:
+        if d < 0:
+            raise ModelFileError(f"{what}: negative dimension in shape {shape}")
+        n *= d
+        if n > MAX_ELEMENTS:
+            raise ModelFileError(f"{what}: shape {shape} has more than {MAX_ELEMENTS} "
+                                 "elements, which this loader refuses")
+    return n
+
+
+def read_tensor(t: TensorProto, what: str, external: Any = None) -> np.ndarray:
+    """A TensorProto as a NumPy array, with every length checked.
+
+    `external(location, offset, length) -> bytes` reads external data; None refuses it.
+    """
+    what = f"{what} {t.name!r}" if t.name else what
+    dt = dtype_of(t.data_type, what)
+    shape = tuple(int(d) for d in t.dims)
+    n = check_elements(shape, what)
+    if t.segment.end or t.segment.begin:
+        raise ModelFileError(f"{what}: segmented tensors are not supported")
+    if t.data_location == TensorProto.EXTERNAL:
+        if external is None:
+            raise ModelFileError(f"{what}: stored as external data, which needs a model "
+                                 "loaded from a file path (not bytes)")
+        info = {e.key: e.value for e in t.external_data}
+        try:
+            offset, length = int(info.get("offset", 0)), info.get("length")
+            length = None if length is None else int(length)
+        except ValueError:
+            raise ModelFileError(f"{what}: bad external-data offset/length") from None
+        raw = external(info.get("location", ""), offset, length, n * dt.itemsize, what)
+        return _from_raw(raw, dt, shape, n, what)
+    if t.HasField("raw_data"):
+        return _from_raw(t.raw_data, dt, shape, n, what)
+    if dt == np.float32:
+        vals, kind = t.float_data, np.float32
+    elif dt == np.float64:
+        vals, kind = t.double_data, np.float64
+    elif dt == np.int64:
+        vals, kind = t.int64_data, np.int64
+    elif dt in (np.dtype(np.uint32), np.dtype(np.uint64)):
+        vals, kind = t.uint64_data, np.uint64
+    else:  # int8/16/32, uint8/16, bool and float16 (as bits) live in int32_data
+        vals, kind = t.int32_data, np.int32
+    if len(vals) != n:
+        raise ModelFileError(f"{what}: holds {len(vals)} values but its shape {shape} needs "
+                             f"{n}")
+    arr = np.asarray(vals, dtype=kind)
+    if dt == np.float16:
+        arr = arr.astype(np.uint16).view(np.float16)
+    return arr.astype(dt).reshape(shape)
+
+
+def _from_raw(raw: bytes, dt: np.dtype, shape: tuple[int, ...], n: int, what: str):
+    if len(raw) != n * dt.itemsize:
+        raise ModelFileError(f"{what}: has {len(raw)} bytes of data but shape {shape} of "
+                             f"{dt} needs {n * dt.itemsize} (truncated or corrupt file?)")
+    return np.frombuffer(raw, dtype=dt.newbyteorder("<")).astype(dt).reshape(shape)
+
+
+def read_attribute(a: AttributeProto, what: str) -> Any:
+    """An attribute's value: int, float, str, list, or a NumPy array for tensors."""
+    ty = a.type
+    if ty == AttributeProto.INT:
+        return int(a.i)
+    if ty == AttributeProto.FLOAT:
+        return float(a.f)
+    if ty == AttributeProto.STRING:
+        return a.s.decode("utf-8", errors="replace")
+    if ty == AttributeProto.INTS:
+        return [int(v) for v in a.ints]
+    if ty == AttributeProto.FLOATS:
+        return [float(v) for v in a.floats]
+    if ty == AttributeProto.STRINGS:
+        return [s.decode("utf-8", errors="replace") for s in a.strings]
+    if ty == AttributeProto.TENSOR:
+        return read_tensor(a.t, f"{what} attribute {a.name!r}")
+    return UnsupportedAttribute(a.name, ty)
+
+
+class UnsupportedAttribute:
+    """Stands in for a subgraph / sparse / type attribute: the op check reports it."""
+
+    def __init__(self, name: str, ty: int) -> None:
+        self.name = name
+        try:
+            self.kind = AttributeProto.AttributeType.Name(ty)
+        except ValueError:
+            self.kind = f"type {ty}"
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} attribute {self.name!r}>"
+
+
+def value_signature(vi: Any, what: str) -> tuple[np.dtype, tuple[int | str | None, ...] | None]:
+    """(dtype, shape) of a graph input/output; dims are ints, names or None (unknown)."""
+    if not vi.type.HasField("tensor_type"):
+        raise ModelFileError(f"{what} {vi.name!r}: only tensor inputs and outputs are "
+                             "supported (not sequences, maps or optionals)")
+    tt = vi.type.tensor_type
+    dt = dtype_of(tt.elem_type, f"{what} {vi.name!r}")
+    if not tt.HasField("shape"):
+        return dt, None
+    dims: list[int | str | None] = []
+    for d in tt.shape.dim:
+        if d.HasField("dim_value"):
+            dims.append(int(d.dim_value))
+        elif d.HasField("dim_param"):
+            dims.append(d.dim_param)
+        else:
+            dims.append(None)
+    return dt, tuple(dims)
+
+
+def safe_external_path(base_dir: str, location: str, what: str) -> str:
+    """Resolve an external-data location, refusing anything outside the model's folder."""
+    if not location or "\x00" in location:
+        raise ModelFileError(f"{what}: external data has no valid location")
+    if os.path.isabs(location) or location.startswith(("/", "\\")) or ":" in location:
+        raise ModelFileError(f"{what}: external data location {location!r} is absolute; it "
+                             "must be a file inside the model's folder")
+    base = os.path.realpath(base_dir)
+    path = os.path.realpath(os.path.join(base, location))
+    if os.path.commonpath([base, path]) != base:
+        raise ModelFileError(f"{what}: external data location {location!r} leaves the model's "
+                             f"folder {base_dir!r}; refusing to read it")
+    if not os.path.isfile(path):
+        raise ModelFileError(f"{what}: external data file {location!r} not found next to the "
+                             "model")
+    return path
