@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Callable
 
 from .base import Backend
@@ -42,8 +43,14 @@ def _try(name: str) -> Backend | None:
         return None
     try:
         _backends[name] = factory()
-    except Exception as exc:  # no adapter, driver failure ...
+    except (DeviceError, ImportError, OSError) as exc:  # no adapter, no driver
         _failures[name] = f"{type(exc).__name__}: {exc}"
+        return None
+    except Exception as exc:  # a bug, not a missing GPU: fall back, but say so loudly
+        _failures[name] = f"{type(exc).__name__}: {exc}"
+        warnings.warn(f"the {name} backend failed to start ({_failures[name]}); this looks "
+                      "like a bug, please report it. Using the CPU.", RuntimeWarning,
+                      stacklevel=3)
         return None
     return _backends[name]
 

@@ -1,0 +1,194 @@
+"""The Device seam: the few GPU operations the backend needs, so a second Device (the
+browser's `navigator.gpu` through Pyodide) only implements this small interface.
+
+Conventions every Device follows:
+- A kernel is a WGSL entry point named by `Kernel` (shader file stem, entry point, the
+  kinds of its storage bindings, and `override` constants). Binding 0 of group 0 is always
+  the kernel's uniform parameter struct; storage bindings 1..n follow in `Kernel.bindings`
+  order ("r" read-only, "w" read-write). Pipelines are cached per `Kernel`.
+- Work is recorded, not run: `dispatch` and `copy` append to a batch that is submitted by
+  `flush` (called by `read`, and by the Device itself when a batch grows too large).
+  Uniform parameters are written once per batch from a per-batch arena, never into a
+  buffer an earlier, not yet submitted dispatch still reads.
+- `read` is the only readback; it counts itself in `readbacks` (tests use this to prove
+  that a training step never reads back between ops). It is synchronous here; the
+  browser Device will offer the same as a coroutine.
+- Buffers come from a size-bucketed pool. A released buffer is reused only after the
+  batch that may still use it has been submitted.
+"""
+
+from __future__ import annotations
+
+import abc
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# --------------------------------------------------------------------------- kernels
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """A specialised entry point: the key of the pipeline cache."""
+
+    shader: str  # file stem in shaders/, e.g. "matmul"
+    entry: str  # WGSL entry point
+    bindings: str  # kinds of storage bindings 1..n: "r" read-only, "w" read-write
+    constants: tuple[tuple[str, float], ...] = ()  # WGSL `override` values
+
+    @staticmethod
+    def make(shader: str, entry: str, bindings: str, **constants: float | bool) -> Kernel:
+        return Kernel(shader, entry, bindings,
+                      tuple(sorted((k, float(v)) for k, v in constants.items())))
+
+
+def shader_dir() -> Path:
+    """Where the .wgsl files are: inside the installed package, or the source checkout."""
+    engine_dir = Path(__file__).resolve().parents[2]
+    for cand in (engine_dir / "shaders", engine_dir.parent / "shaders"):
+        if (cand / "matmul.wgsl").is_file():
+            return cand
+    raise FileNotFoundError(
+        f"WGSL shaders not found in {engine_dir / 'shaders'} or {engine_dir.parent / 'shaders'}"
+        "; reinstall the package (the wheel ships engine/shaders/*.wgsl)")
+
+
+_sources: dict[str, str] = {}
+
+
+def shader_source(name: str) -> str:
+    if name not in _sources:
+        _sources[name] = (shader_dir() / f"{name}.wgsl").read_text(encoding="utf-8")
+    return _sources[name]
+
+
+# --------------------------------------------------------------------------- params
+
+
+class Params:
+    """Builds a uniform struct's bytes following WGSL layout rules for the field kinds we
+    use: 4-byte scalars, and `array<vec4<u32|i32>, 2>` blocks (8 slots, 16-byte aligned)."""
+
+    def __init__(self) -> None:
+        self._words: list[bytes] = []
+
+    def _push(self, dtype: type, values: Sequence[Any]) -> Params:
+        self._words.append(np.asarray(values, dtype=dtype).tobytes())
+        return self
+
+    def u(self, *v: int) -> Params:
+        return self._push(np.uint32, v)
+
+    def i(self, *v: int) -> Params:
+        return self._push(np.int32, v)
+
+    def f(self, *v: float) -> Params:
+        return self._push(np.float32, v)
+
+    def vec8(self, values: Sequence[int], signed: bool = False) -> Params:
+        """An `array<vec4<..>, 2>` field (zero-padded to 8 slots), aligned to 16 bytes."""
+        if len(values) > 8:
+            raise ValueError(f"at most 8 dims are supported on the GPU, got {len(values)}")
+        self._align(16)
+        padded = list(values) + [0] * (8 - len(values))
+        return self._push(np.int32 if signed else np.uint32, padded)
+
+    def _align(self, n: int) -> None:
+        size = sum(len(w) for w in self._words)
+        if size % n:
+            self._words.append(bytes(n - size % n))
+
+    def bytes(self) -> bytes:
+        self._align(16)
+        return b"".join(self._words) or bytes(16)
+
+
+# --------------------------------------------------------------------------- device
+
+
+def _bucket(nbytes: int) -> int:
+    """Round up to 2^k or 1.5 * 2^k (at most 33% waste), minimum 256 bytes."""
+    n = max(int(nbytes), 256)
+    p = 1 << (n - 1).bit_length()
+    return p * 3 // 4 if p * 3 // 4 >= n else p
+
+
+class Device(abc.ABC):
+    """Abstract GPU device. Subclasses implement the `_`-less abstract methods below."""
+
+    name: str = "unknown"  # adapter description
+    pool_limit: int = 1 << 30  # bytes kept for reuse; beyond this, released buffers die
+
+    def __init__(self) -> None:
+        self.readbacks = 0
+        self.dispatches = 0
+        self._free: dict[int, list[Any]] = {}
+        self._retired: list[tuple[int, Any]] = []
+        self._pooled = 0
+        self._pool_lock = threading.Lock()
+
+    # -- the interface ---------------------------------------------------------------
+    @abc.abstractmethod
+    def create_buffer(self, nbytes: int) -> Any:
+        """A new storage buffer (usable as copy source and destination)."""
+
+    @abc.abstractmethod
+    def destroy_buffer(self, buf: Any) -> None: ...
+
+    @abc.abstractmethod
+    def write(self, buf: Any, data: np.ndarray, offset: int = 0) -> None:
+        """Upload host bytes. Only ever called on buffers no pending work uses."""
+
+    @abc.abstractmethod
+    def dispatch(self, kernel: Kernel, params: bytes, buffers: Sequence[Any],
+                 workgroups: tuple[int, int, int]) -> None:
+        """Record one dispatch; `buffers` bind to 1..n (a buffer or (buffer, nbytes))."""
+
+    @abc.abstractmethod
+    def copy(self, src: Any, src_offset: int, dst: Any, dst_offset: int, nbytes: int) -> None:
+        """Record a buffer-to-buffer copy (offsets and size multiples of 4)."""
+
+    @abc.abstractmethod
+    def flush(self) -> None:
+        """Submit everything recorded so far."""
+
+    @abc.abstractmethod
+    def wait(self) -> None:
+        """Flush and block until the GPU has finished (timing only; reads nothing)."""
+
+    @abc.abstractmethod
+    def read(self, buf: Any, nbytes: int) -> bytes:
+        """Flush, then return the first `nbytes` of `buf` (counts one readback)."""
+
+    # -- buffer pool (shared by all Devices) -----------------------------------------
+    def alloc(self, nbytes: int) -> tuple[Any, int]:
+        """A buffer of at least nbytes from the pool: returns (buffer, capacity)."""
+        size = _bucket(nbytes)
+        with self._pool_lock:
+            free = self._free.get(size)
+            if free:
+                self._pooled -= size
+                return free.pop(), size
+        return self.create_buffer(size), size
+
+    def release(self, buf: Any, size: int) -> None:
+        """Give a buffer back; reusable once the current batch is submitted."""
+        self._retired.append((size, buf))
+
+    def _recycle(self) -> None:
+        """Called by `flush` after submitting: retired buffers become reusable."""
+        with self._pool_lock:
+            retired, self._retired = self._retired, []
+            doomed = []
+            for size, buf in retired:
+                if self._pooled + size > self.pool_limit:
+                    doomed.append(buf)
+                else:
+                    self._free.setdefault(size, []).append(buf)
+                    self._pooled += size
+        for buf in doomed:
+            self.destroy_buffer(buf)
