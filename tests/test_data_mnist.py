@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import gzip
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from engine.data import load_mnist
+from tests.data_helpers import real_data
 
 
 def _mnist_dir() -> Path:
-    root = os.environ.get("DEMYSTIFY_DATA")
-    path = Path(root) / "mnist" if root else None
-    if path is None or not (path / "train-images-idx3-ubyte.gz").is_file():
-        why = ("DEMYSTIFY_DATA is not set" if root is None
-               else f"MNIST files are missing from {path}")
-        if os.environ.get("CI"):
-            pytest.fail(f"{why}; CI must provide the real datasets")
-        pytest.skip(f"{why} (point DEMYSTIFY_DATA at the data folder to run this test)")
-    return path
+    """$DEMYSTIFY_DATA/mnist, skipping (or failing under CI) when it is absent."""
+    return real_data("mnist", "train-images-idx3-ubyte.gz").parent
 
 
 @pytest.mark.data

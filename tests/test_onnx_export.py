@@ -6,8 +6,6 @@ the engine to 1e-5 (float32) at several batch sizes, because the batch dim is sy
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import onnx
 import pytest
@@ -15,7 +13,7 @@ import pytest
 import engine
 import engine.onnx as eo
 from engine import Tensor, nn
-from engine.backends import DeviceError, resolve
+from tests.gpu_helpers import gpu_backend_or_skip
 
 ort = pytest.importorskip("onnxruntime")
 F = nn.functional
@@ -162,12 +160,7 @@ def test_export_restores_training_mode() -> None:
 
 
 def _gpu_or_skip() -> None:
-    try:
-        resolve("gpu")
-    except DeviceError as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"no GPU: {exc}")
+    gpu_backend_or_skip()
 
 
 @pytest.mark.gpu

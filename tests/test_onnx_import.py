@@ -14,7 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import engine.onnx as eo
 from engine import nn, optim
-from engine.backends import DeviceError, resolve
+from tests.gpu_helpers import gpu_backend_or_skip
 
 ort = pytest.importorskip("onnxruntime")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -221,12 +221,7 @@ def test_dynamic_batch_and_state_dict_names() -> None:
 
 
 def _gpu_or_skip() -> None:
-    try:
-        resolve("gpu")
-    except DeviceError as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"no GPU: {exc}")
+    gpu_backend_or_skip()
 
 
 @pytest.mark.gpu

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -14,21 +13,14 @@ from engine import backends, nn, optim
 from engine.backends import DeviceError
 from engine.backends.cpu import CpuBackend
 from engine.train import DivergenceWarning, History, TrainingDiverged, evaluate, fit, predict
+from tests.data_helpers import real_data
 
 F = nn.functional
 
 
 def _mnist_dir() -> Path:
     """$DEMYSTIFY_DATA/mnist, skipping (or failing under CI) when it is absent."""
-    root = os.environ.get("DEMYSTIFY_DATA")
-    path = Path(root) / "mnist" if root else None
-    if path is None or not (path / "train-images-idx3-ubyte.gz").is_file():
-        why = ("DEMYSTIFY_DATA is not set" if root is None
-               else f"MNIST files are missing from {path}")
-        if os.environ.get("CI"):
-            pytest.fail(f"{why}; CI must provide the real datasets")
-        pytest.skip(f"{why} (point DEMYSTIFY_DATA at the data folder to run this test)")
-    return path
+    return real_data("mnist", "train-images-idx3-ubyte.gz").parent
 
 
 def _blobs(n: int = 384, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -177,6 +177,47 @@ def write_card(out_dir: Path, name: str, card: dict, classes: list[str],
     (out_dir / f"{name}.md").write_text(md)
 
 
+def train_and_ship(name: str, args: argparse.Namespace, model: nn.Module, opt: Any,
+                   sched: Any, batches: Callable[[], Any], loss_fn: Callable,
+                   val: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
+                   classes: list[str], card: dict) -> float:
+    """Train (resuming if asked) with a checkpoint per epoch, then evaluate on the test set,
+    export `<out>/<name>.onnx` and write its model card. Returns the test accuracy."""
+    ckpt = Path(args.checkpoint or ROOT / "checkpoints" / f"{name}.npz")
+    meta: dict[str, Any] = {"epoch": 0, "log": [], "wall_time_s": 0.0}
+    if args.resume or args.export_only:
+        meta = load_checkpoint(ckpt, model, opt, sched)
+        print(f"resumed from {ckpt} after epoch {meta['epoch']}")
+    remaining = 0 if args.export_only else args.epochs - meta["epoch"]
+    if remaining > 0:
+        cb = Checkpointer(ckpt, model, opt, sched, meta["epoch"], meta["log"])
+        _, wall = timed(lambda: engine.fit(
+            model, loss_fn, opt, batches, val=val, metrics=["accuracy"], epochs=remaining,
+            scheduler=sched, callbacks=[cb]))
+        meta["wall_time_s"] = meta.get("wall_time_s", 0.0) + wall
+        meta["log"] = cb.log
+        save_checkpoint(ckpt, model, opt, sched, {**meta, "epoch": args.epochs})
+
+    xte, yte = test
+    device = _device(model)
+    pred = predict_classes(model, xte)
+    acc = float((pred == yte).mean())
+    print(f"test accuracy {acc * 100:.2f}% on {card['test_set']}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    import engine.onnx
+
+    engine.onnx.export(model.to("cpu"), engine.Tensor(xte[:1]), out / f"{name}.onnx")
+    write_card(out, name, {
+        **card, "test_accuracy": acc, "parameters": sum(p.size for p in model.parameters()),
+        "command": command_line(), "seed": args.seed, "device": device,
+        "wall_time_s": meta["wall_time_s"], "log": meta["log"]},
+        classes, confusion(yte, pred, len(classes)))
+    print(f"wrote {out / (name + '.onnx')} and its model card")
+    return acc
+
+
 def command_line() -> str:
     return "python build.py train " + " ".join([Path(sys.argv[0]).stem.replace("train_", "")]
                                                 + sys.argv[1:])

@@ -16,7 +16,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import engine  # noqa: E402
-import engine.onnx  # noqa: E402
 from engine import models, nn, optim  # noqa: E402
 from engine.data.cifar10 import load_cifar10  # noqa: E402
 from engine.data.transforms import random_crop, random_hflip  # noqa: E402
@@ -46,11 +45,6 @@ def main() -> None:
     steps = (len(xtr) + args.batch_size - 1) // args.batch_size
     sched = optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, epochs=args.epochs,
                                           steps_per_epoch=steps, pct_start=0.25)
-    ckpt = Path(args.checkpoint or common.ROOT / "checkpoints" / "cifar10.npz")
-    meta = {"epoch": 0, "log": [], "wall_time_s": 0.0}
-    if args.resume or args.export_only:
-        meta = common.load_checkpoint(ckpt, model, opt, sched)
-        print(f"resumed from {ckpt} after epoch {meta['epoch']}")
     rng = engine.random.generator()
 
     def batches():
@@ -63,44 +57,21 @@ def main() -> None:
     def loss_fn(out, y):
         return nn.functional.cross_entropy(out, y, label_smoothing=0.1)
 
-    remaining = 0 if args.export_only else args.epochs - meta["epoch"]
-    if remaining > 0:
-        cb = common.Checkpointer(ckpt, model, opt, sched, meta["epoch"], meta["log"])
-        _, wall = common.timed(lambda: engine.fit(
-            model, loss_fn, opt, batches, val=(xval, yval), epochs=remaining,
-            metrics=["accuracy"], scheduler=sched, callbacks=[cb]))
-        meta["wall_time_s"] = meta.get("wall_time_s", 0.0) + wall
-        meta["log"] = cb.log
-        common.save_checkpoint(ckpt, model, opt, sched, {**meta, "epoch": args.epochs})
-
-    pred = common.predict_classes(model, xte)
-    acc = float((pred == yte).mean())
-    print(f"test accuracy {acc * 100:.2f}% on the 10,000 CIFAR-10 test images")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    model.eval()
-    engine.onnx.export(model.to("cpu"), engine.Tensor(xte[:1]), out / "cifar10.onnx")
-    common.write_card(out, "cifar10", {
+    common.train_and_ship("cifar10", args, model, opt, sched, batches, loss_fn, (xval, yval),
+                          (xte, yte), classes, {
         "title": "Narrow ResNet-9 on CIFAR-10",
         "summary": "A ResNet-9 (Page's DAWNBench design) at 1/4 of the width, trained from "
                    "scratch by the Demystify engine. Input: 3x32x32 RGB in [0, 1]; the model "
                    "normalises internally.",
-        "test_accuracy": acc,
         "test_set": "CIFAR-10 test split, 10,000 images (JPEG copy in ../shared/data)",
         "architecture": f"normalise, conv-bn-relu {args.width}, [conv-bn-relu {2 * args.width},"
                         f" maxpool, residual 2x conv-bn-relu], conv-bn-relu {4 * args.width}, "
                         f"maxpool, [conv-bn-relu {8 * args.width}, maxpool, residual], "
                         "maxpool 4, fc 10",
-        "parameters": sum(p.size for p in model.parameters()),
         "data": "CIFAR-10 train (48,000 images; the last 2,000 are the validation set)",
         "recipe": f"SGD Nesterov momentum 0.9, weight decay {args.weight_decay:g}, one-cycle "
                   f"lr peak {args.lr:g}, batch {args.batch_size}, {args.epochs} epochs, "
-                  "random crop (pad 4) + flip, label smoothing 0.1",
-        "command": common.command_line(), "seed": args.seed, "device": device,
-        "wall_time_s": meta["wall_time_s"], "log": meta["log"],
-    }, classes, common.confusion(yte, pred, 10))
-    print(f"wrote {out / 'cifar10.onnx'} and its model card")
-
+                  "random crop (pad 4) + flip, label smoothing 0.1"})
 
 if __name__ == "__main__":
     main()

@@ -15,7 +15,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import engine  # noqa: E402
-import engine.onnx  # noqa: E402
 from engine import models, nn, optim  # noqa: E402
 from engine.data import load_mnist  # noqa: E402
 from engine.data.transforms import random_crop  # noqa: E402
@@ -39,11 +38,6 @@ def main() -> None:
     steps = (len(xtr) + args.batch_size - 1) // args.batch_size
     sched = optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, epochs=args.epochs,
                                           steps_per_epoch=steps)
-    ckpt = Path(args.checkpoint or common.ROOT / "checkpoints" / "lenet5.npz")
-    meta = {"epoch": 0, "log": [], "wall_time_s": 0.0}
-    if args.resume or args.export_only:
-        meta = common.load_checkpoint(ckpt, model, opt, sched)
-        print(f"resumed from {ckpt} after epoch {meta['epoch']}")
     rng = engine.random.generator()
 
     def batches():
@@ -52,41 +46,18 @@ def main() -> None:
             idx = order[i:i + args.batch_size]
             yield random_crop(xtr[idx], 28, padding=2, rng=rng, layout="NCHW"), ytr[idx]
 
-    remaining = 0 if args.export_only else args.epochs - meta["epoch"]
-    if remaining > 0:
-        cb = common.Checkpointer(ckpt, model, opt, sched, meta["epoch"], meta["log"])
-        _, wall = common.timed(lambda: engine.fit(
-            model, nn.functional.cross_entropy, opt, batches, val=(xval, yval),
-            metrics=["accuracy"], epochs=remaining, scheduler=sched, callbacks=[cb]))
-        meta["wall_time_s"] = meta.get("wall_time_s", 0.0) + wall
-        common.save_checkpoint(ckpt, model, opt, sched, {**meta, "epoch": args.epochs,
-                                                          "log": cb.log})
-        meta["log"] = cb.log
-
-    pred = common.predict_classes(model, xte)
-    acc = float((pred == yte).mean())
-    print(f"test accuracy {acc * 100:.2f}% on the 10,000 MNIST test digits")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    model.eval()
-    engine.onnx.export(model.to("cpu"), engine.Tensor(xte[:1]), out / "lenet5.onnx")
-    common.write_card(out, "lenet5", {
+    common.train_and_ship("lenet5", args, model, opt, sched, batches,
+                          nn.functional.cross_entropy, (xval, yval), (xte, yte), CLASSES, {
         "title": "LeNet-5 on MNIST",
         "summary": "LeNet-5 (LeCun et al. 1998; ReLU and max pooling instead of the original "
                    "tanh and subsampling), trained from scratch by the Demystify engine. "
                    "Input: 1x28x28 grey digits, white ink on black, values in [0, 1].",
-        "test_accuracy": acc, "test_set": "MNIST official test set, 10,000 digits",
+        "test_set": "MNIST official test set, 10,000 digits",
         "architecture": "conv5x5-6 (pad 2), maxpool 2, conv5x5-16, maxpool 2, fc 120, fc 84, "
                         "fc 10; ReLU",
-        "parameters": sum(p.size for p in model.parameters()),
         "data": "MNIST train (55,000 digits; the last 5,000 are the validation set)",
         "recipe": f"Adam, one-cycle lr peak {args.lr:g}, batch {args.batch_size}, "
-                  f"{args.epochs} epochs, random shifts up to 2 px",
-        "command": common.command_line(), "seed": args.seed, "device": device,
-        "wall_time_s": meta["wall_time_s"], "log": meta["log"],
-    }, CLASSES, common.confusion(yte, pred, 10))
-    print(f"wrote {out / 'lenet5.onnx'} and its model card")
-
+                  f"{args.epochs} epochs, random shifts up to 2 px"})
 
 if __name__ == "__main__":
     main()
