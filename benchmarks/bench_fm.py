@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
-from engine.fm import read_movielens
+from engine.data.movielens import Ratings, load_movielens100k
 from engine.fm.movielens import build_features
 from engine.inpaint import inpaint, random_mask, scratch_mask
 
@@ -32,6 +32,11 @@ def data_root() -> Path:
     if not (root / "movielens").exists():
         raise SystemExit(f"datasets not found under {root}; set DEMYSTIFY_DATA")
     return root
+
+
+def triples(r: Ratings) -> np.ndarray:
+    """(user id, movie id, rating) rows with the official 1-based ids."""
+    return np.stack([r.user + 1, r.item + 1, r.rating.astype(np.int64)], axis=1)
 
 
 def metrics(pred: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -79,8 +84,8 @@ def als_mf(tr: np.ndarray, nu: int, nm: int, k: int = 10, reg: float = 0.08,
 
 
 def bench_movielens(root: Path, folds: list[int], k: int, n_iter: int) -> None:
-    ml = read_movielens(root / "movielens" / "ml-100k")
-    nu, nm = int(ml.user_ids.max()) + 1, int(ml.movie_ids.max()) + 1
+    ml = load_movielens100k(root / "movielens")
+    nu, nm = ml.n_users + 1, ml.n_items + 1  # baselines index by the official 1-based ids
     names = ["global mean", "user+item biases", "biased MF (ALS, k=10)",
              f"FM MCMC (k={k}, {n_iter} sweeps)"]
     res: dict[str, list[tuple[float, float, float]]] = {n: [] for n in names}
@@ -88,7 +93,8 @@ def bench_movielens(root: Path, folds: list[int], k: int, n_iter: int) -> None:
           f"{os.cpu_count()} CPUs)")
     print(f"{'fold':6s}{'model':34s}{'RMSE':>8s}{'MAE':>8s}{'fit s':>8s}")
     for f in folds:
-        tr, te = ml.split(f"u{f}.base"), ml.split(f"u{f}.test")
+        tr_r, te_r = ml.split(f)
+        tr, te = triples(tr_r), triples(te_r)
         y = te[:, 2].astype(float)
         t = time.perf_counter()
         mu = tr[:, 2].mean()
@@ -101,14 +107,12 @@ def bench_movielens(root: Path, folds: list[int], k: int, n_iter: int) -> None:
         p = m + U[te[:, 0], 0] + I[te[:, 1], 0] + (U[te[:, 0], 1:] * I[te[:, 1], 1:]).sum(1)
         rows[names[2]] = (p, time.perf_counter() - t)
         t = time.perf_counter()
-        feats = build_features(ml, tr)
+        feats = build_features(ml, tr_r)
         from engine.fm.mcmc import fit_mcmc
 
-        tu = np.searchsorted(feats.user_ids, te[:, 0])
-        ti = np.searchsorted(feats.movie_ids, te[:, 1])
+        tu, ti = te_r.user, te_r.item  # feature rows are the 0-based indices
         r = fit_mcmc(feats.X_user, feats.X_movie, feats.group, feats.group_onehot, feats.side,
-                     np.searchsorted(feats.user_ids, tr[:, 0]),
-                     np.searchsorted(feats.movie_ids, tr[:, 1]), tr[:, 2], k=k, n_iter=n_iter,
+                     tr_r.user, tr_r.item, tr[:, 2], k=k, n_iter=n_iter,
                      burn_in=max(n_iter // 4, 1), seed=0)
         fit_s = time.perf_counter() - t
         Tu, Ti = feats.X_user @ r.theta, feats.X_movie @ r.theta

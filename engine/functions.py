@@ -493,3 +493,18 @@ class BatchNormTrain(Function):
 
     def backward(self, g):
         return self.b.batch_norm_grad(g, self.x, self.gamma, self.mean, self.invstd, self.axes)
+
+
+class FMPairwise(Function):
+    """Factorization-machine interactions of padded sparse rows in one fused primitive:
+    v (B, N, K) gathered factor rows, x (B, N) values -> (B,) sum_{n<m} <v_n, v_m> x_n x_m.
+    Fused because composing it from gathers and sums keeps several (B, N, K) temporaries
+    alive for the backward pass; this keeps only v and x."""
+
+    def forward(self, v, x):
+        self.v, self.x = v, x
+        return self.b.fm_pairwise(v, x)
+
+    def backward(self, g):
+        gv, gx = self.b.fm_pairwise_grad(g, self.v, self.x)
+        return (gv if self.needs[0] else None), (gx if self.needs[-1] else None)

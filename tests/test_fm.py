@@ -11,6 +11,7 @@ import pytest
 
 from engine import Tensor
 from engine.fm import FactorizationMachine, fit_mcmc, fm_forward
+from engine.functions import FMPairwise
 from tests.gradcheck import gradcheck
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +59,22 @@ def test_pairwise_trick_matches_brute_force_and_gradients(cross: bool) -> None:
     gradcheck(fn, [w, V, val])
 
 
-def test_gpu_matches_cpu() -> None:
+def test_fused_pairwise_gradients() -> None:
+    """FMPairwise (the fused backend primitive) in float64 on the CPU: value = brute-force
+    pair sum, gradients = finite differences, for v and x (padding included)."""
+    rng = np.random.default_rng(2)
+    v = rng.normal(size=(3, 4, 2))
+    x = rng.uniform(0.2, 1.5, (3, 4))
+    x[0, -1] = 0.0
+    got = FMPairwise.apply(Tensor(v, dtype="float64"), Tensor(x, dtype="float64")).numpy()
+    want = [sum(v[b, i] @ v[b, j] * x[b, i] * x[b, j] for i in range(4) for j in range(i + 1, 4))
+            for b in range(3)]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    gradcheck(lambda v_, x_: FMPairwise.apply(v_, x_), [v, x])
+
+
+@pytest.mark.parametrize("interactions", ["all", "cross"])
+def test_gpu_matches_cpu(interactions: str) -> None:
     import engine.backends as B
 
     try:
@@ -71,12 +87,13 @@ def test_gpu_matches_cpu() -> None:
     idx, val = _rows(rng, b=16, m=6, n=20)
     out = {}
     for dev in ("cpu", "gpu"):
-        m = FactorizationMachine(20, 4, init_std=0.3, seed=3, device=dev)
+        m = FactorizationMachine(20, 4, init_std=0.3, seed=3, device=dev,
+                                 interactions=interactions, side=np.arange(20) >= 8)
         y = m(idx, val)
         y.sum().backward()
-        out[dev] = (y.numpy(), m.V.grad.numpy())
-    np.testing.assert_allclose(out["gpu"][0], out["cpu"][0], rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(out["gpu"][1], out["cpu"][1], rtol=1e-4, atol=1e-5)
+        out[dev] = (y.numpy(), m.V.grad.numpy(), m.w.grad.numpy())
+    for got, want in zip(out["gpu"], out["cpu"]):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
 def _low_rank_ratings(seed: int = 0, nu: int = 60, ni: int = 50, rank: int = 3):
@@ -196,9 +213,11 @@ def test_shipped_model_reproduces_card_rmse(shipped: FactorizationMachine) -> No
         if os.environ.get("CI"):
             pytest.fail("DEMYSTIFY_DATA with movielens/ml-100k is required in CI")
         pytest.skip("DEMYSTIFY_DATA not set")
-    te = np.loadtxt(Path(data, "movielens", "ml-100k", "u1.test"), dtype=np.int64,
-                    usecols=(0, 1, 2))
-    p = shipped.predict_ids(te[:, 0], te[:, 1])
-    rmse = float(np.sqrt(np.mean((p - te[:, 2]) ** 2)))
+    from engine.data.movielens import load_movielens100k
+
+    ml = load_movielens100k(Path(data, "movielens"), download=False)
+    te = ml.split(1)[1]
+    p = shipped.predict_ids(ml.users.id[te.user], ml.movies.id[te.item])
+    rmse = float(np.sqrt(np.mean((p - te.rating) ** 2)))
     card = json.loads(CARD.read_text())
     assert abs(rmse - card["u1_test_rmse"]) <= 0.005, (rmse, card["u1_test_rmse"])

@@ -22,13 +22,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.fm import FactorizationMachine, read_movielens  # noqa: E402
-from engine.fm.movielens import GENRES  # noqa: E402
+from engine.data.movielens import load_movielens100k  # noqa: E402
+from engine.fm import FactorizationMachine  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=None, help="ml-100k folder (default: $DEMYSTIFY_DATA)")
+    ap.add_argument("--data", default=None,
+                    help="ml-100k folder or zip (default: $DEMYSTIFY_DATA/movielens)")
     ap.add_argument("--k", type=int, default=32)
     ap.add_argument("--sweeps", type=int, default=150)
     ap.add_argument("--seed", type=int, default=0)
@@ -36,21 +37,24 @@ def main() -> None:
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    ml = read_movielens(a.data)
+    ml = load_movielens100k(a.data)
     t0 = time.perf_counter()
-    model = FactorizationMachine.fit_movielens(ml.root, "u1.base", k=a.k, n_iter=a.sweeps,
+    model = FactorizationMachine.fit_movielens(ml, "u1.base", k=a.k, n_iter=a.sweeps,
                                                burn_in=max(a.sweeps // 4, 1), seed=a.seed,
                                                verbose=True)
     fit_s = time.perf_counter() - t0
-    te = ml.split("u1.test")
-    p = model.predict_ids(te[:, 0], te[:, 1])
-    rmse = float(np.sqrt(np.mean((p - te[:, 2]) ** 2)))
-    mae = float(np.mean(np.abs(p - te[:, 2])))
+    te = ml.split(1)[1]
+    y = te.rating.astype(np.float64)
+    p = model.predict_ids(ml.users.id[te.user], ml.movies.id[te.item])
+    rmse = float(np.sqrt(np.mean((p - y) ** 2)))
+    mae = float(np.mean(np.abs(p - y)))
     path = out / "fm_movielens.npz"
     model.save(path)
-    movies = [{"id": int(m), "title": t.rsplit(" (", 1)[0] if y else t, "year": int(y) or None,
-               "genres": [g for g, on in zip(GENRES, gen) if on]}
-              for m, t, y, gen in zip(ml.movie_ids, ml.titles, ml.years, ml.genres)]
+    mv = ml.movies
+    movies = [{"id": int(m),
+               "title": t.rsplit(" (", 1)[0] if yr > 0 and t.endswith(f"({yr})") else t,
+               "year": int(yr) if yr > 0 else None, "genres": gen}
+              for m, t, yr, gen in zip(mv.id, mv.title, mv.year, mv.genres)]
     (out / "movies.json").write_text(json.dumps(movies, separators=(",", ":"),
                                                 ensure_ascii=False))
     card = {

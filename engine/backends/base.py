@@ -100,6 +100,14 @@ class Backend(Protocol):
     def batch_norm_grad(self, gy: Array, x: Array, gamma: Array, mean: Array, invstd: Array,
                         axes: tuple[int, ...]) -> tuple[Array, Array, Array]:
         """Returns (gx, ggamma, gbeta)."""
+    def fm_pairwise(self, v: Array, x: Array) -> Array:
+        """Factorization-machine interactions of padded sparse rows, fused so the (B, N, K)
+        products never materialise: v (B, N, K) gathered factor rows, x (B, N) values
+        (padding: 0) -> (B,) 0.5 * sum_k [(sum_n v x)^2 - sum_n (v x)^2], which is Rendle's
+        O(N K) form of sum_{n<m} <v_n, v_m> x_n x_m."""
+    def fm_pairwise_grad(self, g: Array, v: Array, x: Array) -> tuple[Array, Array]:
+        """fm_pairwise's gradients for upstream g (B,): with s = sum_n v x (B, K),
+        gv = g x (s - v x) and gx = g sum_k v (s - v x). Returns (gv, gx)."""
 
     # -- optimizer updates, in place -----------------------------------------------------
     def sgd_step_(self, p: Array, g: Array, buf: Array | None, lr: float, momentum: float,

@@ -380,6 +380,18 @@ class CpuBackend:
         gx = k * (m * gy - gbeta.reshape(shape) - xhat * ggamma.reshape(shape))
         return gx.astype(x.dtype, copy=False), ggamma, gbeta
 
+    def fm_pairwise(self, v, x):
+        e = v * x[:, :, None]
+        s = e.sum(axis=1)
+        return 0.5 * ((s * s).sum(axis=1) - (e * e).sum(axis=(1, 2)))
+
+    def fm_pairwise_grad(self, g, v, x):
+        xe = x[:, :, None]
+        d = (v * xe).sum(axis=1, keepdims=True) - v * xe  # s - v x, (B, N, K)
+        gv = (g[:, None, None] * xe) * d
+        gx = g[:, None] * (v * d).sum(axis=2)
+        return gv.astype(v.dtype, copy=False), gx.astype(x.dtype, copy=False)
+
     # -- optimizer updates, in place -----------------------------------------------------
     def sgd_step_(self, p, g, buf, lr, momentum, dampening, nesterov, weight_decay, first):
         if weight_decay:

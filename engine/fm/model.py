@@ -3,8 +3,9 @@
     y(x) = w0 + sum_j w_j x_j + sum_{j<l} <v_j, v_l> x_j x_l
 
 A sparse row is a padded pair (idx, val) of shape (batch, max_nnz) (padding: val 0), so
-the model is three embedding gathers and a few reductions: it runs, and differentiates,
-on any device. The pairwise sum uses Rendle's O(k n) identity
+the model is two embedding gathers plus the fused `fm_pairwise` primitive (a WGSL kernel
+on the GPU, forward and backward): it runs, and differentiates, on any device. The
+pairwise sum uses Rendle's O(k n) identity
     sum_{j<l} <v_j, v_l> x_j x_l = 1/2 sum_f [(sum_j v_jf x_j)^2 - sum_j v_jf^2 x_j^2].
 With interactions="cross" only pairs across the two sides (user side x movie side) count:
     y = w0 + sum_j w_j x_j + <sum_{user side} v x, sum_{movie side} v x>
@@ -25,10 +26,11 @@ from scipy import sparse
 
 from .. import nn
 from ..autograd import no_grad
+from ..functions import FMPairwise
 from ..nn import functional as F
 from ..nn.parameter import Parameter
 from ..tensor import Tensor
-from .movielens import Features, build_features, read_movielens
+from .movielens import Features, build_features, load, ratings
 
 FORMAT = "demystify-fm-1"
 
@@ -51,17 +53,17 @@ def fm_forward(idx: Any, val: Tensor, w0: Tensor, w: Tensor, V: Tensor,
                side: Tensor | None = None) -> Tensor:
     """The FM score of padded rows (B, m): w0 + linear + pairwise, in O(B m k).
 
-    side: None for all pairs, or an (n, 1) 0/1 tensor (1 = movie side) for cross pairs."""
-    x = val.reshape(*val.shape, 1)
-    E = F.embedding(idx, V) * x                            # (B, m, k)
-    lin = (F.embedding(idx, w) * x).sum(axis=(1, 2))       # (B,)
-    if side is None:
-        s = E.sum(axis=1)
-        pair = ((s * s).sum(axis=1) - (E * E).sum(axis=(1, 2))) * 0.5
-    else:
-        q = (E * F.embedding(idx, side)).sum(axis=1)       # movie-side sum
-        p = E.sum(axis=1) - q                               # user-side sum
-        pair = (p * q).sum(axis=1)
+    The pairwise term is the fused FMPairwise primitive (one kernel forward, two backward).
+    side: None for all pairs, or an (n, 1) 0/1 tensor (1 = movie side) for cross pairs,
+    which are all pairs minus the pairs within each side: three fused calls, no
+    (B, m, k) temporaries beyond the gathered rows."""
+    Vg = F.embedding(idx, V)                                          # (B, m, k)
+    lin = (F.embedding(idx, w).reshape(*val.shape) * val).sum(axis=1)  # (B,)
+    pair = FMPairwise.apply(Vg, val)
+    if side is not None:
+        x_movie = F.embedding(idx, side).reshape(*val.shape) * val
+        x_user = val - x_movie
+        pair = pair - FMPairwise.apply(Vg, x_user) - FMPairwise.apply(Vg, x_movie)
     return lin + pair + w0
 
 
@@ -220,17 +222,19 @@ class FactorizationMachine(nn.Module):
 
     # -- MovieLens ----------------------------------------------------------------------
     @classmethod
-    def fit_movielens(cls, root: str | os.PathLike | None = None, train: str = "u1.base",
+    def fit_movielens(cls, root: Any = None, train: str | int = "u1.base",
                       *, solver: str = "mcmc", k: int = 32, n_iter: int = 150,
                       burn_in: int = 40, seed: int = 0, implicit: bool = True,
                       epochs: int = 10, lr: float = 0.005, verbose: bool = False,
                       time_budget: float | None = None) -> FactorizationMachine:
-        """Fit on an official split file (u1.base ... or u.data) of MovieLens 100K."""
-        ml = read_movielens(root)
-        tr = ml.split(train)
+        """Fit on an official ratings file (u1.base ... or u.data) of MovieLens 100K.
+
+        root: a loaded engine.data MovieLens100K, or where to load it from (see
+        engine.data.movielens.load_movielens100k)."""
+        ml = load(root)
+        tr = ratings(ml, train)
         feats = build_features(ml, tr, implicit=implicit)
-        u = np.searchsorted(feats.user_ids, tr[:, 0])
-        i = np.searchsorted(feats.movie_ids, tr[:, 1])
+        u, i, y = tr.user, tr.item, tr.rating.astype(np.float64)  # entity rows = 0-based ids
         t0 = time.perf_counter()
         model = cls(feats.n, k, interactions="cross", side=feats.side, clip=(1.0, 5.0),
                     seed=seed)
@@ -239,19 +243,19 @@ class FactorizationMachine(nn.Module):
             from .mcmc import fit_mcmc
 
             res = fit_mcmc(feats.X_user, feats.X_movie, feats.group, feats.group_onehot,
-                           feats.side, u, i, tr[:, 2], k=k, n_iter=n_iter, burn_in=burn_in,
+                           feats.side, u, i, y, k=k, n_iter=n_iter, burn_in=burn_in,
                            seed=seed, verbose=verbose, time_budget=time_budget)
             model.set_parameters(res.w0, res.theta[:, 0], res.theta[:, 1:])
             model.prior_mu, model.prior_lam, model.alpha = res.mu, res.lam, res.alpha
         elif solver in ("adam", "sgd"):
             rows = (feats.X_user[u] + feats.X_movie[i]).tocsr()
             model.l2 = (0.0, 0.02, 0.05)
-            model.fit(rows, None, tr[:, 2], optimizer=solver, lr=lr, epochs=epochs,
+            model.fit(rows, None, y, optimizer=solver, lr=lr, epochs=epochs,
                       batch_size=512, seed=seed, verbose=verbose)
             ng = len(feats.group_names)
             model.prior_mu = np.zeros((ng, k + 1))
             model.prior_lam = np.full((ng, k + 1), 25.0)
-            err = model.predict_ids(tr[:, 0], tr[:, 1]) - tr[:, 2]
+            err = model.predict_ids(feats.user_ids[u], feats.movie_ids[i]) - y
             model.alpha = 1.0 / max(float(np.mean(err ** 2)), 0.1)
         else:
             raise ValueError(f"solver must be 'mcmc', 'adam' or 'sgd', not {solver!r}")

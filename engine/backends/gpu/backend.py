@@ -132,6 +132,12 @@ def _pair(v: Any) -> Pair:
     return (int(v[0]), int(v[1])) if isinstance(v, (tuple, list)) else (int(v), int(v))
 
 
+def host_array(a: GpuArray, raw: bytes) -> np.ndarray:
+    """The host copy of `a` from the bytes read back from its buffer."""
+    host = np.frombuffer(raw, dtype=a.storage_dtype, count=a.size).reshape(a.shape)
+    return host.astype(a.dtype) if host.dtype != a.dtype else host.copy()
+
+
 class GpuBackend:
     """The Backend protocol on a GPU `Device` (by default wgpu-py's `NativeDevice`)."""
 
@@ -220,11 +226,12 @@ class GpuBackend:
         return out
 
     def to_numpy(self, a: GpuArray) -> np.ndarray:
-        if a.size == 0:
-            return np.zeros(a.shape, dtype=a.dtype)
-        raw = self.dev.read(a.storage.buffer, 4 * a.size)
-        host = np.frombuffer(raw, dtype=a.storage_dtype, count=a.size).reshape(a.shape)
-        return host.astype(a.dtype) if host.dtype != a.dtype else host.copy()
+        return host_array(a, self.dev.read(a.storage.buffer, 4 * a.size) if a.size else b"")
+
+    async def to_numpy_async(self, a: GpuArray) -> np.ndarray:
+        """`to_numpy` that awaits the readback (in the browser it is a Promise)."""
+        raw = await self.dev.read_async(a.storage.buffer, 4 * a.size) if a.size else b""
+        return host_array(a, raw)
 
     def full(self, shape: Sequence[int], value: float, dtype: Any) -> GpuArray:
         return self._fill(self._new(shape, logical_dtype(dtype)), value)
@@ -891,6 +898,38 @@ class GpuBackend:
         self._run("batchnorm", "bn_grad", "wwwrrrrr", p,
                   [gx, ggamma, gbeta, gy, x, gamma, mean, invstd], _grid_groups(K))
         return gx, ggamma, gbeta
+
+    def _fm_operands(self, v: Any, x: Any) -> tuple[GpuArray, GpuArray, int, int, int]:
+        v, x = self._arr(v), self._arr(x)
+        v = v if v.kind == F32 else self.astype(v, F32_DT)
+        x = x if x.kind == F32 else self.astype(x, F32_DT)
+        if v.ndim != 3 or tuple(x.shape) != tuple(v.shape[:2]):
+            raise ValueError(f"fm_pairwise: need v (B, N, K) and x (B, N), got {v.shape} "
+                             f"and {x.shape}")
+        return v, x, *v.shape
+
+    def fm_pairwise(self, v: GpuArray, x: GpuArray) -> GpuArray:
+        v, x, B, N, K = self._fm_operands(v, x)
+        out = self._new((B,), F32_DT)
+        if v.size == 0:
+            return self._fill(out, 0.0)
+        self._run("fm", "pairwise", "wwrr", Params().u(B, N, K, 0), [out, None, v, x],
+                  _grid_groups(B))
+        return out
+
+    def fm_pairwise_grad(self, g: GpuArray, v: GpuArray,
+                         x: GpuArray) -> tuple[GpuArray, GpuArray]:
+        v, x, B, N, K = self._fm_operands(v, x)
+        g = self._arr(g)
+        g = g if g.kind == F32 else self.astype(g, F32_DT)
+        gv, gx = self._new(v.shape, F32_DT), self._new(x.shape, F32_DT)
+        if v.size == 0:
+            return gv, self._fill(gx, 0.0)
+        s = self._new((B, K), F32_DT)  # s = sum_n v x, shared by the two kernels
+        p = Params().u(B, N, K, 0)
+        self._run("fm", "pairwise_grad_v", "wwrrr", p, [gv, s, v, x, g], _grid(B * K))
+        self._run("fm", "pairwise_grad_x", "wwrrr", p, [gx, s, v, x, g], _grid(B * N))
+        return gv, gx
 
     # -- optimizer updates, in place -----------------------------------------------------
     def _optim(self, entry: str, p: GpuArray, g: GpuArray, s1: GpuArray | None,
