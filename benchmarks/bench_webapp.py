@@ -1,0 +1,179 @@
+"""Web app under load: concurrent browser sessions each asking the Digits page for a prediction.
+
+Starts `python -m webapp.server` on a free loopback port and opens N (default 20) sessions
+at once in one headless Chromium (Debian's /usr/bin/chromium through Playwright; every
+request to another host is aborted). Each session draws a 7 with the mouse and waits for
+the prediction. Prints latency percentiles (stroke end -> prediction shown), the server's
+memory per added session, and the median latency as a ratio to the engine's in-process
+prediction time (the peer). Any error (console, page, wrong digit, timeout) fails the run.
+
+    python build.py bench webapp [--sessions 20] [--timeout 120]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("DEMYSTIFY_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+SEVEN = [(70, 60), (210, 60), (120, 240)]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def in_process_ms(n: int = 50) -> float:
+    """The peer: one prediction of a drawn digit inside this process (decode, preprocess,
+    LeNet-5), median over n."""
+    from webapp.common import png_data_url
+    from webapp.digits import read_digit
+
+    img = np.full((280, 280), 255, np.uint8)
+    img[60:75, 70:210] = 0
+    url = png_data_url(img)
+    read_digit(url)
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        read_digit(url)
+        times.append(time.perf_counter() - t0)
+    return 1000 * float(np.median(times))
+
+
+async def session(browser, base: str, i: int, gate: asyncio.Event, errors: list[str]
+                  ) -> float | None:
+    ctx = await browser.new_context(viewport={"width": 900, "height": 700})
+    host = base.split("//", 1)[1]
+
+    async def route(r) -> None:
+        if r.request.url.split("//", 1)[-1].startswith(host) or \
+                r.request.url.startswith(("data:", "blob:")):
+            await r.continue_()
+        else:
+            errors.append(f"session {i}: request to another host {r.request.url}")
+            await r.abort()
+
+    await ctx.route("**/*", route)
+    page = await ctx.new_page()
+    page.on("console", lambda m: m.type == "error" and errors.append(f"session {i}: {m.text}"))
+    page.on("pageerror", lambda e: errors.append(f"session {i}: {e}"))
+    try:
+        await page.goto(base + "/digits?embed=true", wait_until="networkidle", timeout=120_000)
+        canvas = page.locator("canvas.dc-canvas")
+        await canvas.wait_for(timeout=60_000)
+        await gate.wait()  # every session is open: now they all ask at once
+        box = await canvas.bounding_box()
+        s = box["width"] / 280
+        await page.mouse.move(box["x"] + SEVEN[0][0] * s, box["y"] + SEVEN[0][1] * s)
+        await page.mouse.down()
+        for x, y in SEVEN[1:]:
+            await page.mouse.move(box["x"] + x * s, box["y"] + y * s, steps=6)
+        t0 = time.perf_counter()
+        await page.mouse.up()
+        await page.locator(".prediction", has_text="7").wait_for(timeout=60_000)
+        return 1000 * (time.perf_counter() - t0)
+    except Exception as exc:  # noqa: BLE001  (counted and reported)
+        errors.append(f"session {i}: {type(exc).__name__}: {str(exc)[:200]}")
+        return None
+    # the page stays open (its server session alive) until the memory is measured
+
+
+async def run(args: argparse.Namespace) -> int:
+    from playwright.async_api import async_playwright
+
+    if not Path(CHROMIUM).is_file():
+        print(f"no Chromium at {CHROMIUM} (apt-get install chromium)", file=sys.stderr)
+        return 2
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, "-m", "webapp.server", "--port", str(port)],
+                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(base + "/app", timeout=10).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    print("the server did not start", file=sys.stderr)
+                    return 2
+                await asyncio.sleep(0.5)
+        peer = in_process_ms()
+        errors: list[str] = []
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+            # one warm-up session loads the model and the server's caches
+            warm_gate = asyncio.Event()
+            warm_gate.set()
+            await session(browser, base, -1, warm_gate, errors)
+            base_mb = rss_mb(server.pid)
+            gate = asyncio.Event()
+            tasks = [asyncio.create_task(session(browser, base, i, gate, errors))
+                     for i in range(args.sessions)]
+            t_open = time.perf_counter()
+            while sum(len(c.pages) for c in browser.contexts) < args.sessions + 1 and \
+                    time.perf_counter() - t_open < args.timeout:
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(2.0)  # let every page finish loading before the burst
+            gate.set()
+            lat = await asyncio.wait_for(asyncio.gather(*tasks), timeout=args.timeout)
+            full_mb = rss_mb(server.pid)
+            await browser.close()
+        ok = np.array([v for v in lat if v is not None])
+        print(f"sessions: {args.sessions} concurrent (+1 warm-up), {len(ok)} predicted a 7")
+        if len(ok):
+            p50, p90, p99 = np.percentile(ok, [50, 90, 99])
+            print(f"latency ms (stroke end -> prediction shown): p50 {p50:.0f}  p90 {p90:.0f}"
+                  f"  p99 {p99:.0f}  max {ok.max():.0f}")
+            print(f"peer: in-process prediction {peer:.1f} ms; p50 / peer = {p50 / peer:.1f}x")
+        print(f"server memory: {base_mb:.0f} MB with 1 session, {full_mb:.0f} MB with "
+              f"{args.sessions + 1}: {(full_mb - base_mb) / args.sessions:.1f} MB per added "
+              "session")
+        if errors or len(ok) != args.sessions:
+            print(f"ERRORS ({len(errors)}):", *errors[:20], sep="\n  ")
+            return 1
+        print("errors: none")
+        return 0
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=20, help="concurrent sessions (1..50)")
+    parser.add_argument("--timeout", type=float, default=180, help="seconds for the burst")
+    args = parser.parse_args()
+    if not 1 <= args.sessions <= 50:
+        parser.error("--sessions must be in 1..50 (this is a loopback load test, bounded)")
+    return asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""Looking inside models: class probabilities, saliency maps, activations, factor maps.
+
+What the web app shows next to a prediction, computed here so the app only draws:
+`probabilities` (softmax of a classifier's logits), `layer_outputs` (each layer of a
+Sequential on one input), `occlusion_saliency` (how much the true class's probability
+drops when a patch is greyed out), `gradient_saliency` (|d score / d pixel|),
+`unit_stats` (dead and saturated units per activation layer) and `pca_2d`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import nn
+from .autograd import no_grad
+from .tensor import Tensor
+
+
+def _device(model: Any) -> str:
+    for p in model.parameters():
+        return p.device
+    return getattr(model, "device", "cpu")
+
+
+def probabilities(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """softmax(model(x)) as a host (N, classes) float array, in eval mode."""
+    was = getattr(model, "training", False)
+    model.eval()
+    dev = _device(model)
+    out = []
+    try:
+        with no_grad():
+            for s in range(0, len(x), batch_size):
+                xb = Tensor(np.ascontiguousarray(x[s:s + batch_size], np.float32), device=dev)
+                out.append(nn.functional.softmax(model(xb), dim=-1).numpy())
+    finally:
+        if was:
+            model.train()
+    return np.concatenate(out).astype(np.float64)
+
+
+def layer_outputs(model: nn.Sequential, x: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """(layer name, output) for every layer of a Sequential run on batch x (eval mode)."""
+    model.eval()
+    h = Tensor(np.ascontiguousarray(x, np.float32), device=_device(model))
+    outs = []
+    with no_grad():
+        for name, layer in model.named_children():
+            h = layer(h)
+            outs.append((f"{name}: {type(layer).__name__}", h.numpy()))
+    return outs
+
+
+def occlusion_saliency(model: Any, image: np.ndarray, target: int, patch: int = 8,
+                       stride: int = 4, fill: float = 0.5) -> np.ndarray:
+    """(H, W) map: how much p(target) drops when a patch x patch square around each pixel
+    is replaced by `fill` (grey). image: (C, H, W) in the model's input scale. One batch."""
+    c, h, w = image.shape
+    ys = list(range(0, max(h - patch, 0) + 1, stride))
+    xs = list(range(0, max(w - patch, 0) + 1, stride))
+    batch = np.repeat(image[None].astype(np.float32), len(ys) * len(xs) + 1, axis=0)
+    k = 1
+    for y in ys:
+        for x0 in xs:
+            batch[k, :, y:y + patch, x0:x0 + patch] = fill
+            k += 1
+    p = probabilities(model, batch)[:, target]
+    drop = p[0] - p[1:]
+    heat = np.zeros((h, w))
+    count = np.zeros((h, w))
+    k = 0
+    for y in ys:
+        for x0 in xs:
+            heat[y:y + patch, x0:x0 + patch] += drop[k]
+            count[y:y + patch, x0:x0 + patch] += 1
+            k += 1
+    return heat / np.maximum(count, 1)
+
+
+def gradient_saliency(model: Any, image: np.ndarray, target: int) -> np.ndarray:
+    """(H, W) map of max over channels of |d logit[target] / d pixel| (Simonyan et al.)."""
+    model.eval()
+    x = Tensor(image[None].astype(np.float32), device=_device(model), requires_grad=True)
+    out = model(x)
+    out[0, int(target)].backward()
+    g = np.abs(x.grad.numpy()[0])
+    model.zero_grad()
+    return g.max(axis=0)
+
+
+ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid)
+
+
+def unit_stats(model: nn.Module, x: np.ndarray) -> list[dict[str, Any]]:
+    """Per activation layer on batch x: the fraction of dead units (ReLU: never positive;
+    leaky ReLU: never positive) and of saturated units (tanh |a| > 0.97, sigmoid a < 0.03 or
+    a > 0.97 on more than 90% of the inputs)."""
+    acts: list[tuple[str, Any, np.ndarray]] = []
+    handles = []
+    for name, m in model.named_modules():
+        if isinstance(m, ACTIVATIONS):
+            handles.append(m.register_forward_hook(
+                lambda mod, inp, out, name=name: acts.append((name, mod, out.numpy()))))
+    was = model.training
+    model.eval()
+    try:
+        with no_grad():
+            model(Tensor(np.ascontiguousarray(x, np.float32), device=_device(model)))
+    finally:
+        for hd in handles:
+            hd.remove()
+        if was:
+            model.train()
+    rows = []
+    for i, (name, mod, a) in enumerate(acts):
+        a = a.reshape(len(a), -1)
+        if isinstance(mod, (nn.ReLU, nn.LeakyReLU)):
+            dead = float(np.mean((a <= 0).all(axis=0)))
+            sat = 0.0
+        elif isinstance(mod, nn.Tanh):
+            dead = 0.0
+            sat = float(np.mean((np.abs(a) > 0.97).mean(axis=0) > 0.9))
+        else:
+            dead = 0.0
+            sat = float(np.mean(((a < 0.03) | (a > 0.97)).mean(axis=0) > 0.9))
+        rows.append({"layer": f"hidden {i + 1} ({name})", "kind": type(mod).__name__,
+                     "units": a.shape[1], "dead": dead, "saturated": sat})
+    return rows
+
+
+def pca_2d(points: np.ndarray) -> np.ndarray:
+    """(N, D) -> (N, 2): coordinates on the two principal components."""
+    p = np.asarray(points, np.float64)
+    p = p - p.mean(axis=0)
+    _, _, vt = np.linalg.svd(p, full_matrices=False)
+    return p @ vt[:2].T
+
+
+def grid_2d(xlim: tuple[float, float], ylim: tuple[float, float], n: int = 80
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """An n x n grid of 2-D points over the box, as (n*n, 2) float32 and its (n, n) shape."""
+    gx, gy = np.meshgrid(np.linspace(*xlim, n), np.linspace(*ylim, n))
+    return np.stack([gx.ravel(), gy.ravel()], 1).astype(np.float32), np.array(gx.shape)
+
+
+__all__ = ["probabilities", "layer_outputs", "occlusion_saliency", "gradient_saliency",
+           "unit_stats", "pca_2d", "grid_2d"]

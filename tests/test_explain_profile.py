@@ -1,0 +1,131 @@
+"""engine.explain, engine.profile and engine.data.toy: what the web app draws, checked here."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import engine
+from engine import explain, nn
+from engine.data.toy import KINDS, make_toy
+from engine.profile import profile
+
+
+def small_cnn() -> nn.Sequential:
+    engine.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(4 * 4 * 4, 3))
+
+
+def test_probabilities_are_a_softmax_per_row():
+    m = small_cnn()
+    x = np.random.default_rng(0).random((5, 1, 8, 8)).astype(np.float32)
+    p = explain.probabilities(m, x, batch_size=2)
+    assert p.shape == (5, 3)
+    np.testing.assert_allclose(p.sum(1), 1.0, rtol=1e-5)
+    with engine.no_grad():
+        logits = m(engine.Tensor(x)).numpy()
+    np.testing.assert_array_equal(p.argmax(1), logits.argmax(1))
+
+
+def test_layer_outputs_follow_the_sequential():
+    m = small_cnn()
+    outs = explain.layer_outputs(m, np.zeros((1, 1, 8, 8), np.float32))
+    assert [n for n, _ in outs] == ["0: Conv2d", "1: ReLU", "2: MaxPool2d", "3: Flatten",
+                                    "4: Linear"]
+    assert outs[2][1].shape == (1, 4, 4, 4)
+
+
+def test_occlusion_finds_the_pixels_that_matter():
+    """A 'model' whose class-0 score is the brightness of the top-left corner."""
+
+    class Corner(nn.Module):
+        def forward(self, x):
+            s = x[:, :, :4, :4].sum(axis=(1, 2, 3)) * 10.0
+            return engine.stack([s, s * 0.0], 1)
+
+    img = np.zeros((1, 16, 16), np.float32)
+    img[:, :4, :4] = 1.0
+    heat = explain.occlusion_saliency(Corner(), img, 0, patch=4, stride=4, fill=0.0)
+    assert heat.shape == (16, 16)
+    assert heat[:4, :4].mean() > 0.1 and abs(heat[8:, 8:]).max() < 1e-6
+
+
+def test_gradient_saliency_shape_and_sign():
+    m = small_cnn()
+    g = explain.gradient_saliency(m, np.ones((1, 8, 8), np.float32), 1)
+    assert g.shape == (8, 8) and (g >= 0).all() and g.max() > 0
+    assert all(p.grad is None for p in m.parameters())
+
+
+def test_unit_stats_sees_dead_relus_and_saturated_tanh():
+    lin = nn.Linear(2, 4)
+    nn.init.zeros_(lin.weight)
+    nn.init.constant_(lin.bias, -1.0)  # every ReLU unit is off for every input
+    sat = nn.Linear(4, 3)
+    nn.init.constant_(sat.bias, 5.0)  # tanh(5) = 0.9999: stuck at the end
+    model = nn.Sequential(lin, nn.ReLU(), sat, nn.Tanh())
+    x = np.abs(np.random.default_rng(0).normal(size=(64, 2))).astype(np.float32) + 0.5
+    rows = explain.unit_stats(model, x)
+    assert [r["kind"] for r in rows] == ["ReLU", "Tanh"]
+    assert rows[0]["dead"] == 1.0 and rows[1]["saturated"] == 1.0
+    assert rows[0]["units"] == 4 and rows[1]["units"] == 3
+
+
+def test_pca_2d_keeps_the_main_direction():
+    rng = np.random.default_rng(0)
+    t = rng.normal(size=200)
+    pts = np.stack([t, 2 * t, rng.normal(scale=0.01, size=200), -t], 1)
+    xy = explain.pca_2d(pts)
+    assert xy.shape == (200, 2)
+    assert abs(np.corrcoef(xy[:, 0], t)[0, 1]) > 0.999
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_toy_data(kind):
+    x, y = make_toy(kind, 300, seed=3)
+    assert x.shape == (300, 2) and x.dtype == np.float32 and set(np.unique(y)) == {0, 1}
+    assert np.abs(x).max() < 2.5
+    x2, _ = make_toy(kind, 300, seed=3)
+    np.testing.assert_array_equal(x, x2)
+    with pytest.raises(ValueError, match="spirals"):
+        make_toy("donuts")
+
+
+def test_profile_counts_primitives_of_a_training_step():
+    m = small_cnn()
+    opt = engine.optim.Adam(m.parameters())
+    x = engine.Tensor(np.ones((2, 1, 8, 8), np.float32))
+    with profile("cpu") as prof:
+        loss = nn.functional.cross_entropy(m(x), engine.Tensor(np.array([0, 2])))
+        loss.backward()
+        opt.step()
+    names = {name for name, _, _ in prof.table()}
+    assert {"conv2d", "matmul", "conv2d_grad_weight", "adam_step_"} <= names
+    assert prof.calls["adam_step_"] == len(list(m.parameters()))
+    assert 0 < prof.total <= prof.wall
+    # outside the block, and on other threads, nothing is recorded
+    before = dict(prof.calls)
+    m(x)
+    assert prof.calls == before
+
+
+def test_profile_ignores_other_threads():
+    m = small_cnn()
+    x = engine.Tensor(np.ones((1, 1, 8, 8), np.float32))
+    stop = threading.Event()
+
+    def busy() -> None:
+        while not stop.is_set():
+            with engine.no_grad():
+                m(x)
+
+    t = threading.Thread(target=busy)
+    with profile("cpu") as prof:
+        t.start()
+        engine.Tensor(np.ones(3)).exp()
+        stop.set()
+        t.join()
+    assert set(prof.calls) <= {"unary", "from_numpy", "synchronize"}, prof.calls

@@ -1,0 +1,371 @@
+"""The web app in a real browser: every page loads cleanly and offline, and each demo works.
+
+Starts `python -m webapp.server` on a free loopback port and drives Debian's Chromium
+(headless) through Playwright's Python package (never `playwright install`). Every request
+to a host other than the server is aborted and fails the test; so does any console error.
+Screenshots go to tests/screenshots/ (git-ignored): look at them after a change.
+Without Chromium or Playwright the tests skip, except under CI (env CI set), where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "tests" / "screenshots"
+CHROMIUM = os.environ.get("DEMYSTIFY_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-dev-shm-usage"]
+STARTUP_TIMEOUT_S = 90
+TIMEOUT_MS = 30_000
+
+
+def require(ok: Any, reason: str) -> None:
+    """Skip with `reason` unless ok; under CI fail instead (the setup is broken)."""
+    if ok:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set, so browser tests must run)")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "DEMYSTIFY_OFFLINE": "1"}
+    env.pop("DEMYSTIFY_CIFAR10_MODEL", None)  # the shipped model, nothing else
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen([sys.executable, "-m", "webapp.server", "--port", str(port)],
+                                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+        def server_log() -> str:
+            log.seek(0)
+            return log.read().decode(errors="replace")[-6000:]
+
+        try:
+            deadline = time.monotonic() + STARTUP_TIMEOUT_S
+            while True:
+                if proc.poll() is not None:
+                    pytest.fail(f"the server exited with {proc.returncode}:\n{server_log()}")
+                try:
+                    with urllib.request.urlopen(base + "/app", timeout=30) as resp:
+                        assert resp.status == 200
+                    break
+                except (urllib.error.URLError, ConnectionError, TimeoutError):
+                    if time.monotonic() > deadline:
+                        pytest.fail(f"no answer from {base} in {STARTUP_TIMEOUT_S} s:\n"
+                                    f"{server_log()}")
+                    time.sleep(0.5)
+            yield base
+            tracebacks = server_log()
+            assert "Traceback" not in tracebacks, f"the server logged an error:\n{tracebacks}"
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import Error, sync_playwright
+    except ImportError:
+        require(False, "the playwright package is not installed (pip install playwright)")
+    require(Path(CHROMIUM).is_file(), f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    with sync_playwright() as p:
+        try:
+            b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        except Error as exc:
+            require(False, f"Chromium at {CHROMIUM} did not start: {exc}")
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+class Visit:
+    """A page of the app with its console errors and its requests to other hosts."""
+
+    def __init__(self, browser: Any, base: str, path: str) -> None:
+        self.base = base
+        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
+        self.errors: list[str] = []
+        self.foreign: list[str] = []
+        host = base.split("//", 1)[1]
+
+        def route(r: Any) -> None:
+            url = r.request.url
+            if url.startswith(("data:", "blob:")) or url.split("//", 1)[-1].startswith(host):
+                r.continue_()
+            else:
+                self.foreign.append(url)
+                r.abort()
+
+        self.context.route("**/*", route)
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(TIMEOUT_MS)
+        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        self.page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
+        self.page.goto(base + path, wait_until="networkidle")
+
+    def check(self, shot: str) -> None:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(SHOTS / f"{shot}.png"), full_page=True)
+        assert not self.foreign, f"requests left the machine: {self.foreign}"
+        assert not self.errors, f"console errors: {self.errors}"
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def visit(browser: Any, server: str) -> Iterator[Any]:
+    opened: list[Visit] = []
+
+    def open_(path: str) -> Visit:
+        v = Visit(browser, server, path)
+        opened.append(v)
+        return v
+
+    yield open_
+    for v in opened:
+        v.close()
+
+
+DEEP_TEXT = """el => {
+  const parts = [];
+  const walk = (n) => {
+    if (n.nodeType === 3) parts.push(n.textContent);
+    if (n.shadowRoot) walk(n.shadowRoot);
+    for (const c of n.childNodes) walk(c);
+  };
+  walk(el);
+  return parts.join(" ").replace(/\\s+/g, " ").trim();
+}"""
+
+
+def text_of(page: Any, selector: str) -> str:
+    """The text of the first match, including what Panel renders in its shadow root."""
+    return page.locator(selector).first.evaluate(DEEP_TEXT)
+
+
+def wait_text(page: Any, selector: str, pattern: str, timeout_s: float = 30) -> str:
+    """Wait until the first element matching selector has text matching pattern."""
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while time.monotonic() < deadline:
+        loc = page.locator(selector)
+        if loc.count():
+            last = text_of(page, selector)
+            if re.search(pattern, last):
+                return last
+        page.wait_for_timeout(150)
+    raise AssertionError(f"{selector} never matched {pattern!r}; last text {last!r}")
+
+
+# -- pages --------------------------------------------------------------------------------
+
+def test_start_page_links_every_demo(visit):
+    v = visit("/app")
+    v.page.locator(".demo-card").first.wait_for()
+    cards = v.page.locator(".demo-card")
+    assert cards.count() == 6
+    hrefs = [cards.nth(i).get_attribute("href") for i in range(6)]
+    assert hrefs == ["./digits", "./cifar10", "./movies", "./art", "./playground", "./engine"]
+    assert re.search(r"(CPU|GPU): ", text_of(v.page, ".device-badge"))
+    v.check("start")
+
+
+def draw(page: Any, points: list[tuple[float, float]]) -> None:
+    """One mouse stroke through points given in canvas units (0..280)."""
+    canvas = page.locator("canvas.dc-canvas")
+    box = canvas.bounding_box()
+    s = box["width"] / 280
+    page.mouse.move(box["x"] + points[0][0] * s, box["y"] + points[0][1] * s)
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(box["x"] + x * s, box["y"] + y * s, steps=10)
+    page.mouse.up()
+
+
+def test_digits_reads_a_drawn_7_and_1(visit):
+    v = visit("/digits")
+    page = v.page
+    page.locator("canvas.dc-canvas").wait_for()
+    draw(page, [(70, 60), (210, 60), (120, 240)])
+    wait_text(page, ".prediction", r"^7$")
+    v.check("digits")
+    page.locator("button.dc-clear").click()
+    wait_text(page, ".prediction", r"^–$")
+    draw(page, [(140, 40), (140, 240)])
+    wait_text(page, ".prediction", r"^1$")
+    page.locator("button.dc-undo").click()
+    wait_text(page, ".prediction", r"^–$")
+    page.on("dialog", lambda d: d.dismiss())  # the fallback when the clipboard is refused
+    page.locator(".embed-button button").click()
+    page.wait_for_function("() => !!window.__demystifyEmbed")
+    code = page.evaluate("() => window.__demystifyEmbed")
+    assert code.startswith("<iframe") and f"{v.base}/digits?embed=true" in code, code
+    assert not v.errors
+
+
+def test_embed_mode_shows_only_the_demo(visit):
+    v = visit("/digits?embed=true")
+    v.page.locator("canvas.dc-canvas").wait_for()
+    assert v.page.locator("#header").count() == 0
+    assert v.page.locator(".embed-button").count() == 0
+    v.check("digits_embed")
+    # the iframe a slide deck would use (a page from elsewhere embedding the demo)
+    v.page.set_content(f'<iframe src="{v.base}/digits?embed=true" width="900" height="700">'
+                       "</iframe>")
+    frame = v.page.frame_locator("iframe")
+    frame.locator("canvas.dc-canvas").wait_for()
+    assert not v.foreign and not v.errors, (v.foreign, v.errors)
+
+
+def test_cifar10_upload_gets_its_class_in_the_top5(visit, tmp_path):
+    require_model = ROOT / "webapp" / "models" / "cifar10.onnx"
+    if not require_model.is_file():
+        pytest.skip("webapp/models/cifar10.onnx is not shipped yet")
+    from PIL import Image
+
+    with np.load(ROOT / "webapp" / "assets" / "cifar10_samples.npz") as z:
+        img, label, classes = z["images"][7], int(z["labels"][7]), list(z["classes"])
+    photo = tmp_path / "upload.jpg"  # a different size and format than the 32x32 samples
+    Image.fromarray(img).resize((96, 96), Image.Resampling.BICUBIC).save(photo, quality=95)
+    v = visit("/cifar10")
+    page = v.page
+    wait_text(page, ".top5", r"%")  # the first sample is classified on load
+    page.locator("input[type=file]").set_input_files(str(photo))
+    wait_text(page, ".cifar-status", r"upload\.jpg(?!.*classifying)")
+    top5 = text_of(page, ".top5")
+    assert classes[label] in top5, f"{classes[label]} not in the top-5: {top5}"
+    v.check("cifar10")
+
+
+RATED = [("star wars", "Star Wars (1977)"), ("fargo", "Fargo (1996)"),
+         ("toy story", "Toy Story (1995)")]
+
+
+def test_movies_recommendations_exclude_rated_films(visit):
+    v = visit("/movies")
+    page = v.page
+    search = page.locator("input[placeholder='e.g. star wars']")
+    for query, title in RATED:
+        search.fill(query)
+        search.press("Enter")
+        select = page.locator(".film-choice select")
+        deadline = time.monotonic() + 20  # wait until the list shows only matches
+        while time.monotonic() < deadline:
+            options = [o.lower() for o in select.locator("option").all_inner_texts()]
+            if options and all(query in o for o in options):
+                break
+            page.wait_for_timeout(100)
+        select.select_option(label=title)
+        page.locator(".rate-button button").click()
+        wait_text(page, ".rated", re.escape(title))
+    wait_text(page, ".recs", r"because")
+    recs = [t.strip() for t in page.locator(".rec-title").all_inner_texts()]
+    assert len(recs) >= 5, recs
+    assert not {t for _, t in RATED} & set(recs), f"rated films recommended: {recs}"
+    v.check("movies")
+
+
+def test_art_restoration_beats_the_damage(visit, tmp_path):
+    v = visit("/art")
+    page = v.page
+    page.locator(".damage-button button").click()
+    damaged = float(wait_text(page, ".psnr-damaged", r"\d"))
+    page.locator(".restore-button button").click()
+    restored = float(wait_text(page, ".psnr-restored", r"\d", timeout_s=60))
+    assert restored > damaged + 3, (damaged, restored)
+    v.check("art")
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG" * 10)
+    page.locator("input[type=file]").set_input_files(str(bad))
+    err = wait_text(page, ".error-alert", r"broken\.jpg")
+    assert "Could not use" in err
+
+
+LOSS_POINTS = """() => {
+  let n = 0;
+  for (const doc of Bokeh.documents)
+    for (const m of doc.all_models)
+      if (m.data && m.data.loss && m.data.step) n += m.data.loss.length;
+  return n;
+}"""
+
+
+def test_playground_two_epochs_draw_a_curve(visit):
+    v = visit("/playground?data=moons&epochs=2&act=tanh&opt=Adam&lr=0.01")
+    page = v.page
+    page.locator(".train-button button").click()
+    done = wait_text(page, ".run-status", r"finished|failed|stopped", timeout_s=90)
+    assert "finished" in done, done
+    # 800 points / 64 per batch = 13 steps per epoch; the curve is streamed to the browser
+    page.wait_for_function(f"({LOSS_POINTS})() >= 2 * 13", timeout=10_000)
+    assert "act=tanh" in page.url and "epochs=2" in page.url
+    assert "lr=0.01" in text_of(page, ".run-status")  # the settings came from the URL
+    v.check("playground")
+
+
+def test_playground_run_can_be_cancelled(visit):
+    v = visit("/playground?epochs=30&width=128")
+    page = v.page
+    page.locator(".train-button button").click()
+    wait_text(page, ".run-status", r"epoch 1/30")
+    page.locator(".cancel-button button").click()
+    done = wait_text(page, ".run-status", r"cancelled|finished", timeout_s=60)
+    assert "cancelled" in done, done
+    assert not v.errors
+
+
+def test_engine_runs_an_uploaded_onnx_model_and_rejects_a_corrupt_one(visit, tmp_path):
+    v = visit("/engine")
+    page = v.page
+    page.locator("button", has_text="Time one training step").click()
+    timing = wait_text(page, ".profile-done", r"ms inside Backend primitives")
+    assert "LeNet-5" in timing
+    page.locator("input[type=file]").set_input_files(
+        str(ROOT / "webapp" / "models" / "lenet5.onnx"))
+    ran = wait_text(page, ".onnx-result", r"ran on")
+    assert "MNIST" in ran
+    assert "every op is supported" in text_of(page, ".onnx-report")
+    v.check("engine")
+    bad = tmp_path / "corrupt.onnx"
+    bad.write_bytes(b"\x08\x07this is not a protobuf" * 20)
+    page.locator("input[type=file]").set_input_files(str(bad))
+    err = wait_text(page, ".error-alert", r"corrupt\.onnx")
+    assert "Could not use" in err
+    v.check("engine_error")
+    big = tmp_path / "huge.onnx"  # refused in the browser: nothing is sent
+    big.write_bytes(b"\0" * (20 * 2**20 + 1))
+    page.locator("input[type=file]").set_input_files(str(big))
+    wait_text(page, ".error-alert", r"huge\.onnx \(20\.0 MB\) is over the limit of 20\.0 MB")

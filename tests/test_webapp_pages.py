@@ -1,0 +1,129 @@
+"""The web app's page logic without a browser: what each page computes through the engine."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import engine
+from tests.gpu_helpers import gpu_backend_or_skip
+from webapp import art, digits, engine_page, movies, playground
+from webapp.common import check_upload, png_data_url
+
+
+def drain(run: playground.Run) -> list[tuple[str, object]]:
+    events = []
+    while not run.events.empty():
+        events.append(run.events.get())
+    return events
+
+
+def config(**kw: object) -> dict:
+    cfg = dict(data="moons", activation="ReLU", init="He", reg="none", optimizer="Adam",
+               lr=0.01, depth=2, width=16, epochs=1, device="CPU", seed=0)
+    cfg.update(kw)
+    return cfg
+
+
+@pytest.mark.parametrize("activation", playground.ACTIVATIONS)
+@pytest.mark.parametrize("init", playground.INITS)
+def test_every_activation_and_init_builds_and_runs(activation, init):
+    model = playground.build_model(config(activation=activation, init=init), 2, 2)
+    out = model(engine.Tensor(np.zeros((3, 2), np.float32)))
+    assert out.shape == (3, 2)
+
+
+@pytest.mark.parametrize(("reg", "optimizer"), list(zip(
+    playground.REGS, ["batch GD", "momentum", "AdaGrad", "RMSProp", "SGD"])))
+def test_a_run_reports_steps_epochs_and_finishes(reg, optimizer):
+    run = playground.Run(1, config(reg=reg, optimizer=optimizer))
+    run.thread.start()
+    run.thread.join(60)
+    events = drain(run)
+    kinds = [k for k, _ in events]
+    assert kinds[-1] == "done" and "finished" in events[-1][1], events[-3:]
+    assert "step" in kinds and kinds.count("epoch") == 1
+    epoch = next(p for k, p in events if k == "epoch")
+    assert 0.0 <= epoch[1]["val_accuracy"] <= 1.0
+    assert len(epoch[2]["stats"]) == 2 and epoch[2]["boundary"].shape == (60, 60)
+
+
+def test_cancel_stops_a_run_and_the_model_exports(tmp_path):
+    run = playground.Run(2, config(data="MNIST subset", epochs=20, width=32))
+    run.cancelled.set()
+    run.thread.start()
+    run.thread.join(60)
+    assert "cancelled" in drain(run)[-1][1]
+    model, example, label = playground.latest_model()
+    assert example.shape == (1, 784) and "#2" in label
+    report, result = engine_page.run_onnx(_export(model, example))
+    assert "every op is supported" in report and "ran on" in result
+
+
+def _export(model, example) -> bytes:
+    import engine.onnx
+
+    buf = engine.onnx.export(model, example)
+    return buf.SerializeToString()
+
+
+def test_digits_reads_a_drawn_one():
+    img = np.full((280, 280), 255, np.uint8)
+    img[40:240, 130:150] = 0
+    x, probs, layers = digits.read_digit(png_data_url(img))
+    assert x.shape == (28, 28) and int(np.argmax(probs)) == 1
+    assert [o.shape for n, o in layers if "ReLU" in n][:2] == [(1, 6, 28, 28), (1, 16, 10, 10)]
+    tiled = digits.tile(layers[1][1][0], 6)
+    assert tiled.shape == (28, 6 * 30 - 2)
+
+
+def test_movies_recommend_with_reasons():
+    model = movies.fm()
+    cat, _ = movies.catalogue()
+    rated = {50: 5, 100: 4, 1: 5}  # Star Wars, Fargo, Toy Story
+    recs = model.recommend(rated, k=5)
+    assert not set(rated) & {m for m, _ in recs}
+    why = movies.because(model, rated, recs[0][0], cat)
+    assert why.startswith("because you liked ")
+    m = movies.movie_map()
+    assert len(m["x"]) == len(m["title"]) == 1682
+
+
+def test_art_masks_and_painted_strokes():
+    img = art.default_painting()
+    assert img.shape == (256, 256, 3)
+    for kind in art.KINDS:
+        mask = art.make_mask(kind, img.shape, 0.5, seed=1)
+        assert mask.shape == (256, 256) and 0.01 < mask.mean() < 0.9, kind
+    painted = img.copy()
+    painted[100:110, :] = (255, 0, 255)
+    mask = art.painted_mask(png_data_url(painted), img)
+    assert mask[100:110].mean() > 0.9 and mask[:90].sum() == 0
+
+
+def test_uploads_are_checked():
+    with pytest.raises(ValueError, match="limit"):
+        check_upload(b"x" * 11, "big.onnx", 10)
+    with pytest.raises(ValueError, match="empty"):
+        check_upload(b"", "e.onnx", 10)
+    with pytest.raises(Exception, match="not a valid ONNX"):
+        engine_page.run_onnx(b"\x08\x07garbage" * 10)
+    with pytest.raises(Exception, match="not an image"):
+        art.fit_image(b"GIF89a broken" * 5, "broken.gif")
+
+
+def test_profile_step_cpu():
+    table, wall, what = engine_page.profile_step("cpu", use_latest=False)
+    names = [n for n, _, _ in table]
+    assert "conv2d" in names and "adam_step_" in names and wall > 0 and "LeNet-5" in what
+
+
+@pytest.mark.gpu
+def test_profile_step_and_training_on_the_gpu():
+    gpu_backend_or_skip()
+    table, wall, _ = engine_page.profile_step("gpu", use_latest=False)
+    assert {"conv2d", "adam_step_"} <= {n for n, _, _ in table}
+    run = playground.Run(3, config(device="GPU"))
+    run.thread.start()
+    run.thread.join(120)
+    assert "on gpu" in drain(run)[-1][1]

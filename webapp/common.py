@@ -1,0 +1,289 @@
+"""What every page shares: the page shell (template or embed), the device badge, the
+"copy embed code" button, friendly errors, shipped files and the once-per-process caches.
+
+The shell is Panel's BootstrapTemplate: served entirely by the Panel server (no fonts or
+scripts from a CDN) and with a light/dark toggle. `?embed=true` drops the template and
+shows only the demo, for iframes in slides.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import html
+import io
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import panel as pn
+
+WEBAPP = Path(__file__).resolve().parent
+ASSETS = WEBAPP / "assets"
+MODELS = WEBAPP / "models"
+
+MAX_IMAGE_BYTES = 8 * 2**20
+MAX_ONNX_BYTES = 20 * 2**20
+
+# (slug, title, one-line description)
+PAGES = [
+    ("digits", "Digits", "Draw a digit and watch a small convolutional network read it, "
+     "layer by layer."),
+    ("cifar10", "CIFAR-10", "Classify photos into ten classes and see what the network "
+     "looked at."),
+    ("movies", "Movies", "Rate a few films and get recommendations from a factorization "
+     "machine."),
+    ("art", "Art restoration", "Damage a painting and restore it from the pixels that are "
+     "left."),
+    ("playground", "Playground", "Change one idea at a time (activation, initialisation, "
+     "optimizer) and see why modern deep learning works."),
+    ("engine", "Engine", "Look inside the engine: devices, per-op timings, ONNX import and "
+     "export."),
+]
+
+CSS = """
+.badge {display: inline-block; border-radius: 12px; padding: 3px 12px; font-size: 0.9em;
+        white-space: nowrap;}
+.badge-gpu {background: #dafbe1; color: #116329;}
+.badge-cpu {background: #ddf4ff; color: #0a3069;}
+.badge-off {background: #fff1e5; color: #953800;}
+.nav a {display: block; padding: 6px 4px; text-decoration: none; color: inherit;}
+.nav a.current {font-weight: bold;}
+.muted {opacity: 0.75; font-size: 0.9em;}
+.big {font-size: 2.2em; font-weight: bold;}
+"""
+
+T = TypeVar("T")
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def once(fn: Callable[[], T]) -> Callable[[], T]:
+    """Compute fn() once per process (thread-safe); every session shares the result."""
+    cache: list[T] = []
+
+    @functools.wraps(fn)
+    def wrapper() -> T:
+        if cache:
+            return cache[0]
+        with _locks_guard:
+            lock = _locks.setdefault(fn.__qualname__, threading.Lock())
+        with lock:
+            if not cache:
+                cache.append(fn())
+        return cache[0]
+
+    return wrapper
+
+
+# -- devices -------------------------------------------------------------------------------
+
+@once
+def compute_device() -> tuple[str, str, str]:
+    """(device the demos compute on, its description, a note about a fallback or '')."""
+    import engine
+    from engine import backends
+
+    try:
+        dev = engine.default_device()
+        note = ""
+    except engine.DeviceError as exc:
+        dev, note = "cpu", f"fell back to the CPU: {exc}"
+    try:
+        desc = backends.get(dev).describe()
+    except Exception as exc:  # a broken driver must not take the page down
+        dev, desc, note = "cpu", backends.get("cpu").describe(), f"GPU failed ({exc})"
+    return dev, desc, note
+
+
+GPU_LOCK = threading.RLock()
+
+
+def device_lock(device: str | None = None) -> Any:
+    """Serialises GPU work across sessions and threads (one queue, one device); CPU work
+    needs no lock. `device` defaults to the device the demos compute on."""
+    import contextlib
+
+    dev = device or compute_device()[0]
+    return GPU_LOCK if dev == "gpu" else contextlib.nullcontext()
+
+
+def available_devices() -> list[dict[str, str]]:
+    import engine
+
+    try:
+        return engine.devices()
+    except Exception:  # noqa: BLE001  (listing devices must never fail a page)
+        return [{"name": "cpu", "adapter": "NumPy"}]
+
+
+def device_badge() -> pn.pane.HTML:
+    """A badge naming the device the demos compute on (GPU name or CPU)."""
+    try:
+        dev, desc, note = compute_device()
+    except Exception as exc:  # noqa: BLE001
+        reason = html.escape(f"{type(exc).__name__}: {exc}")
+        text = f'<span class="badge badge-off" title="{reason}">engine unavailable</span>'
+        return pn.pane.HTML(text, stylesheets=[CSS], margin=(5, 10))
+    label = ("GPU: " if dev == "gpu" else "CPU: ") + desc
+    title = html.escape(note or f"the demos compute on the {dev}")
+    css = "badge-gpu" if dev == "gpu" else "badge-cpu"
+    return pn.pane.HTML(f'<span class="badge {css} device-badge" title="{title}">'
+                        f"{html.escape(label)}</span>", stylesheets=[CSS], margin=(5, 10))
+
+
+# -- the shell -----------------------------------------------------------------------------
+
+def is_embed() -> bool:
+    args = pn.state.session_args or {}
+    return any(v.lower() in (b"true", b"1", b"yes") for v in args.get("embed", []))
+
+
+def is_dark() -> bool:
+    """?theme=dark (what the template's light/dark toggle sets)."""
+    args = pn.state.session_args or {}
+    return any(v.lower() == b"dark" for v in args.get("theme", []))
+
+
+def embed_button(slug: str) -> pn.widgets.Button:
+    """Copies an <iframe> of this page (with ?embed=true) to the clipboard."""
+    btn = pn.widgets.Button(name="Copy embed code", button_type="light", width=160,
+                            css_classes=["embed-button"])
+    btn.js_on_click(args={"btn": btn}, code=f"""
+const url = window.location.origin + "/{slug}?embed=true";
+const code = `<iframe src="${{url}}" width="100%" height="720" style="border:0"></iframe>`;
+window.__demystifyEmbed = code;
+const done = () => {{
+  btn.label = "Copied!";
+  setTimeout(() => btn.label = "Copy embed code", 1500);
+}};
+if (navigator.clipboard && window.isSecureContext) {{
+  navigator.clipboard.writeText(code).then(done, () => window.prompt("Embed code:", code));
+}} else {{ window.prompt("Embed code:", code); }}
+""")
+    return btn
+
+
+def nav(current: str) -> pn.pane.HTML:
+    links = ['<a href="./app">Home</a>'] + [
+        f'<a href="./{slug}" class="{"current" if slug == current else ""}">'
+        f"{html.escape(title)}</a>" for slug, title, _ in PAGES]
+    return pn.pane.HTML('<nav class="nav">' + "".join(links) + "</nav>", stylesheets=[CSS])
+
+
+def shell(slug: str, title: str, make_demo: Callable[[], Any], intro: str = ""
+          ) -> pn.viewable.Viewable:
+    """The full page (template, nav, badge, embed button) or, with ?embed=true, the demo.
+
+    `make_demo` is called after the session's theme is known (?theme=dark)."""
+    if is_embed():
+        if is_dark():
+            pn.config.theme = "dark"  # this session only
+            if pn.state.curdoc is not None:  # the template does this for full pages
+                from bokeh.themes import built_in_themes
+
+                pn.state.curdoc.theme = built_in_themes["dark_minimal"]
+        return pn.Column(make_demo(), sizing_mode="stretch_width", css_classes=["embedded"])
+    demo = make_demo()
+    header = pn.Row(pn.pane.Markdown(intro, sizing_mode="stretch_width", margin=(0, 10))
+                    if intro else pn.Spacer(sizing_mode="stretch_width"),
+                    embed_button(slug), sizing_mode="stretch_width")
+    template = pn.template.BootstrapTemplate(
+        title=f"Demystify · {title}", sidebar=[nav(slug), device_badge()],
+        main=[header, demo], sidebar_width=230)
+    return template
+
+
+def bokeh_update(fn: Callable[[], Any]) -> None:
+    """Run fn (which changes Bokeh models) under the session's document lock.
+
+    Needed after an `await` in an async callback: Panel widgets and panes handle that
+    themselves, raw Bokeh models (ColumnDataSource, ranges) do not."""
+    doc = pn.state.curdoc
+    if doc is None or doc.session_context is None:
+        fn()
+    else:
+        doc.add_next_tick_callback(fn)
+
+
+# -- errors and images ---------------------------------------------------------------------
+
+def error_alert() -> pn.pane.Alert:
+    return pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width",
+                         css_classes=["error-alert"])
+
+
+def show_error(alert: pn.pane.Alert, message: str) -> None:
+    alert.object = message
+    alert.visible = bool(message)
+
+
+def file_input(accept: str, max_bytes: int, on_file: Callable[[bytes, str], Any],
+               alert: pn.pane.Alert) -> Any:
+    """An upload limited to max_bytes in the browser; calls on_file(data, name) for each
+    accepted file and shows a refused one's reason in `alert`."""
+    from webapp.upload import UploadInput
+
+    widget = UploadInput(accept=accept, max_bytes=max_bytes)
+
+    def uploaded(_: Any) -> None:
+        name = widget.filename or "the file"
+        try:
+            data = check_upload(widget.data(), name, max_bytes)
+        except ValueError as exc:
+            show_error(alert, f"Could not use {html.escape(name)}: {html.escape(str(exc))}")
+            return
+        on_file(data, name)
+
+    widget.param.watch(uploaded, "uploads")
+    widget.param.watch(lambda e: e.new and show_error(alert, html.escape(e.new)), "error")
+    return widget
+
+
+def check_upload(data: bytes | None, name: str | None, max_bytes: int) -> bytes:
+    if not data:
+        raise ValueError("the file is empty; choose another one")
+    if len(data) > max_bytes:
+        raise ValueError(f"{name or 'the file'} is {len(data) / 2**20:.1f} MB; the limit is "
+                         f"{max_bytes // 2**20} MB")
+    return data
+
+
+def png_data_url(rgb: np.ndarray) -> str:
+    """A uint8 (H, W[, 3]) array as a PNG data URL (for the canvas background)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(rgb, np.uint8)).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def decode_data_url(url: str) -> bytes:
+    head, _, data = url.partition(",")
+    if not head.startswith("data:image/") or ";base64" not in head:
+        raise ValueError("not an image data URL")
+    return base64.b64decode(data, validate=True)
+
+
+def rgba(img: np.ndarray) -> np.ndarray:
+    """uint8 (H, W) or (H, W, 3) -> (H, W) uint32 RGBA, flipped for Bokeh's y-up images."""
+    a = np.asarray(img, np.uint8)
+    if a.ndim == 2:
+        a = np.repeat(a[:, :, None], 3, axis=2)
+    out = np.empty(a.shape[:2] + (4,), np.uint8)
+    out[..., :3] = a
+    out[..., 3] = 255
+    return out.view(np.uint32)[:, :, 0][::-1].copy()
+
+
+def image_figure(title: str, size: int = 256, **kw: Any) -> Any:
+    """A square Bokeh figure for showing an image, no axes."""
+    from bokeh.plotting import figure
+
+    fig = figure(title=title, width=size, height=size, x_range=(0, 1), y_range=(0, 1),
+                 toolbar_location=None, match_aspect=True, **kw)
+    fig.axis.visible = False
+    fig.grid.visible = False
+    return fig

@@ -1,0 +1,168 @@
+"""Digits: draw a digit, LeNet-5 reads it live, and shows how a CNN sees it."""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import panel as pn
+import param
+from bokeh.models import ColumnDataSource, LinearColorMapper
+from bokeh.plotting import figure
+
+from webapp.canvas import DrawCanvas
+from webapp.common import (
+    CSS,
+    MODELS,
+    decode_data_url,
+    device_lock,
+    error_alert,
+    once,
+    shell,
+    show_error,
+)
+
+CLASSES = [str(d) for d in range(10)]
+TILE_GAP = 2
+
+
+@once
+def lenet() -> object:
+    """The shipped LeNet-5 (ONNX) as an engine Sequential, so each layer can be shown."""
+    import engine
+    import engine.onnx
+    from engine.models import lenet5
+    from webapp.common import compute_device
+
+    onnx_model = engine.onnx.load(MODELS / "lenet5.onnx", device="cpu")
+    net = lenet5()
+    net.load_state_dict(onnx_model.state_dict())
+    return net.to(compute_device()[0]).eval()
+
+
+def read_digit(data_url: str) -> tuple[np.ndarray, np.ndarray, list[tuple[str, np.ndarray]]]:
+    """Canvas PNG -> (28x28 MNIST-style input, class probabilities, layer outputs)."""
+    from engine import explain
+    from engine.data.images import decode_image
+    from engine.data.transforms import mnist_preprocess
+
+    pixels = decode_image(decode_data_url(data_url), "L", max_pixels=1_000_000)
+    x = mnist_preprocess(pixels)
+    net = lenet()
+    with device_lock():
+        probs = explain.probabilities(net, x[None, None])[0]
+        layers = explain.layer_outputs(net, x[None, None])
+    return x, probs, layers
+
+
+def tile(maps: np.ndarray, cols: int) -> np.ndarray:
+    """(C, H, W) feature maps, each scaled to [0, 1], laid out in a grid with gaps."""
+    c, h, w = maps.shape
+    rows = -(-c // cols)
+    out = np.full((rows * (h + TILE_GAP) - TILE_GAP, cols * (w + TILE_GAP) - TILE_GAP), np.nan)
+    for i, m in enumerate(maps):
+        lo, hi = float(m.min()), float(m.max())
+        r, k = divmod(i, cols)
+        out[r * (h + TILE_GAP):r * (h + TILE_GAP) + h, k * (w + TILE_GAP):k * (w + TILE_GAP) + w] \
+            = (m - lo) / (hi - lo) if hi > lo else 0.0
+    return out[::-1]
+
+
+def _image_fig(title: str, width: int, height: int, palette: str) -> tuple[object, object]:
+    fig = figure(title=title, width=width, height=height, x_range=(0, 1), y_range=(0, 1),
+                 toolbar_location=None)
+    fig.axis.visible = False
+    fig.grid.visible = False
+    src = ColumnDataSource({"image": [np.full((2, 2), np.nan)], "dw": [1], "dh": [1]})
+    mapper = LinearColorMapper(palette=palette, low=0, high=1, nan_color=(0, 0, 0, 0))
+    fig.image(image="image", x=0, y=0, dw="dw", dh="dh", source=src, color_mapper=mapper)
+    return fig, src
+
+
+class DigitsPage(pn.viewable.Viewer):
+    """Draw a digit; LeNet-5 predicts while you draw; see the input and feature maps."""
+
+    prediction = param.Integer(default=None, allow_None=True, doc="the predicted digit")
+
+    def __init__(self, **params: object) -> None:
+        super().__init__(**params)
+        self.canvas = DrawCanvas(size=280, pixels=280, pen=20, throttle_ms=150)
+        self.error = error_alert()
+        self.result = pn.pane.HTML(self._result_html(None), stylesheets=[CSS],
+                                   css_classes=["digit-result"], min_width=220)
+        self.bars_src = ColumnDataSource({"digit": CLASSES, "p": [0.0] * 10,
+                                          "color": ["#8c959f"] * 10})
+        bars = figure(x_range=CLASSES, y_range=(0, 1), height=220, width=360,
+                      title="probability per class", toolbar_location=None)
+        bars.vbar(x="digit", top="p", width=0.8, color="color", source=self.bars_src)
+        bars.xgrid.visible = False
+        self.input_fig, self.input_src = _image_fig("network input (28x28)", 200, 200,
+                                                    "Greys256")
+        self.map_figs = []
+        self.map_srcs = []
+        for title, w, h in (("conv 1: 6 feature maps (28x28)", 640, 130),
+                            ("conv 2: 16 feature maps (10x10)", 640, 180)):
+            fig, src = _image_fig(title, w, h, "Viridis256")
+            self.map_figs.append(fig)
+            self.map_srcs.append(src)
+        self.canvas.param.watch(self._on_image, "image")
+        self._layout = pn.Column(
+            self.error,
+            pn.FlexBox(
+                pn.Column(pn.pane.Markdown("**Draw a digit** (mouse, finger or pen)"),
+                          self.canvas),
+                pn.Column(self.result, pn.pane.Bokeh(bars)),
+                pn.pane.Bokeh(self.input_fig),
+            ),
+            pn.pane.Markdown("### How a CNN sees it: the output of each convolution "
+                             "(after ReLU), brighter = stronger"),
+            *(pn.pane.Bokeh(f) for f in self.map_figs),
+            sizing_mode="stretch_width",
+        )
+
+    @staticmethod
+    def _result_html(pred: int | None, p: float = 0.0) -> str:
+        if pred is None:
+            return ('<div class="muted">prediction</div><div class="big prediction">–</div>'
+                    '<div class="muted">draw to start</div>')
+        return (f'<div class="muted">prediction</div><div class="big prediction">{pred}</div>'
+                f'<div class="muted confidence">{100 * p:.1f}% sure</div>')
+
+    def _on_image(self, event: param.parameterized.Event) -> None:
+        if not event.new:
+            self.prediction = None
+            self.result.object = self._result_html(None)
+            self.bars_src.data = {"digit": CLASSES, "p": [0.0] * 10,
+                                  "color": ["#8c959f"] * 10}
+            for src in (self.input_src, *self.map_srcs):
+                src.data = {"image": [np.full((2, 2), np.nan)], "dw": [1], "dh": [1]}
+            return
+        try:
+            x, probs, layers = read_digit(event.new)
+        except Exception as exc:  # noqa: BLE001  (shown to the user, never a crash)
+            show_error(self.error, f"Could not read the drawing: {html.escape(str(exc))}")
+            return
+        show_error(self.error, "")
+        pred = int(np.argmax(probs))
+        self.prediction = pred
+        self.result.object = self._result_html(pred, float(probs[pred]))
+        self.bars_src.data = {"digit": CLASSES, "p": [float(p) for p in probs],
+                              "color": ["#1f6feb" if i == pred else "#8c959f"
+                                        for i in range(10)]}
+        self.input_src.data = {"image": [x[::-1].astype(np.float64)], "dw": [1], "dh": [1]}
+        convs = [out[0] for name, out in layers if "ReLU" in name and out.ndim == 4][:2]
+        for src, maps, cols in zip(self.map_srcs, convs, (6, 8)):
+            src.data = {"image": [tile(maps, cols)], "dw": [1], "dh": [1]}
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._layout
+
+
+def page() -> pn.viewable.Viewable:
+    return shell("digits", "Digits", DigitsPage,
+                 "LeNet-5, trained by this engine (99.36% on the MNIST test set), reads "
+                 "your digit as you draw. The input is centred and scaled like MNIST.")
+
+
+if __name__.startswith("bokeh"):
+    page().servable(title="Demystify · Digits")
