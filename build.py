@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Demystify's one entry point: set up a virtual environment and run things in it.
 
-    python build.py serve [--port N] [--no-show]   run the web app
+    python build.py serve [--port N] [--no-show]   run the web app (every page)
     python build.py test [pytest args...]          run the test suite
     python build.py bench [NAME [args...]]         run (or list) a benchmark
     python build.py train NAME [args...]           run a training script
-    python build.py site | slides                  not implemented yet
+    python build.py site [--out DIR] [--offline --pyodide-dist PATH] [--pwa]
+                                                   static browser build (Pyodide + WebGPU)
+    python build.py slides [--out DIR] [--base URL]  reveal.js deck embedding two demos
 
 Standard library only, so it runs on a fresh machine with just Python 3.11+.
 The environment lives in .venv/ next to this file; the project is installed into it
@@ -32,7 +34,7 @@ MIN_PYTHON = (3, 11)
 
 SERVE_EXTRAS = ["web", "gpu", "onnx"]
 TEST_EXTRAS = ["test"]
-PASSTHROUGH = {"test", "bench", "train"}
+PASSTHROUGH = {"test", "bench", "train", "site", "slides"}
 
 
 def say(msg: str) -> None:
@@ -170,10 +172,10 @@ def run(cmd: list[str]) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     py = ensure_env(SERVE_EXTRAS)
-    cmd = [str(py), "-m", "panel", "serve", "webapp/app.py", "--port", str(args.port)]
+    cmd = [str(py), "-m", "webapp.server", "--port", str(args.port), "--address", args.address]
     if not args.no_show:
         cmd.append("--show")
-    say(f"serving on http://localhost:{args.port}/app  (Ctrl+C stops)")
+    say(f"serving every page on http://localhost:{args.port}/app  (Ctrl+C stops)")
     return run(cmd)
 
 
@@ -206,9 +208,10 @@ def cmd_script(kind: str, folder: str, rest: list[str]) -> int:
     return run([str(py), str(script.relative_to(ROOT)), *args])
 
 
-def cmd_not_yet(name: str) -> int:
-    say(f"'{name}' is not implemented yet (issue 8).")
-    return 2
+def cmd_site(command: str, rest: list[str]) -> int:
+    """site/slides: tools/site.py in .venv (it needs Panel); it parses its own options."""
+    py = ensure_env(SERVE_EXTRAS)
+    return run([str(py), str(Path("tools") / "site.py"), command, *rest])
 
 
 # ----------------------------------------------------------------------- main
@@ -224,6 +227,8 @@ def make_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     serve = sub.add_parser("serve", help="set up .venv and run the web app (panel serve)")
     serve.add_argument("--port", type=int, default=5006, help="port (default 5006)")
+    serve.add_argument("--address", default="127.0.0.1",
+                       help="interface to listen on (default 127.0.0.1; 0.0.0.0 for all)")
     serve.add_argument("--no-show", action="store_true", help="do not open a browser")
     sub.add_parser(
         "test",
@@ -238,17 +243,27 @@ def make_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "train", help="run training/train_NAME.py", usage="python build.py train NAME [args...]"
     )
-    sub.add_parser("site", help="static browser build (not implemented yet)")
-    sub.add_parser("slides", help="slides (not implemented yet)")
+    sub.add_parser(
+        "site",
+        help="static browser build of the web app (Pyodide + WebGPU); see `site --help`",
+        usage="python build.py site [--out DIR] [--offline [--pyodide-dist PATH]] [--pwa]",
+    )
+    sub.add_parser(
+        "slides",
+        help="reveal.js slide deck embedding two demos; see `slides --help`",
+        usage="python build.py slides [--out DIR] [--base URL] [--demos SLUG SLUG]",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = make_parser()
-    # test/bench/train pass everything after the command through untouched (argparse
+    # test/bench/train/site/slides pass everything after the command through (argparse
     # would reorder or reject options meant for pytest or the script).
-    if argv and argv[0] in PASSTHROUGH and not (len(argv) > 1 and argv[1] in ("-h", "--help")):
+    own_help = argv[:1] in (["site"], ["slides"])  # tools/site.py prints their help
+    if argv and argv[0] in PASSTHROUGH and (own_help or not (len(argv) > 1
+                                                            and argv[1] in ("-h", "--help"))):
         command, rest = argv[0], argv[1:]
         if rest[:1] == ["--"]:
             rest = rest[1:]
@@ -256,12 +271,12 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_test(rest)
         if command == "bench":
             return cmd_script("bench", "benchmarks", rest)
+        if command in ("site", "slides"):
+            return cmd_site(command, rest)
         return cmd_script("train", "training", rest)
     args = parser.parse_args(argv)
     if args.command == "serve":
         return cmd_serve(args)
-    if args.command in ("site", "slides"):
-        return cmd_not_yet(args.command)
     parser.print_help()  # test/bench/train with -h
     return 0
 

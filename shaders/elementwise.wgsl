@@ -41,6 +41,10 @@ override HAS_HI: bool = false;
 
 // -- storage kinds -------------------------------------------------------------------------
 
+// -inf and NaN only as run-time values: WGSL forbids non-finite constant expressions
+// (Chrome's Tint rejects `bitcast<f32>(0xff800000u)`, wgpu-native's Naga accepts it).
+fn f32_bits(b: u32) -> f32 { return bitcast<f32>(b); }
+
 fn to_f(bits: u32, kind: u32) -> f32 {
   if (kind == 0u) { return bitcast<f32>(bits); }
   if (kind == 1u) { return f32(bitcast<i32>(bits)); }
@@ -126,7 +130,7 @@ fn sigmoid_(x: f32) -> f32 {
 fn pow_(x: f32, y: f32) -> f32 {
   if (y == 0.0) { return 1.0; }
   if (x >= 0.0) { return pow(x, y); }
-  if (y != floor(y)) { return bitcast<f32>(0x7fc00000u); }  // NaN, as NumPy
+  if (y != floor(y)) { return f32_bits(0x7fc00000u); }  // NaN, as NumPy
   let r = pow(-x, y);
   return select(r, -r, fract(y * 0.5) != 0.0);
 }

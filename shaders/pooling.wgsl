@@ -31,6 +31,10 @@ override PW: i32 = 0;
 override WG: u32 = 256u;
 override INCLUDE_PAD: bool = true;
 
+// -inf and NaN only as run-time values: WGSL forbids non-finite constant expressions
+// (Chrome's Tint rejects `bitcast<f32>(0xff800000u)`, wgpu-native's Naga accepts it).
+fn f32_bits(b: u32) -> f32 { return bitcast<f32>(b); }
+
 fn linear(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
   return gid.x + gid.y * nwg.x * WG;
 }
@@ -44,14 +48,14 @@ fn maxpool(@builtin(global_invocation_id) gid: vec3<u32>,
   let plane = i / hw;
   let oy = i32((i % hw) / WO * SH) - PH;
   let ox = i32((i % hw) % WO * SW) - PW;
-  var best = bitcast<f32>(0xff800000u);
+  var best = f32_bits(0xff800000u);
   var arg = 0;
   var first = true;
   for (var ki = 0u; ki < KH; ki++) {
     let y = oy + i32(ki * DH);
     for (var kj = 0u; kj < KW; kj++) {
       let x = ox + i32(kj * DW);
-      var v = bitcast<f32>(0xff800000u);
+      var v = f32_bits(0xff800000u);
       if (y >= 0 && x >= 0 && y < i32(H) && x < i32(W)) {
         v = IN[(plane * H + u32(y)) * W + u32(x)];
       }

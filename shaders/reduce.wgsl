@@ -29,6 +29,10 @@ override INT_MATH: bool = false;
 var<workgroup> tree: array<u32, WG>;
 var<workgroup> tree_idx: array<u32, WG>;
 
+// -inf and NaN only as run-time values: WGSL forbids non-finite constant expressions
+// (Chrome's Tint rejects `bitcast<f32>(0xff800000u)`, wgpu-native's Naga accepts it).
+fn f32_bits(b: u32) -> f32 { return bitcast<f32>(b); }
+
 fn load(i: u32) -> u32 {
   let b = X[i];
   if (INT_MATH) {
@@ -136,7 +140,7 @@ fn argmax_rows(@builtin(local_invocation_index) li: u32,
                @builtin(num_workgroups) nwg: vec3<u32>) {
   let o = out_index(wid, nwg);
   let valid = o < P.A;
-  var best = bitcast<f32>(0xff800000u);
+  var best = f32_bits(0xff800000u);
   var bi = 0xffffffffu;
   if (valid) {
     for (var l = li; l < P.L; l += WG) {

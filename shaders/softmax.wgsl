@@ -17,6 +17,10 @@ override LOG: bool = false;
 
 var<workgroup> tree: array<f32, WG>;
 
+// -inf and NaN only as run-time values: WGSL forbids non-finite constant expressions
+// (Chrome's Tint rejects `bitcast<f32>(0xff800000u)`, wgpu-native's Naga accepts it).
+fn f32_bits(b: u32) -> f32 { return bitcast<f32>(b); }
+
 fn finish(x: f32, mx: f32, total: f32) -> f32 {
   if (LOG) { return (x - mx) - log(total); }
   return exp(x - mx) / total;
@@ -29,7 +33,7 @@ fn softmax_rows(@builtin(local_invocation_index) li: u32,
   let row = wid.x + wid.y * nwg.x;
   let valid = row < P.A;
   let base = row * P.L;
-  var mx = bitcast<f32>(0xff800000u);
+  var mx = f32_bits(0xff800000u);
   if (valid) {
     for (var l = li; l < P.L; l += WG) { mx = max(mx, X[base + l]); }
   }
@@ -63,7 +67,7 @@ fn softmax_strided(@builtin(global_invocation_id) gid: vec3<u32>,
   let o = gid.x + gid.y * nwg.x * WG;
   if (o >= P.A * P.C) { return; }
   let base = (o / P.C) * P.L * P.C + o % P.C;
-  var mx = bitcast<f32>(0xff800000u);
+  var mx = f32_bits(0xff800000u);
   for (var l = 0u; l < P.L; l++) { mx = max(mx, X[base + l * P.C]); }
   var total = 0.0;
   for (var l = 0u; l < P.L; l++) { total += exp(X[base + l * P.C] - mx); }

@@ -26,8 +26,10 @@ class DeviceError(RuntimeError):
 
 
 def register(name: str, factory: Callable[[], Backend]) -> None:
-    """Register a lazily created backend (creating it may fail: no adapter)."""
+    """Register a lazily created backend (creating it may fail: no adapter). Registering
+    again forgets an earlier failure (the browser registers its GPU after `await init()`)."""
     _factories[name] = factory
+    _failures.pop(name, None)
 
 
 def _try(name: str) -> Backend | None:

@@ -11,22 +11,27 @@ Conventions every Device follows:
   Uniform parameters are written once per batch from a per-batch arena, never into a
   buffer an earlier, not yet submitted dispatch still reads.
 - `read` is the only readback; it counts itself in `readbacks` (tests use this to prove
-  that a training step never reads back between ops). It is synchronous here; the
-  browser Device will offer the same as a coroutine.
+  that a training step never reads back between ops). `read_async` is the same as a
+  coroutine: the browser's readback is a Promise (`mapAsync`) and must not block the page,
+  so code meant for the browser awaits it (`browser.to_numpy_async`); on native Devices it
+  simply calls `read`.
 - Buffers come from a size-bucketed pool. A released buffer is reused only after the
   batch that may still use it has been submitted.
+- This module imports no NumPy (only the standard library): the browser Device and the
+  kernel self-test (`selftest.py`) run in Pyodide's core runtime, which has no NumPy.
+  Uploads are any C-contiguous buffer (bytes, memoryview, array.array, ndarray).
 """
 
 from __future__ import annotations
 
 import abc
+import math
+import struct
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 # --------------------------------------------------------------------------- kernels
 
@@ -61,9 +66,16 @@ _sources: dict[str, str] = {}
 
 
 def shader_source(name: str) -> str:
+    """The WGSL text of shaders/NAME.wgsl (from `provide_shaders`, else from `shader_dir`)."""
     if name not in _sources:
         _sources[name] = (shader_dir() / f"{name}.wgsl").read_text(encoding="utf-8")
     return _sources[name]
+
+
+def provide_shaders(sources: Mapping[str, str]) -> None:
+    """Use these WGSL texts ({file stem: source}) instead of reading files: for hosts
+    where the package's files are not on a filesystem (a page that fetched them itself)."""
+    _sources.update(sources)
 
 
 # --------------------------------------------------------------------------- params
@@ -76,18 +88,23 @@ class Params:
     def __init__(self) -> None:
         self._words: list[bytes] = []
 
-    def _push(self, dtype: type, values: Sequence[Any]) -> Params:
-        self._words.append(np.asarray(values, dtype=dtype).tobytes())
+    def _push(self, code: str, values: Sequence[Any]) -> Params:
+        try:
+            self._words.append(struct.pack(f"<{len(values)}{code}", *values))
+        except struct.error as exc:
+            kind = {"I": "u32", "i": "i32"}[code]
+            raise OverflowError(f"uniform parameter {list(values)} does not fit WGSL {kind}") \
+                from exc
         return self
 
     def u(self, *v: int) -> Params:
-        return self._push(np.uint32, v)
+        return self._push("I", [int(x) for x in v])
 
     def i(self, *v: int) -> Params:
-        return self._push(np.int32, v)
+        return self._push("i", [int(x) for x in v])
 
     def f(self, *v: float) -> Params:
-        return self._push(np.float32, v)
+        return self._push("f", [_f32(x) for x in v])
 
     def vec8(self, values: Sequence[int], signed: bool = False) -> Params:
         """An `array<vec4<..>, 2>` field (zero-padded to 8 slots), aligned to 16 bytes."""
@@ -95,7 +112,7 @@ class Params:
             raise ValueError(f"at most 8 dims are supported on the GPU, got {len(values)}")
         self._align(16)
         padded = list(values) + [0] * (8 - len(values))
-        return self._push(np.int32 if signed else np.uint32, padded)
+        return self.i(*padded) if signed else self.u(*padded)
 
     def _align(self, n: int) -> None:
         size = sum(len(w) for w in self._words)
@@ -105,6 +122,17 @@ class Params:
     def bytes(self) -> bytes:
         self._align(16)
         return b"".join(self._words) or bytes(16)
+
+
+def _f32(x: Any) -> float:
+    """x as a float that struct packs as f32: values beyond float32's range become +-inf
+    (as NumPy's float32 cast does) instead of raising."""
+    x = float(x)
+    try:
+        struct.pack("<f", x)
+    except OverflowError:
+        return math.copysign(math.inf, x)
+    return x
 
 
 # --------------------------------------------------------------------------- device
@@ -140,8 +168,9 @@ class Device(abc.ABC):
     def destroy_buffer(self, buf: Any) -> None: ...
 
     @abc.abstractmethod
-    def write(self, buf: Any, data: np.ndarray, offset: int = 0) -> None:
-        """Upload host bytes. Only ever called on buffers no pending work uses."""
+    def write(self, buf: Any, data: Any, offset: int = 0) -> None:
+        """Upload host bytes (a C-contiguous buffer, size a multiple of 4). Only ever called
+        on buffers no pending work uses."""
 
     @abc.abstractmethod
     def dispatch(self, kernel: Kernel, params: bytes, buffers: Sequence[Any],
@@ -163,6 +192,14 @@ class Device(abc.ABC):
     @abc.abstractmethod
     def read(self, buf: Any, nbytes: int) -> bytes:
         """Flush, then return the first `nbytes` of `buf` (counts one readback)."""
+
+    async def read_async(self, buf: Any, nbytes: int) -> bytes:
+        """`read` as a coroutine; Devices whose readback is asynchronous override it."""
+        return self.read(buf, nbytes)
+
+    async def wait_async(self) -> None:
+        """`wait` as a coroutine (the browser's queue.onSubmittedWorkDone is a Promise)."""
+        self.wait()
 
     # -- buffer pool (shared by all Devices) -----------------------------------------
     def alloc(self, nbytes: int) -> tuple[Any, int]:

@@ -1,0 +1,422 @@
+"""Device over the browser's WebGPU (`navigator.gpu`), for the engine running in Pyodide.
+
+The same WGSL files, the same `Kernel`s and the same batching as `native.NativeDevice`;
+only the calls differ (JavaScript objects through Pyodide's `js` / `pyodide.ffi` bridge).
+No NumPy here: the kernel self-test runs this module in Pyodide's core runtime.
+
+Readback is a Promise (`GPUBuffer.mapAsync`) and the page must never block on it, so:
+
+- `await BrowserDevice.read_async(buf, n)` is the real readback;
+  `await to_numpy_async(x)` (a Tensor, GpuArray or ndarray) is the one to call from an app.
+- The synchronous `read` (what `Tensor.numpy()` ends in) works only where Pyodide can
+  suspend Python until the Promise settles without blocking the page: `pyodide.ffi.run_sync`
+  with WebAssembly JSPI (Chrome 137+), inside code entered through `runPythonAsync` (Panel's
+  worker runs every callback that way). Elsewhere it raises, naming `to_numpy_async`.
+
+In a page, `await init()` requests the adapter and registers the "gpu" backend with the
+engine's device registry. Without WebGPU it returns False, warns once on the JavaScript
+console, and sets `globalThis.demystifyGpu = {webgpu: false, reason}` and `status()` for
+the app to show; device="auto" then computes with NumPy.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from .device import Device, Kernel, shader_source
+
+try:  # inside the engine: the registry's error, so device="auto" falls back to NumPy
+    from .. import DeviceError
+except ImportError:  # loaded on its own (the NumPy-free kernel self-test)
+
+    class DeviceError(RuntimeError):  # type: ignore[no-redef]
+        """No WebGPU adapter, or the device was lost."""
+
+
+# WebGPU enum values (the spec's numbers; `GPUBufferUsage` is absent in some workers)
+_MAP_READ, _COPY_SRC, _COPY_DST, _UNIFORM, _STORAGE = 0x1, 0x4, 0x8, 0x40, 0x80
+_COMPUTE = 0x4  # GPUShaderStage.COMPUTE
+
+_status: dict[str, Any] = {"webgpu": None, "adapter": "", "reason": "init() not called yet"}
+
+
+def in_browser() -> bool:
+    return sys.platform == "emscripten"
+
+
+def _js() -> Any:
+    try:
+        import js
+    except ImportError as exc:
+        raise DeviceError("the browser Device needs Pyodide (no `js` module here)") from exc
+    return js
+
+
+def _obj(value: Any) -> Any:
+    """A Python dict/list as a plain JavaScript object/array (JsProxies pass through)."""
+    from pyodide.ffi import to_js
+
+    return to_js(value, dict_converter=_js().Object.fromEntries)
+
+
+def _can_suspend() -> bool:
+    try:
+        from pyodide.ffi import can_run_sync
+    except ImportError:
+        return False
+    return bool(can_run_sync())
+
+
+def _error_text(err: Any) -> str:
+    msg = getattr(err, "message", None)
+    return str(msg if msg is not None else err)
+
+
+class BrowserDevice(Device):
+    """WebGPU Device. Create it with `await BrowserDevice.create()` (requesting an adapter
+    is a Promise). Dispatches are recorded into one compute pass and submitted together on
+    a read, or when the batch reaches `max_batch` dispatches or fills its uniform arena."""
+
+    max_batch = 512
+    arena_size = 1 << 17
+
+    def __init__(self, adapter: Any, device: Any, name: str) -> None:
+        super().__init__()
+        self.name = name
+        self._adapter = adapter
+        self._dev = device
+        self._queue = device.queue
+        lim = device.limits
+        self.limits = {k: int(getattr(lim, k)) for k in (
+            "maxStorageBufferBindingSize", "maxBufferSize", "minUniformBufferOffsetAlignment",
+            "maxComputeWorkgroupsPerDimension", "maxComputeInvocationsPerWorkgroup",
+            "maxComputeWorkgroupStorageSize")}
+        self.max_binding = self.limits["maxStorageBufferBindingSize"]
+        self._ualign = self.limits["minUniformBufferOffsetAlignment"]
+        self._modules: dict[str, Any] = {}
+        self._pipelines: dict[Kernel, tuple[Any, Any]] = {}
+        self._compile_errors: dict[str, list[str]] = {}
+        self._arena = self._buffer(self.arena_size, _UNIFORM | _COPY_DST)
+        self._staging: dict[int, list[Any]] = {}  # unmapped MAP_READ buffers by size
+        self.errors: list[str] = []  # uncaptured WebGPU errors (validation, out of memory)
+        self._lost: str | None = None
+        from pyodide.ffi import create_proxy
+
+        self._on_error = create_proxy(lambda ev: self.errors.append(_error_text(ev.error)))
+        device.addEventListener("uncapturederror", self._on_error)
+        self._on_lost = create_proxy(self._lost_cb)
+        device.lost.then(self._on_lost)
+        self._reset_batch()
+
+    @classmethod
+    async def create(cls) -> BrowserDevice:
+        """Request an adapter and a device (raises DeviceError when there is no WebGPU)."""
+        js = _js()
+        gpu = getattr(js.navigator, "gpu", None)
+        if gpu is None:
+            raise DeviceError("this browser has no WebGPU (navigator.gpu is undefined; it "
+                              "needs a secure context: https or localhost)")
+        adapter = await gpu.requestAdapter(_obj({"powerPreference": "high-performance"}))
+        if adapter is None:
+            raise DeviceError("navigator.gpu.requestAdapter() returned no adapter (WebGPU "
+                              "disabled or blocklisted for this GPU)")
+        lim = adapter.limits
+        wanted = {k: int(getattr(lim, k)) for k in ("maxStorageBufferBindingSize",
+                                                      "maxBufferSize")}
+        device = await adapter.requestDevice(_obj({"requiredLimits": wanted}))
+        info = getattr(adapter, "info", None)
+        parts = [str(getattr(info, k, "") or "") for k in ("vendor", "architecture",
+                                                          "device", "description")]
+        name = " ".join(p for p in parts if p) or "unknown adapter"
+        return cls(adapter, device, f"{name} (WebGPU)")
+
+    def _lost_cb(self, info: Any) -> None:
+        self._lost = (f"the WebGPU device was lost ({_error_text(info)}); its tensors are "
+                      "gone. Reload the page, or continue on device='cpu'.")
+
+    # -- helpers ---------------------------------------------------------------------
+    def _check(self) -> None:
+        if self._lost:
+            raise DeviceError(self._lost)
+
+    def _buffer(self, size: int, usage: int) -> Any:
+        return self._dev.createBuffer(_obj({"size": int(size), "usage": usage}))
+
+    def _reset_batch(self) -> None:
+        self._encoder: Any = None
+        self._pass: Any = None
+        self._params = bytearray()
+        self._count = 0
+
+    def _module(self, shader: str) -> Any:
+        mod = self._modules.get(shader)
+        if mod is None:
+            mod = self._dev.createShaderModule(_obj({"label": shader,
+                                                     "code": shader_source(shader)}))
+            self._modules[shader] = mod
+        return mod
+
+    def _layout(self, k: Kernel) -> Any:
+        entries = [{"binding": 0, "visibility": _COMPUTE, "buffer": {"type": "uniform"}}]
+        for i, kind in enumerate(k.bindings, start=1):
+            entries.append({"binding": i, "visibility": _COMPUTE, "buffer": {
+                "type": "storage" if kind == "w" else "read-only-storage"}})
+        return self._dev.createBindGroupLayout(_obj({"entries": entries}))
+
+    def _stage(self, k: Kernel) -> dict[str, Any]:
+        return {"module": self._module(k.shader), "entryPoint": k.entry,
+                "constants": dict(k.constants)}
+
+    def _pipeline(self, k: Kernel) -> tuple[Any, Any]:
+        hit = self._pipelines.get(k)
+        if hit is None:
+            bgl = self._layout(k)
+            layout = self._dev.createPipelineLayout(_obj({"bindGroupLayouts": [bgl]}))
+            pipe = self._dev.createComputePipeline(_obj({
+                "label": f"{k.shader}.{k.entry}", "layout": layout, "compute": self._stage(k)}))
+            hit = self._pipelines[k] = (pipe, bgl)
+        return hit
+
+    async def compile_async(self, k: Kernel) -> None:
+        """Build `k`'s pipeline, raising RuntimeError with the compiler's messages when
+        the WGSL or its override constants are rejected (used by the self-test)."""
+        if k in self._pipelines:
+            return
+        mod = self._module(k.shader)
+        errors = self._compile_errors.get(k.shader)
+        if errors is None:  # asked once per module: a second getCompilationInfo() on the
+            info = await mod.getCompilationInfo()  # same module never settles (Chrome 156)
+            errors = self._compile_errors[k.shader] = [
+                f"{k.shader}.wgsl:{m.lineNum}:{m.linePos}: {m.message}"
+                for m in info.messages if m.type == "error"]
+        if errors:
+            raise RuntimeError("; ".join(errors))
+        bgl = self._layout(k)
+        layout = self._dev.createPipelineLayout(_obj({"bindGroupLayouts": [bgl]}))
+        try:
+            pipe = await self._dev.createComputePipelineAsync(_obj({
+                "label": f"{k.shader}.{k.entry}", "layout": layout, "compute": self._stage(k)}))
+        except Exception as exc:  # a GPUPipelineError (a JsException in Python)
+            raise RuntimeError(f"{k.shader}.{k.entry} {dict(k.constants)}: {exc}") from None
+        self._pipelines[k] = (pipe, bgl)
+
+    def _end_pass(self) -> None:
+        if self._pass is not None:
+            self._pass.end()
+            self._pass = None
+
+    def _ensure_encoder(self) -> Any:
+        if self._encoder is None:
+            self._encoder = self._dev.createCommandEncoder()
+        return self._encoder
+
+    def _upload(self, buf: Any, offset: int, data: Any) -> None:
+        view = memoryview(data).cast("B")
+        arr = _js().Uint8Array.new(view.nbytes)
+        arr.assign(view)
+        self._queue.writeBuffer(buf, int(offset), arr)
+
+    # -- the Device interface ----------------------------------------------------------
+    def create_buffer(self, nbytes: int) -> Any:
+        self._check()
+        return self._buffer(nbytes, _STORAGE | _COPY_SRC | _COPY_DST)
+
+    def destroy_buffer(self, buf: Any) -> None:
+        buf.destroy()
+
+    def write(self, buf: Any, data: Any, offset: int = 0) -> None:
+        self._check()
+        self._upload(buf, offset, data)
+
+    def dispatch(self, kernel: Kernel, params: bytes, buffers: Sequence[Any],
+                 workgroups: tuple[int, int, int]) -> None:
+        self._check()
+        pipe, bgl = self._pipeline(kernel)
+        size = max(len(params), 256)
+        start = -(-len(self._params) // self._ualign) * self._ualign
+        if self._count >= self.max_batch or start + size > self.arena_size:
+            self.flush()
+            start = 0
+        self._params.extend(bytes(start - len(self._params)))
+        self._params.extend(params)
+        self._params.extend(bytes(size - len(params)))
+        entries = [{"binding": 0, "resource": {"buffer": self._arena, "offset": start,
+                                               "size": size}}]
+        for i, b in enumerate(buffers, start=1):
+            buf, nbytes = b if isinstance(b, tuple) else (b, b.size)
+            entries.append({"binding": i, "resource": {"buffer": buf, "offset": 0,
+                                                       "size": int(nbytes)}})
+        group = self._dev.createBindGroup(_obj({"layout": bgl, "entries": entries}))
+        if self._pass is None:
+            self._pass = self._ensure_encoder().beginComputePass()
+        self._pass.setPipeline(pipe)
+        self._pass.setBindGroup(0, group)
+        self._pass.dispatchWorkgroups(*(int(g) for g in workgroups))
+        self._count += 1
+        self.dispatches += 1
+
+    def copy(self, src: Any, src_offset: int, dst: Any, dst_offset: int, nbytes: int) -> None:
+        self._check()
+        self._end_pass()
+        self._ensure_encoder().copyBufferToBuffer(src, int(src_offset), dst, int(dst_offset),
+                                                  int(nbytes))
+        self._count += 1
+
+    def flush(self) -> None:
+        self._check()
+        if self._encoder is None:
+            self._recycle()
+            return
+        self._end_pass()
+        if self._params:
+            self._upload(self._arena, 0, self._params)
+        cmd = self._encoder.finish()
+        self._reset_batch()
+        self._queue.submit(_obj([cmd]))
+        self._recycle()
+
+    async def wait_async(self) -> None:
+        self.flush()
+        await self._queue.onSubmittedWorkDone()
+        self._raise_errors()
+
+    def wait(self) -> None:
+        """Flush, and wait only where Python can be suspended (see the module docstring);
+        elsewhere the work is submitted and this returns at once."""
+        if _can_suspend():
+            from pyodide.ffi import run_sync
+
+            run_sync(self.wait_async())
+        else:
+            self.flush()
+
+    def _raise_errors(self) -> None:
+        self._check()
+        if self.errors:
+            msgs, self.errors = self.errors, []
+            raise RuntimeError(f"WebGPU reported {len(msgs)} error(s): {' | '.join(msgs)[:2000]}")
+
+    async def read_async(self, buf: Any, nbytes: int) -> bytes:
+        nbytes = -(-int(nbytes) // 4) * 4
+        size = max(1 << (nbytes - 1).bit_length(), 4096)
+        free = self._staging.setdefault(size, [])
+        staging = free.pop() if free else self._buffer(size, _MAP_READ | _COPY_DST)
+        self._check()
+        self._end_pass()
+        self._ensure_encoder().copyBufferToBuffer(buf, 0, staging, 0, nbytes)
+        self.flush()
+        try:
+            await staging.mapAsync(_MAP_READ, 0, nbytes)
+        except Exception as exc:
+            self._check()
+            raise RuntimeError(f"WebGPU readback failed ({exc}); errors: {self.errors}") \
+                from None
+        try:
+            data = bytes(_js().Uint8Array.new(staging.getMappedRange(0, nbytes)).to_bytes())
+        finally:
+            staging.unmap()
+            free.append(staging)
+        self.readbacks += 1
+        self._raise_errors()
+        return data
+
+    def read(self, buf: Any, nbytes: int) -> bytes:
+        if not _can_suspend():
+            raise RuntimeError(
+                "reading a GPU tensor synchronously in the browser needs WebGPU JSPI "
+                "(pyodide.ffi.run_sync) and code entered through runPythonAsync; use "
+                "`await engine.backends.gpu.browser.to_numpy_async(x)` instead")
+        from pyodide.ffi import run_sync
+
+        return run_sync(self.read_async(buf, nbytes))
+
+    def lose(self) -> None:
+        """Destroy the device (to exercise the device-lost path)."""
+        self._dev.destroy()
+
+
+# --------------------------------------------------------------------------- the page
+
+
+def status() -> dict[str, Any]:
+    """{"webgpu": True/False/None (not tried), "adapter": name, "reason": why not}."""
+    return dict(_status)
+
+
+def _publish(webgpu: bool, adapter: str = "", reason: str = "") -> None:
+    _status.update(webgpu=webgpu, adapter=adapter, reason=reason)
+    if not in_browser():
+        return
+    js = _js()
+    js.globalThis.demystifyGpu = _obj(dict(_status))
+    if not webgpu:
+        js.console.warn(f"Demystify: no WebGPU ({reason}); the engine computes on the CPU "
+                        "with NumPy (slower).")
+
+
+async def init() -> bool:
+    """Start the browser GPU backend and register it as the engine's "gpu" device.
+    Returns False (after a console warning and `status()["reason"]`) without WebGPU."""
+    if _status["webgpu"] is not None:
+        return bool(_status["webgpu"])
+    from ... import backends
+    from . import GpuBackend
+
+    try:
+        dev = await BrowserDevice.create()
+    except DeviceError as exc:
+        _publish(False, reason=str(exc))
+        backends.register("gpu", _unavailable(str(exc)))
+        return False
+    except Exception as exc:  # a JavaScript exception: report it, do not crash the page
+        _publish(False, reason=f"{type(exc).__name__}: {exc}")
+        backends.register("gpu", _unavailable(str(exc)))
+        return False
+    backend = GpuBackend(dev)
+    backends.register("gpu", lambda: backend)
+    _publish(True, adapter=dev.name)
+    return True
+
+
+def _unavailable(reason: str) -> Any:
+    def factory() -> Any:
+        raise DeviceError(reason)
+
+    return factory
+
+
+def create_sync() -> BrowserDevice:
+    """A BrowserDevice from synchronous code (the registry's lazy factory), where Pyodide
+    can suspend Python on the adapter Promise; else DeviceError asking for `await init()`."""
+    if not _can_suspend():
+        raise DeviceError("WebGPU is asynchronous here (no JSPI): call "
+                          "`await engine.backends.gpu.browser.init()` before using the GPU")
+    from pyodide.ffi import run_sync
+
+    try:
+        dev = run_sync(BrowserDevice.create())
+    except DeviceError as exc:
+        _publish(False, reason=str(exc))
+        raise
+    _publish(True, adapter=dev.name)
+    return dev
+
+
+async def to_numpy_async(x: Any) -> Any:
+    """Host values of a Tensor, GpuArray or array without blocking the page: awaits the
+    GPU readback (works with every backend; CPU data is returned as is)."""
+    data, backend = x, None
+    if hasattr(x, "backend") and hasattr(x, "data"):  # an engine Tensor
+        data, backend = x.data, x.backend
+    if backend is None and hasattr(data, "storage"):  # a bare GpuArray
+        from .backend import host_array
+
+        st = data.storage
+        return host_array(data, await st.device.read_async(st.buffer, 4 * data.size)
+                          if data.size else b"")
+    if backend is None:
+        return data
+    reader = getattr(backend, "to_numpy_async", None)
+    return await reader(data) if reader is not None else backend.to_numpy(data)
