@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 import engine
+import engine.onnx  # noqa: F401  (engine.onnx.export below)
 from engine import nn
 from engine import random as erandom
 
@@ -206,8 +207,6 @@ def train_and_ship(name: str, args: argparse.Namespace, model: nn.Module, opt: A
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model.eval()
-    import engine.onnx
-
     engine.onnx.export(model.to("cpu"), engine.Tensor(xte[:1]), out / f"{name}.onnx")
     write_card(out, name, {
         **card, "test_accuracy": acc, "parameters": sum(p.size for p in model.parameters()),
