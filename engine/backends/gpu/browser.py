@@ -234,20 +234,7 @@ class BrowserDevice(Device):
                  workgroups: tuple[int, int, int]) -> None:
         self._check()
         pipe, bgl = self._pipeline(kernel)
-        size = max(len(params), 256)
-        start = -(-len(self._params) // self._ualign) * self._ualign
-        if self._count >= self.max_batch or start + size > self.arena_size:
-            self.flush()
-            start = 0
-        self._params.extend(bytes(start - len(self._params)))
-        self._params.extend(params)
-        self._params.extend(bytes(size - len(params)))
-        entries = [{"binding": 0, "resource": {"buffer": self._arena, "offset": start,
-                                               "size": size}}]
-        for i, b in enumerate(buffers, start=1):
-            buf, nbytes = b if isinstance(b, tuple) else (b, b.size)
-            entries.append({"binding": i, "resource": {"buffer": buf, "offset": 0,
-                                                       "size": int(nbytes)}})
+        entries = self._bind_entries(params, buffers)
         group = self._dev.createBindGroup(_obj({"layout": bgl, "entries": entries}))
         if self._pass is None:
             self._pass = self._ensure_encoder().beginComputePass()

@@ -193,6 +193,30 @@ class Device(abc.ABC):
     def read(self, buf: Any, nbytes: int) -> bytes:
         """Flush, then return the first `nbytes` of `buf` (counts one readback)."""
 
+    # -- shared by the Devices' dispatch: the per-batch uniform arena ---------------------
+    # Subclasses provide _arena (the uniform buffer), _params (bytearray being filled),
+    # _ualign (min uniform offset alignment), _count, max_batch and arena_size.
+    def _bind_entries(self, params: bytes, buffers: Sequence[Any]) -> list[dict[str, Any]]:
+        """Give this dispatch's parameters their own arena slot (flushing first when the
+        batch is full) and describe bindings 0..n in WebGPU's bind-group-entry layout.
+
+        Slots are at least 256 bytes, so binding 0 covers any uniform struct of ours."""
+        size = max(len(params), 256)
+        start = -(-len(self._params) // self._ualign) * self._ualign
+        if self._count >= self.max_batch or start + size > self.arena_size:
+            self.flush()
+            start = 0
+        self._params.extend(bytes(start - len(self._params)))
+        self._params.extend(params)
+        self._params.extend(bytes(size - len(params)))
+        entries = [{"binding": 0, "resource": {"buffer": self._arena, "offset": start,
+                                               "size": size}}]
+        for i, b in enumerate(buffers, start=1):
+            buf, nbytes = b if isinstance(b, tuple) else (b, b.size)
+            entries.append({"binding": i, "resource": {"buffer": buf, "offset": 0,
+                                                       "size": int(nbytes)}})
+        return entries
+
     async def read_async(self, buf: Any, nbytes: int) -> bytes:
         """`read` as a coroutine; Devices whose readback is asynchronous override it."""
         return self.read(buf, nbytes)

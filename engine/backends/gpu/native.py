@@ -143,22 +143,7 @@ class NativeDevice(Device):
                  workgroups: tuple[int, int, int]) -> None:
         with self._lock, self._guard(f"{kernel.shader}.{kernel.entry}"):
             pipe, bgl = self._pipeline(kernel)
-            # Each dispatch's parameters get their own arena slot (at least 256 bytes, so
-            # the binding covers any of our uniform structs whatever its declared size).
-            size = max(len(params), 256)
-            start = -(-len(self._params) // self._ualign) * self._ualign
-            if self._count >= self.max_batch or start + size > self.arena_size:
-                self.flush()
-                start = 0
-            self._params.extend(bytes(start - len(self._params)))
-            self._params.extend(params)
-            self._params.extend(bytes(size - len(params)))
-            entries = [{"binding": 0, "resource": {"buffer": self._arena, "offset": start,
-                                                   "size": size}}]
-            for i, b in enumerate(buffers, start=1):
-                buf, size = b if isinstance(b, tuple) else (b, b.size)
-                entries.append({"binding": i, "resource": {"buffer": buf, "offset": 0,
-                                                           "size": size}})
+            entries = self._bind_entries(params, buffers)
             group = self._dev.create_bind_group(layout=bgl, entries=entries)
             if self._pass is None:
                 self._pass = self._ensure_encoder().begin_compute_pass()
