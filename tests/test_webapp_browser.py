@@ -25,25 +25,14 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.browser_helpers import chromium
+
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "tests" / "screenshots"
-CHROMIUM = os.environ.get("DEMYSTIFY_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-dev-shm-usage"]
 STARTUP_TIMEOUT_S = 90
 TIMEOUT_MS = 30_000
-
-
-def require(ok: Any, reason: str) -> None:
-    """Skip with `reason` unless ok; under CI fail instead (the setup is broken)."""
-    if ok:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so browser tests must run)")
-    pytest.skip(reason)
 
 
 def free_port() -> int:
@@ -94,20 +83,8 @@ def server() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import Error, sync_playwright
-    except ImportError:
-        require(False, "the playwright package is not installed (pip install playwright)")
-    require(Path(CHROMIUM).is_file(), f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    with sync_playwright() as p:
-        try:
-            b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        except Error as exc:
-            require(False, f"Chromium at {CHROMIUM} did not start: {exc}")
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 class Visit:
