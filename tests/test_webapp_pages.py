@@ -56,15 +56,24 @@ def test_cancel_stops_a_run_and_the_model_exports(tmp_path):
     assert "cancelled" in drain(run)[-1][1]
     model, example, label = playground.latest_model()
     assert example.shape == (1, 784) and "#2" in label
-    report, result = engine_page.run_onnx(_export(model, example))
+    data = engine_page.EnginePage()._latest_onnx().getvalue()  # the page's download
+    report, result = engine_page.run_onnx(data)
     assert "every op is supported" in report and "ran on" in result
-
-
-def _export(model, example) -> bytes:
     import engine.onnx
 
-    buf = engine.onnx.export(model, example)
-    return buf.SerializeToString()
+    loaded = engine.onnx.load(data, device="cpu")
+    with engine.no_grad():
+        want, got = model(engine.Tensor(example)).numpy(), loaded(example).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_export_buttons_explain_a_missing_onnx_package(monkeypatch):
+    for module in (engine_page, playground):
+        monkeypatch.setattr(module, "onnx_export_available", lambda: False)
+    page = engine_page.EnginePage()
+    assert page.download.disabled and "needs the onnx package" in page.download.label
+    play = playground.PlaygroundPage()
+    assert play.download.disabled and "needs the onnx package" in play.download.label
 
 
 def test_digits_reads_a_drawn_one():

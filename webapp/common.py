@@ -208,6 +208,26 @@ def bokeh_update(fn: Callable[[], Any]) -> None:
         doc.add_next_tick_callback(fn)
 
 
+# -- ONNX export ---------------------------------------------------------------------------
+
+def onnx_export_available() -> bool:
+    """Exporting needs the `onnx` package, which the browser build (Pyodide) lacks;
+    loading models works everywhere."""
+    import importlib.util
+
+    return importlib.util.find_spec("onnx") is not None
+
+
+NO_ONNX_EXPORT = "ONNX export needs the onnx package, which the in-browser build lacks"
+
+
+def onnx_file(model: Any, example: Any) -> io.BytesIO:
+    """The model exported to ONNX, as a download."""
+    import engine.onnx
+
+    return io.BytesIO(engine.onnx.export(model, example).SerializeToString())
+
+
 # -- errors and images ---------------------------------------------------------------------
 
 def error_alert() -> pn.pane.Alert:

@@ -20,12 +20,15 @@ from webapp.common import (
     ASSETS,
     CSS,
     MAX_ONNX_BYTES,
+    NO_ONNX_EXPORT,
     available_devices,
     bokeh_update,
     compute_device,
     device_lock,
     error_alert,
     file_input,
+    onnx_export_available,
+    onnx_file,
     shell,
     show_error,
 )
@@ -162,6 +165,8 @@ class EnginePage(pn.viewable.Viewer):
                                                 filename="playground.onnx", button_type="light",
                                                 label="Download the latest Playground model "
                                                 "(ONNX)", width=340)
+        if not onnx_export_available():
+            self.download.disabled, self.download.label = True, NO_ONNX_EXPORT
         self.upload = file_input(".onnx", MAX_ONNX_BYTES, self._on_file, self.error)
         self.report = pn.pane.HTML("", stylesheets=[CSS, TABLE_CSS], css_classes=["onnx-report"],
                                    sizing_mode="stretch_width")
@@ -215,10 +220,6 @@ class EnginePage(pn.viewable.Viewer):
                if self.device.value == "GPU" else ""))
 
     def _latest_onnx(self) -> io.BytesIO:
-        import os
-        import tempfile
-
-        import engine.onnx
         from webapp.playground import latest_model
 
         latest = latest_model()
@@ -227,14 +228,7 @@ class EnginePage(pn.viewable.Viewer):
                        "first.")
             return io.BytesIO(b"")
         model, example, _ = latest
-        fd, path = tempfile.mkstemp(suffix=".onnx")
-        os.close(fd)
-        try:
-            engine.onnx.export(model, example, path)
-            with open(path, "rb") as f:
-                return io.BytesIO(f.read())
-        finally:
-            os.unlink(path)
+        return onnx_file(model, example)
 
     def _on_file(self, data: bytes, name: str) -> None:
         async def task() -> None:

@@ -9,6 +9,7 @@ live in the URL (`?act=relu&opt=adam...`), so a configuration can be shared.
 from __future__ import annotations
 
 import html
+import io
 import queue
 import threading
 import time
@@ -25,8 +26,11 @@ from webapp.common import (
     ASSETS,
     CSS,
     GPU_LOCK,
+    NO_ONNX_EXPORT,
     error_alert,
     once,
+    onnx_export_available,
+    onnx_file,
     shell,
     show_error,
 )
@@ -275,6 +279,8 @@ class PlaygroundPage(pn.viewable.Viewer):
                                                 filename="playground.onnx",
                                                 label="Download model (ONNX)", disabled=True,
                                                 button_type="light", width=200)
+        if not onnx_export_available():
+            self.download.label = NO_ONNX_EXPORT
         self.loss_fig = figure(title="training loss per step", height=300,
                                sizing_mode="stretch_width", y_axis_type="log",
                                x_axis_label="step", tools="pan,wheel_zoom,box_zoom,reset")
@@ -445,27 +451,14 @@ class PlaygroundPage(pn.viewable.Viewer):
         acc = f", validation accuracy {accs[-1]:.3f}" if len(accs) else ""
         self.status.object = (f"<span class='run-done'>run {html.escape(run.label())}: "
                               f"{html.escape(message)}{acc}</span>")
-        self.download.disabled = run.model is None
+        self.download.disabled = run.model is None or not onnx_export_available()
 
     def _onnx_bytes(self) -> Any:
-        import io
-        import os
-        import tempfile
-
-        import engine.onnx
-
         run = next((r for r in reversed(self.runs) if r.model is not None), None)
         if run is None:
             return io.BytesIO(b"")
         x, _, _, _ = dataset(run.cfg["data"])
-        fd, path = tempfile.mkstemp(suffix=".onnx")
-        os.close(fd)
-        try:
-            engine.onnx.export(run.model, x[:1], path)
-            with open(path, "rb") as f:
-                return io.BytesIO(f.read())
-        finally:
-            os.unlink(path)
+        return onnx_file(run.model, x[:1])
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._layout

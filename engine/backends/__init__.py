@@ -7,10 +7,11 @@ exists. "auto" picks the GPU when present, else the CPU (with a one-line notice)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from .base import Backend
 from .cpu import CpuBackend
@@ -30,6 +31,21 @@ def register(name: str, factory: Callable[[], Backend]) -> None:
     again forgets an earlier failure (the browser registers its GPU after `await init()`)."""
     _factories[name] = factory
     _failures.pop(name, None)
+
+
+@contextlib.contextmanager
+def override(name: str, backend: Backend) -> Iterator[Backend]:
+    """Route a device name to `backend` for the duration (recording a model's GPU
+    dispatches for a browser replay, or testing a backend without the registry)."""
+    saved = _backends.get(name)
+    _backends[name] = backend
+    try:
+        yield backend
+    finally:
+        if saved is None:
+            _backends.pop(name, None)
+        else:
+            _backends[name] = saved
 
 
 def _try(name: str) -> Backend | None:

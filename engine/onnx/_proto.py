@@ -11,27 +11,25 @@ import os
 from typing import Any
 
 import numpy as np
-from onnx import AttributeProto, TensorProto
 
 from .errors import ModelFileError
+from .wire import ATTRIBUTE_TYPES, DATA_TYPES, EXTERNAL
 
 # ONNX element type -> NumPy dtype (the ones a CNN/MLP file can reasonably hold)
-DTYPES: dict[int, np.dtype] = {
-    TensorProto.FLOAT: np.dtype(np.float32), TensorProto.DOUBLE: np.dtype(np.float64),
-    TensorProto.FLOAT16: np.dtype(np.float16), TensorProto.INT8: np.dtype(np.int8),
-    TensorProto.INT16: np.dtype(np.int16), TensorProto.INT32: np.dtype(np.int32),
-    TensorProto.INT64: np.dtype(np.int64), TensorProto.UINT8: np.dtype(np.uint8),
-    TensorProto.UINT16: np.dtype(np.uint16), TensorProto.UINT32: np.dtype(np.uint32),
-    TensorProto.UINT64: np.dtype(np.uint64), TensorProto.BOOL: np.dtype(np.bool_),
-}
+_CODES = {name: code for code, name in DATA_TYPES.items()}
+DTYPES: dict[int, np.dtype] = {_CODES[name]: np.dtype(dt) for name, dt in (
+    ("FLOAT", np.float32), ("DOUBLE", np.float64), ("FLOAT16", np.float16),
+    ("INT8", np.int8), ("INT16", np.int16), ("INT32", np.int32), ("INT64", np.int64),
+    ("UINT8", np.uint8), ("UINT16", np.uint16), ("UINT32", np.uint32),
+    ("UINT64", np.uint64), ("BOOL", np.bool_))}
 ONNX_TYPE = {dt: code for code, dt in DTYPES.items()}
-_NAMES = {v: k for k, v in TensorProto.DataType.items()}
+_ATTR = {name: code for code, name in ATTRIBUTE_TYPES.items()}
 
 MAX_ELEMENTS = 1 << 28  # bigger than any tensor a 100 MB file or a small model needs
 
 
 def type_name(code: int) -> str:
-    return _NAMES.get(code, f"type {code}")
+    return DATA_TYPES.get(code, f"type {code}")
 
 
 def dtype_of(code: int, what: str) -> np.dtype:
@@ -53,7 +51,7 @@ def check_elements(shape: tuple[int, ...], what: str) -> int:
     return n
 
 
-def read_tensor(t: TensorProto, what: str, external: Any = None) -> np.ndarray:
+def read_tensor(t: Any, what: str, external: Any = None) -> np.ndarray:
     """A TensorProto as a NumPy array, with every length checked.
 
     `external(location, offset, length) -> bytes` reads external data; None refuses it.
@@ -64,7 +62,7 @@ def read_tensor(t: TensorProto, what: str, external: Any = None) -> np.ndarray:
     n = check_elements(shape, what)
     if t.segment.end or t.segment.begin:
         raise ModelFileError(f"{what}: segmented tensors are not supported")
-    if t.data_location == TensorProto.EXTERNAL:
+    if t.data_location == EXTERNAL:
         if external is None:
             raise ModelFileError(f"{what}: stored as external data, which needs a model "
                                  "loaded from a file path (not bytes)")
@@ -104,22 +102,22 @@ def _from_raw(raw: bytes, dt: np.dtype, shape: tuple[int, ...], n: int, what: st
     return np.frombuffer(raw, dtype=dt.newbyteorder("<")).astype(dt).reshape(shape)
 
 
-def read_attribute(a: AttributeProto, what: str) -> Any:
+def read_attribute(a: Any, what: str) -> Any:
     """An attribute's value: int, float, str, list, or a NumPy array for tensors."""
     ty = a.type
-    if ty == AttributeProto.INT:
+    if ty == _ATTR["INT"]:
         return int(a.i)
-    if ty == AttributeProto.FLOAT:
+    if ty == _ATTR["FLOAT"]:
         return float(a.f)
-    if ty == AttributeProto.STRING:
+    if ty == _ATTR["STRING"]:
         return a.s.decode("utf-8", errors="replace")
-    if ty == AttributeProto.INTS:
+    if ty == _ATTR["INTS"]:
         return [int(v) for v in a.ints]
-    if ty == AttributeProto.FLOATS:
+    if ty == _ATTR["FLOATS"]:
         return [float(v) for v in a.floats]
-    if ty == AttributeProto.STRINGS:
+    if ty == _ATTR["STRINGS"]:
         return [s.decode("utf-8", errors="replace") for s in a.strings]
-    if ty == AttributeProto.TENSOR:
+    if ty == _ATTR["TENSOR"]:
         return read_tensor(a.t, f"{what} attribute {a.name!r}")
     return UnsupportedAttribute(a.name, ty)
 
@@ -129,10 +127,7 @@ class UnsupportedAttribute:
 
     def __init__(self, name: str, ty: int) -> None:
         self.name = name
-        try:
-            self.kind = AttributeProto.AttributeType.Name(ty)
-        except ValueError:
-            self.kind = f"type {ty}"
+        self.kind = ATTRIBUTE_TYPES.get(ty, f"type {ty}")
 
     def __repr__(self) -> str:
         return f"<{self.kind} attribute {self.name!r}>"

@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import onnx
 
 from .. import backends
 from ..autograd import no_grad
 from ..nn import Module, Parameter
 from ..tensor import Tensor
-from . import _proto
+from . import _proto, wire
 from .errors import ExecutionError, InputError, ModelFileError, OnnxError, UnsupportedOpError
 from .ops import LEGACY_ATTRS, Ctx, Op, resolve, unsupported
 
@@ -52,11 +51,12 @@ class Graph:
 
 
 def read_model(source: Any, max_bytes: int | None = DEFAULT_MAX_BYTES
-               ) -> tuple[onnx.ModelProto, str | None]:
-    """Parse a path, bytes or ModelProto (never following anything but external data)."""
+               ) -> tuple[wire.Message, str | None]:
+    """Parse a path, bytes or onnx.ModelProto (never following anything but external
+    data) with the pure-Python reader in `wire`: the `onnx` package is not needed."""
     limit = DEFAULT_MAX_BYTES if max_bytes is None else int(max_bytes)
     base_dir = None
-    if isinstance(source, onnx.ModelProto):
+    if type(source).__name__ == "ModelProto" and hasattr(source, "SerializeToString"):
         source = source.SerializeToString()
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
@@ -80,11 +80,7 @@ def read_model(source: Any, max_bytes: int | None = DEFAULT_MAX_BYTES
                              f"{limit / 2**20:.1f} MB limit; pass max_bytes= to allow it")
     if not data:
         raise ModelFileError("the model file is empty")
-    model = onnx.ModelProto()
-    try:
-        model.ParseFromString(data)
-    except Exception as exc:  # DecodeError and friends: not protobuf, or truncated
-        raise ModelFileError(f"not a valid ONNX file (truncated or corrupt): {exc}") from None
+    model = wire.parse(data)
     if not model.HasField("graph"):
         raise ModelFileError("not a valid ONNX file: it has no graph (is it an ONNX model?)")
     return model, base_dir
@@ -111,9 +107,9 @@ def _external_reader(base_dir: str | None, budget: list[int]):
     return read
 
 
-def parse(model: onnx.ModelProto, base_dir: str | None = None,
+def parse(model: wire.Message, base_dir: str | None = None,
           max_bytes: int = DEFAULT_MAX_BYTES) -> Graph:
-    """Check a ModelProto's structure and ops; raise OnnxError subclasses only."""
+    """Check a parsed model's structure and ops; raise OnnxError subclasses only."""
     try:
         return _parse(model, base_dir, max_bytes)
     except OnnxError:
@@ -123,7 +119,7 @@ def parse(model: onnx.ModelProto, base_dir: str | None = None,
         raise ModelFileError(f"malformed ONNX model ({type(exc).__name__}: {exc})") from None
 
 
-def _parse(model: onnx.ModelProto, base_dir: str | None, max_bytes: int) -> Graph:
+def _parse(model: wire.Message, base_dir: str | None, max_bytes: int) -> Graph:
     opsets = {imp.domain: int(imp.version) for imp in model.opset_import}
     opset = opsets.get("", opsets.get("ai.onnx"))
     if opset is None:

@@ -25,6 +25,7 @@ import math
 import re
 import struct
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -49,13 +50,17 @@ def _unb64(text: str) -> bytes:
 # --------------------------------------------------------------------------- replay
 
 
+def _values(data: bytes, kind: str) -> list[Any]:
+    out = array.array(kind, data)
+    if sys.byteorder != "little":
+        out.byteswap()
+    return out.tolist()
+
+
 def compare(got: bytes, want: bytes, kind: str, rtol: float, atol: float) -> str | None:
     """None when `got` matches `want` (f32 within rtol/atol, NaN and inf equal; i32/u32
     exactly); else a short description of the worst mismatch."""
-    g, w = array.array(kind, got), array.array(kind, want)
-    if sys.byteorder != "little":
-        g.byteswap()
-        w.byteswap()
+    g, w = _values(got, kind), _values(want, kind)
     if len(g) != len(w):
         return f"length {len(g)} != {len(w)}"
     bad, worst, where = 0, -1.0, -1
@@ -87,8 +92,10 @@ async def _compile(device: Device, kernel: Kernel) -> None:
         device._pipeline(kernel)  # type: ignore[attr-defined]  # native: raises on error
 
 
-async def run_case(device: Device, case: Mapping[str, Any]) -> list[str]:
-    """Replay one case; returns its failures (empty when it passes)."""
+async def run_case(device: Device, case: Mapping[str, Any],
+                   values: dict[str, list[Any]] | None = None) -> list[str]:
+    """Replay one case; returns its failures (empty when it passes). Outputs marked
+    "report" also go to `values[case name]` (e.g. a model's logits)."""
     bufs = {int(k): device.create_buffer(int(v)) for k, v in case["buffers"].items()}
     try:
         for op in case["ops"]:
@@ -109,6 +116,9 @@ async def run_case(device: Device, case: Mapping[str, Any]) -> list[str]:
         errors = []
         for i, out in enumerate(case["outputs"]):
             got = await device.read_async(bufs[out["buf"]], out["nbytes"])
+            if out.get("report") and values is not None:
+                values.setdefault(case["name"], []).append(
+                    _values(got[:out["nbytes"]], out["kind"]))
             msg = compare(got[:out["nbytes"]], _unb64(out["expect"]), out["kind"],
                           out["rtol"], out["atol"])
             if msg:
@@ -122,9 +132,11 @@ async def run_case(device: Device, case: Mapping[str, Any]) -> list[str]:
 
 async def run(device: Device, cases: Sequence[Mapping[str, Any]],
               shaders: Mapping[str, str] | None = None,
-              log: Callable[[str], Any] | None = None) -> dict[str, Any]:
+              log: Callable[[str], Any] | None = None, coverage: bool = True
+              ) -> dict[str, Any]:
     """Compile every kernel the cases use, replay every case, compare. Returns
-    {"adapter", "cases", "passed", "kernels", "entry_points", "failures": [...]}."""
+    {"adapter", "cases", "passed", "kernels", "entry_points", "failures": [...],
+    "values": {case: [reported outputs]}, "compile_s", "replay_s"}."""
     if shaders:
         provide_shaders(shaders)
     failures: list[str] = []
@@ -137,9 +149,10 @@ async def run(device: Device, cases: Sequence[Mapping[str, Any]],
     names = sorted(shaders) if shaders else sorted(p.stem for p in shader_dir().glob("*.wgsl"))
     declared = {(s, e) for s in names for e in entry_points(shader_source(s))}
     used = {(k.shader, k.entry) for k in kernels}
-    for s, e in sorted(declared - used):
+    for s, e in sorted(declared - used) if coverage else ():
         failures.append(f"{s}.wgsl: entry point {e} is not covered by any case")
     broken: set[tuple[str, str]] = set()
+    t0 = time.perf_counter()
     for k in kernels:
         if log is not None:
             log(f"compile {k.shader}.{k.entry}")
@@ -148,14 +161,15 @@ async def run(device: Device, cases: Sequence[Mapping[str, Any]],
         except Exception as exc:
             broken.add((k.shader, k.entry))
             failures.append(f"compile {k.shader}.{k.entry} {dict(k.constants)}: {exc}")
-    passed = 0
+    t1 = time.perf_counter()
+    passed, values = 0, {}
     for case in cases:
         needs = {(op[1], op[2]) for op in case["ops"] if op[0] == "dispatch"}
         if needs & broken:
             failures.append(f"{case['name']}: skipped (kernel failed to compile)")
             continue
         try:
-            errors = await run_case(device, case)
+            errors = await run_case(device, case, values)
         except Exception as exc:
             errors = [f"{type(exc).__name__}: {exc}"]
         if errors:
@@ -165,18 +179,22 @@ async def run(device: Device, cases: Sequence[Mapping[str, Any]],
         if log is not None:
             log(f"{'ok  ' if not errors else 'FAIL'} {case['name']}")
     return {"adapter": device.name, "cases": len(cases), "passed": passed,
-            "kernels": len(kernels), "entry_points": len(declared), "failures": failures}
+            "kernels": len(kernels), "entry_points": len(declared), "failures": failures,
+            "values": values, "compile_s": t1 - t0, "replay_s": time.perf_counter() - t1}
 
 
-async def browser_main(cases_json: str, shaders_json: str | None = None) -> str:
-    """Entry point for a page: replay the cases on a new WebGPU BrowserDevice; JSON report."""
+async def browser_main(cases_json: str, shaders_json: str | None = None,
+                       coverage: bool = True) -> str:
+    """Entry point for a page: replay the cases on a new WebGPU BrowserDevice; JSON report.
+    `coverage=False` replays a subset (a model) without requiring every entry point."""
     import js
 
     from .browser import BrowserDevice
 
     device = await BrowserDevice.create()
     shaders = json.loads(shaders_json) if shaders_json else None
-    report = await run(device, json.loads(cases_json), shaders, log=js.console.log)
+    report = await run(device, json.loads(cases_json), shaders, log=js.console.log,
+                       coverage=coverage)
     # the synchronous readback (Tensor.numpy()) works where Pyodide can suspend (JSPI)
     from .browser import _can_suspend
 
@@ -239,15 +257,41 @@ def record(name: str, fn: Callable[[Any], Any], rtol: float = 1e-4,
            atol: float = 1e-5) -> dict[str, Any]:
     """A case: `fn(backend)` run on a recording GpuBackend and on the NumPy CpuBackend;
     it returns an array or a tuple of arrays, compared pairwise (shapes checked here)."""
-    import numpy as np
-
     from ..cpu import CpuBackend
-    from .array import BOOL, F32
     from .backend import GpuBackend
 
     dev = RecordingDevice()
     got = fn(GpuBackend(dev))
     want = fn(CpuBackend())
+    return _case(name, dev, got, want, rtol, atol)
+
+
+def record_tensors(name: str, fn: Callable[[str], Any], rtol: float = 1e-4,
+                   atol: float = 1e-5, report: bool = False) -> dict[str, Any]:
+    """A case from Tensor-level code (a whole model): `fn(device)` returns a Tensor or a
+    tuple of them; "gpu" is routed to a recording GpuBackend, "cpu" gives the expected
+    values. With `report`, the replay also returns the read-back values."""
+    from .. import override
+    from .backend import GpuBackend
+
+    dev = RecordingDevice()
+    with override("gpu", GpuBackend(dev)):
+        got = fn("gpu")
+    want = fn("cpu")
+    as_tuple = lambda v: v if isinstance(v, tuple) else (v,)  # noqa: E731
+    case = _case(name, dev, tuple(t.data for t in as_tuple(got)),
+                 tuple(t.numpy() for t in as_tuple(want)), rtol, atol)
+    for out in case["outputs"]:
+        out["report"] = report
+    return case
+
+
+def _case(name: str, dev: RecordingDevice, got: Any, want: Any, rtol: float,
+          atol: float) -> dict[str, Any]:
+    import numpy as np
+
+    from .array import BOOL, F32
+
     got = got if isinstance(got, tuple) else (got,)
     want = want if isinstance(want, tuple) else (want,)
     outputs = []
