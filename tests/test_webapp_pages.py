@@ -136,3 +136,33 @@ def test_profile_step_and_training_on_the_gpu():
     run.thread.start()
     run.thread.join(120)
     assert "on gpu" in drain(run)[-1][1]
+
+
+def test_browser_mode_never_starts_a_thread(monkeypatch):
+    """Pyodide has no threads: with IN_BROWSER, background work and Playground runs go
+    through the event loop (Thread.start raises here, as it does in Pyodide)."""
+    import asyncio
+    import threading
+
+    from webapp import common
+
+    def no_threads(self):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", no_threads)
+    monkeypatch.setattr(common, "IN_BROWSER", True)
+    monkeypatch.setattr(playground, "IN_BROWSER", True)
+    run = playground.Run(7, config(epochs=2))
+
+    async def main():
+        assert await common.in_background(lambda a, b: a + b, 2, 3) == 5
+        run.start()
+        for _ in range(600):
+            await asyncio.sleep(0.1)
+            if not run.events.empty() and run.events.queue[-1][0] in ("done", "error"):
+                break
+        return drain(run)
+
+    events = asyncio.run(main())
+    assert events[-1][0] == "done" and "finished" in events[-1][1], events[-3:]
+    assert [k for k, _ in events].count("epoch") == 2

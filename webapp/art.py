@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import html
 
 import numpy as np
@@ -20,6 +19,7 @@ from webapp.common import (
     decode_data_url,
     error_alert,
     file_input,
+    in_background,
     once,
     png_data_url,
     rgba,
@@ -193,7 +193,7 @@ class ArtPage(pn.viewable.Viewer):
         self.restore_btn.disabled = True
         self.progress.visible = self.progress.active = True
         try:
-            restored = await asyncio.to_thread(inpaint, self.original, self.mask)
+            restored = await in_background(inpaint, self.original, self.mask)
         except Exception as exc:  # noqa: BLE001
             show_error(self.error, f"Restoration failed: {html.escape(str(exc))}")
             return

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import html
 import os
 from pathlib import Path
@@ -21,6 +20,7 @@ from webapp.common import (
     bokeh_update,
     error_alert,
     file_input,
+    in_background,
     once,
     rgba,
     shell,
@@ -150,7 +150,7 @@ class CifarPage(pn.viewable.Viewer):
 
     async def _on_upload_async(self, data: bytes, name: str) -> None:
         try:
-            preview, small = await asyncio.to_thread(prepare_upload, data, name)
+            preview, small = await in_background(prepare_upload, data, name)
         except Exception as exc:  # noqa: BLE001  (a friendly message, never a crash)
             show_error(self.error, f"Could not use {html.escape(name or 'the file')}: "
                        f"{html.escape(str(exc))}")
@@ -174,7 +174,7 @@ class CifarPage(pn.viewable.Viewer):
     async def _show_async(self, preview: np.ndarray, small: np.ndarray, what: str) -> None:
         self.status.object = f"{what}: classifying…"
         try:
-            probs, sal = await asyncio.to_thread(classify, small)
+            probs, sal = await in_background(classify, small)
         except Exception as exc:  # noqa: BLE001
             show_error(self.error, f"Classification failed: {html.escape(str(exc))}")
             self.status.object = ""

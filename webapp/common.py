@@ -8,10 +8,12 @@ shows only the demo, for iframes in slides.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import html
 import io
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -56,6 +58,7 @@ CSS = """
 """
 
 T = TypeVar("T")
+IN_BROWSER = sys.platform == "emscripten"  # Pyodide: Python in a Web Worker, no threads
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
 
@@ -76,6 +79,16 @@ def once(fn: Callable[[], T]) -> Callable[[], T]:
         return cache[0]
 
     return wrapper
+
+
+async def in_background(fn: Callable[..., T], *args: Any) -> T:
+    """fn(*args) without holding up the session: a thread on a server; in the browser
+    (Pyodide has no threads) inline, after yielding once so the "busy" state is shown;
+    the page stays responsive there because Python runs in a Web Worker."""
+    if IN_BROWSER:
+        await asyncio.sleep(0)
+        return fn(*args)
+    return await asyncio.to_thread(fn, *args)
 
 
 # -- devices -------------------------------------------------------------------------------

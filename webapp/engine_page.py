@@ -6,7 +6,6 @@ engine package.
 
 from __future__ import annotations
 
-import asyncio
 import html
 import io
 from typing import Any
@@ -27,6 +26,7 @@ from webapp.common import (
     device_lock,
     error_alert,
     file_input,
+    in_background,
     onnx_export_available,
     onnx_file,
     shell,
@@ -191,7 +191,7 @@ class EnginePage(pn.viewable.Viewer):
         self.profile_btn.disabled = True
         self.profile_info.object = "timing…"
         try:
-            table, wall, what = await asyncio.to_thread(
+            table, wall, what = await in_background(
                 profile_step, self.device.value.lower(), self.use_latest.value)
         except Exception as exc:  # noqa: BLE001
             show_error(self.error, f"Profiling failed: {html.escape(str(exc))}")
@@ -239,7 +239,7 @@ class EnginePage(pn.viewable.Viewer):
     async def _run_upload(self, data: bytes, name: str) -> None:
         self.result.object = "reading…"
         try:
-            report, result = await asyncio.to_thread(run_onnx, data)
+            report, result = await in_background(run_onnx, data)
         except Exception as exc:  # noqa: BLE001  (a friendly message, never a crash)
             show_error(self.error, f"Could not use {html.escape(name)}: "
                        f"{html.escape(str(exc))}")

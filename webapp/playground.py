@@ -8,6 +8,7 @@ live in the URL (`?act=relu&opt=adam...`), so a configuration can be shared.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import io
 import queue
@@ -26,6 +27,7 @@ from webapp.common import (
     ASSETS,
     CSS,
     GPU_LOCK,
+    IN_BROWSER,
     NO_ONNX_EXPORT,
     error_alert,
     once,
@@ -155,6 +157,15 @@ class Run:
         self.model: Any = None
         self.thread = threading.Thread(target=self._main, daemon=True,
                                        name=f"playground-run-{number}")
+
+    def start(self) -> None:
+        """A thread on a server. In the browser (no threads) the run happens in the
+        worker's event loop in one go: the page (a separate thread) stays responsive and
+        the curves appear when it ends; Cancel cannot interrupt it there."""
+        if IN_BROWSER:
+            asyncio.get_event_loop().call_later(0.05, self._main)
+        else:
+            self.thread.start()
 
     def label(self) -> str:
         c = self.cfg
@@ -369,7 +380,7 @@ class PlaygroundPage(pn.viewable.Viewer):
         self.progress.value = 0
         self.status.object = f"run {run.number}: starting…"
         self._steps_total = None
-        run.thread.start()
+        run.start()
         self.poller = pn.state.add_periodic_callback(self._poll, period=250)
 
     def _cancel(self, _: Any = None) -> None:
