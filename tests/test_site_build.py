@@ -70,7 +70,7 @@ def test_online_build_has_every_page_wheel_and_asset(online):
     for slug in pages:
         html = (online / f"{slug}.html").read_text()
         worker = (online / f"{slug}.js").read_text()
-        assert f'new Worker("./{slug}.js")' in html, slug
+        assert f'new Worker("./{slug}.js" + location.search)' in html, slug  # ?embed
         assert "_demystify_gpu.init()" in worker, f"{slug}: WebGPU is not started first"
         assert "./wheels/demystify-" in worker and "demystify.invalid" not in worker
         assert "cdn.jsdelivr.net/pyodide/" in worker  # online: Pyodide from its CDN

@@ -166,3 +166,21 @@ def test_browser_mode_never_starts_a_thread(monkeypatch):
     events = asyncio.run(main())
     assert events[-1][0] == "done" and "finished" in events[-1][1], events[-3:]
     assert [k for k, _ in events].count("epoch") == 2
+
+
+def test_browser_mode_reads_embed_and_theme_from_the_workers_location(monkeypatch):
+    """In the static build there is no request: the page's query reaches the worker's
+    own URL (tools/site.py starts the worker with it) and is read from there."""
+    import sys
+    import types
+
+    from webapp import common
+
+    fake_js = types.SimpleNamespace(location=types.SimpleNamespace(search=""))
+    monkeypatch.setitem(sys.modules, "js", fake_js)
+    monkeypatch.setattr(common, "IN_BROWSER", True)
+    assert not common.is_embed() and not common.is_dark()
+    fake_js.location.search = "?embed=true&theme=dark"
+    assert common.is_embed() and common.is_dark()
+    monkeypatch.setattr(common, "IN_BROWSER", False)
+    assert not common.is_embed()  # a server session without the query

@@ -436,7 +436,13 @@ def convert_pages(scripts: list[Path], out: Path, reqs: list[str], pwa: bool,
                              "above)")
         page = out / f"{slug}.html"
         text = (out / f"{script.stem}.html").read_text(encoding="utf-8")
-        page.write_text(text.replace(f'"./{script.stem}.js"', f'"./{slug}.js"'),
+        worker = f'new Worker("./{script.stem}.js")'
+        if worker not in text:
+            raise BuildError(f"{slug}: Panel's page template changed (no {worker}); update "
+                             "tools/site.py")
+        # the worker gets the page's query (?embed=true, ?theme=dark): Python reads it
+        # from its own location (webapp.common.session_args)
+        page.write_text(text.replace(worker, f'new Worker("./{slug}.js" + location.search)'),
                         encoding="utf-8")
         (out / f"{script.stem}.html").unlink()
         (out / f"{script.stem}.js").replace(out / f"{slug}.js")

@@ -149,23 +149,40 @@ def device_badge() -> pn.pane.HTML:
 
 # -- the shell -----------------------------------------------------------------------------
 
-def is_embed() -> bool:
+def session_args() -> dict[str, list[bytes]]:
+    """The page's query arguments. On a server: the session's request. In the browser
+    build Python runs in a Web Worker with no request: the site build starts the worker
+    with the page's query string, so it is read from the worker's own location."""
     args = pn.state.session_args or {}
-    return any(v.lower() in (b"true", b"1", b"yes") for v in args.get("embed", []))
+    if not args and IN_BROWSER:
+        from urllib.parse import parse_qs
+
+        import js  # Pyodide's bridge to the worker's global scope
+
+        query = str(js.location.search).lstrip("?")
+        args = {k: [v.encode() for v in vs] for k, vs in parse_qs(query).items()}
+    return args
+
+
+def is_embed() -> bool:
+    return any(v.lower() in (b"true", b"1", b"yes") for v in session_args().get("embed", []))
 
 
 def is_dark() -> bool:
     """?theme=dark (what the template's light/dark toggle sets)."""
-    args = pn.state.session_args or {}
-    return any(v.lower() == b"dark" for v in args.get("theme", []))
+    return any(v.lower() == b"dark" for v in session_args().get("theme", []))
 
 
 def embed_button(slug: str) -> pn.widgets.Button:
-    """Copies an <iframe> of this page (with ?embed=true) to the clipboard."""
+    """Copies an <iframe> of this page (its own URL plus ?embed=true, so it works under
+    any path: the Panel server, or a static build in a subfolder) to the clipboard."""
     btn = pn.widgets.Button(name="Copy embed code", button_type="light", width=160,
                             css_classes=["embed-button"])
     btn.js_on_click(args={"btn": btn}, code=f"""
-const url = window.location.origin + "/{slug}?embed=true";
+const page = new URL(window.location.href);  // served (/{slug}) or static ({slug}.html)
+page.hash = "";
+page.searchParams.set("embed", "true");
+const url = page.href;
 const code = `<iframe src="${{url}}" width="100%" height="720" style="border:0"></iframe>`;
 window.__demystifyEmbed = code;
 const done = () => {{
