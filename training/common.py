@@ -45,6 +45,24 @@ def parser(name: str, epochs: int, batch_size: int, lr: float) -> argparse.Argum
 
 # -- checkpoints ------------------------------------------------------------------------
 
+def holdout(x: np.ndarray, y: np.ndarray, n: int, seed: int = 0
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(x_val, y_val, x_train, y_train): n examples held out, the same number from every
+    class, chosen by a fixed seed (the same split whatever the training seed).
+
+    Why not "the last n": a dataset stored class by class (the CIFAR-10 image folders)
+    would hold out a single class and unbalance the training set."""
+    classes = np.unique(y)
+    if n % len(classes):
+        raise ValueError(f"hold out a multiple of {len(classes)} examples, not {n}")
+    rng = np.random.default_rng(seed)
+    per = n // len(classes)
+    val = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:per] for c in classes])
+    val = np.sort(val)
+    train = np.setdiff1d(np.arange(len(y)), val, assume_unique=True)
+    return x[val], y[val], x[train], y[train]
+
+
 def save_checkpoint(path: Path, model: nn.Module, opt: Any, sched: Any, meta: dict) -> None:
     arrays: dict[str, np.ndarray] = {f"model/{k}": v for k, v in model.state_dict().items()}
     ost = opt.state_dict()

@@ -37,7 +37,7 @@ def main() -> None:
     xtr, ytr, classes = load_cifar10(root, "train")
     xte, yte, _ = load_cifar10(root, "test")
     xtr, xte = to_nchw(xtr), to_nchw(xte)
-    xval, yval, xtr, ytr = xtr[-2000:], ytr[-2000:], xtr[:-2000], ytr[:-2000]
+    xval, yval, xtr, ytr = common.holdout(xtr, ytr, 2000)
 
     model = models.cifar_resnet(args.width).to(device)
     opt = optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True,
@@ -68,7 +68,8 @@ def main() -> None:
                         f" maxpool, residual 2x conv-bn-relu], conv-bn-relu {4 * args.width}, "
                         f"maxpool, [conv-bn-relu {8 * args.width}, maxpool, residual], "
                         "maxpool 4, fc 10",
-        "data": "CIFAR-10 train (48,000 images; the last 2,000 are the validation set)",
+        "data": "CIFAR-10 train (48,000 images; 2,000 held out for validation, 200 per "
+                "class, chosen with a fixed seed)",
         "recipe": f"SGD Nesterov momentum 0.9, weight decay {args.weight_decay:g}, one-cycle "
                   f"lr peak {args.lr:g}, batch {args.batch_size}, {args.epochs} epochs, "
                   "random crop (pad 4) + flip, label smoothing 0.1"})
