@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,12 +28,6 @@ CHROMIUM = os.environ.get("DEMYSTIFY_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 SEVEN = [(70, 60), (210, 60), (120, 240)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rss_mb(pid: int) -> float:
@@ -106,63 +99,56 @@ async def run(args: argparse.Namespace) -> int:
     if not Path(CHROMIUM).is_file():
         print(f"no Chromium at {CHROMIUM} (apt-get install chromium)", file=sys.stderr)
         return 2
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "webapp.server", "--port", str(port)],
-                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(base + "/app", timeout=10).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    print("the server did not start", file=sys.stderr)
-                    return 2
-                await asyncio.sleep(0.5)
-        peer = in_process_ms()
-        errors: list[str] = []
-        async with async_playwright() as p:
-            browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-            # one warm-up session loads the model and the server's caches
-            warm_gate = asyncio.Event()
-            warm_gate.set()
-            await session(browser, base, -1, warm_gate, errors)
-            base_mb = rss_mb(server.pid)
-            gate = asyncio.Event()
-            tasks = [asyncio.create_task(session(browser, base, i, gate, errors))
-                     for i in range(args.sessions)]
-            t_open = time.perf_counter()
-            while sum(len(c.pages) for c in browser.contexts) < args.sessions + 1 and \
-                    time.perf_counter() - t_open < args.timeout:
-                await asyncio.sleep(0.2)
-            await asyncio.sleep(2.0)  # let every page finish loading before the burst
-            gate.set()
-            lat = await asyncio.wait_for(asyncio.gather(*tasks), timeout=args.timeout)
-            full_mb = rss_mb(server.pid)
-            await browser.close()
-        ok = np.array([v for v in lat if v is not None])
-        print(f"sessions: {args.sessions} concurrent (+1 warm-up), {len(ok)} predicted a 7")
-        if len(ok):
-            p50, p90, p99 = np.percentile(ok, [50, 90, 99])
-            print(f"latency ms (stroke end -> prediction shown): p50 {p50:.0f}  p90 {p90:.0f}"
-                  f"  p99 {p99:.0f}  max {ok.max():.0f}")
-            print(f"peer: in-process prediction {peer:.1f} ms; p50 / peer = {p50 / peer:.1f}x")
-        print(f"server memory: {base_mb:.0f} MB with 1 session, {full_mb:.0f} MB with "
-              f"{args.sessions + 1}: {(full_mb - base_mb) / args.sessions:.1f} MB per added "
-              "session")
-        if errors or len(ok) != args.sessions:
-            print(f"ERRORS ({len(errors)}):", *errors[:20], sep="\n  ")
-            return 1
-        print("errors: none")
-        return 0
-    finally:
-        server.terminate()
+    from webapp.server import subprocess_server
+
+    with contextlib.ExitStack() as stack:
         try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+            server = stack.enter_context(subprocess_server(90))
+        except RuntimeError as exc:
+            print(f"the server did not start: {exc}", file=sys.stderr)
+            return 2
+        return await measure(args, server, async_playwright)
+
+
+async def measure(args: argparse.Namespace, server: Any, async_playwright: Any) -> int:
+    """The burst: N sessions draw at once against the running server."""
+    base = server.base
+    peer = in_process_ms()
+    errors: list[str] = []
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        # one warm-up session loads the model and the server's caches
+        warm_gate = asyncio.Event()
+        warm_gate.set()
+        await session(browser, base, -1, warm_gate, errors)
+        base_mb = rss_mb(server.proc.pid)
+        gate = asyncio.Event()
+        tasks = [asyncio.create_task(session(browser, base, i, gate, errors))
+                 for i in range(args.sessions)]
+        t_open = time.perf_counter()
+        while sum(len(c.pages) for c in browser.contexts) < args.sessions + 1 and \
+                time.perf_counter() - t_open < args.timeout:
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(2.0)  # let every page finish loading before the burst
+        gate.set()
+        lat = await asyncio.wait_for(asyncio.gather(*tasks), timeout=args.timeout)
+        full_mb = rss_mb(server.proc.pid)
+        await browser.close()
+    ok = np.array([v for v in lat if v is not None])
+    print(f"sessions: {args.sessions} concurrent (+1 warm-up), {len(ok)} predicted a 7")
+    if len(ok):
+        p50, p90, p99 = np.percentile(ok, [50, 90, 99])
+        print(f"latency ms (stroke end -> prediction shown): p50 {p50:.0f}  p90 {p90:.0f}"
+              f"  p99 {p99:.0f}  max {ok.max():.0f}")
+        print(f"peer: in-process prediction {peer:.1f} ms; p50 / peer = {p50 / peer:.1f}x")
+    print(f"server memory: {base_mb:.0f} MB with 1 session, {full_mb:.0f} MB with "
+          f"{args.sessions + 1}: {(full_mb - base_mb) / args.sessions:.1f} MB per added "
+          "session")
+    if errors or len(ok) != args.sessions:
+        print(f"ERRORS ({len(errors)}):", *errors[:20], sep="\n  ")
+        return 1
+    print("errors: none")
+    return 0
 
 
 def main() -> int:

@@ -11,13 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +20,7 @@ import numpy as np
 import pytest
 
 from tests.browser_helpers import chromium
+from webapp.server import subprocess_server
 
 pytestmark = pytest.mark.browser
 
@@ -35,50 +30,14 @@ STARTUP_TIMEOUT_S = 90
 TIMEOUT_MS = 30_000
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "DEMYSTIFY_OFFLINE": "1"}
     env.pop("DEMYSTIFY_CIFAR10_MODEL", None)  # the shipped model, nothing else
-    with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen([sys.executable, "-m", "webapp.server", "--port", str(port)],
-                                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
-
-        def server_log() -> str:
-            log.seek(0)
-            return log.read().decode(errors="replace")[-6000:]
-
-        try:
-            deadline = time.monotonic() + STARTUP_TIMEOUT_S
-            while True:
-                if proc.poll() is not None:
-                    pytest.fail(f"the server exited with {proc.returncode}:\n{server_log()}")
-                try:
-                    with urllib.request.urlopen(base + "/app", timeout=30) as resp:
-                        assert resp.status == 200
-                    break
-                except (urllib.error.URLError, ConnectionError, TimeoutError):
-                    if time.monotonic() > deadline:
-                        pytest.fail(f"no answer from {base} in {STARTUP_TIMEOUT_S} s:\n"
-                                    f"{server_log()}")
-                    time.sleep(0.5)
-            yield base
-            tracebacks = server_log()
-            assert "Traceback" not in tracebacks, f"the server logged an error:\n{tracebacks}"
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+    with subprocess_server(STARTUP_TIMEOUT_S, env) as running:  # its log if it fails
+        yield running.base
+        log = running.log()
+        assert "Traceback" not in log, f"the server logged an error:\n{log}"
 
 
 @pytest.fixture(scope="module")

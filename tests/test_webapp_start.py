@@ -6,23 +6,11 @@
 from __future__ import annotations
 
 import html
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-import urllib.error
 import urllib.request
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from webapp.server import subprocess_server
+
 STARTUP_TIMEOUT_S = 60
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rendered_text(url: str) -> str:
@@ -39,56 +27,26 @@ PAGES = ("app", "digits", "cifar10", "movies", "art", "playground", "engine")
 
 
 def test_every_page_is_served():
-    port = free_port()
-    cmd = [sys.executable, "-m", "webapp.server", "--port", str(port)]
-    base = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryFile() as log:
-        server = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    with subprocess_server(STARTUP_TIMEOUT_S) as server:
+        base = server.base
+        with urllib.request.urlopen(base + "/", timeout=30) as resp:
+            assert resp.url.endswith("/app"), "/ should redirect to the start page"
+        for name in PAGES:
+            with urllib.request.urlopen(f"{base}/{name}", timeout=60) as resp:
+                status, body = resp.status, resp.read().decode("utf-8", "replace")
+            assert status == 200, f"GET /{name} -> {status}"
+            assert "Bokeh" in body and "docs_json" in body, f"/{name}: no Bokeh document"
+            assert "<title>Demystify" in body, f"/{name}: the page title is missing"
+            # Offline: no scripts, styles or fonts from the internet.
+            for external in ("cdn.bokeh.org", "cdn.holoviz.org", "fonts.googleapis.com",
+                             "unpkg.com", "cdn.jsdelivr.net", "esm.sh"):
+                assert external not in body, f"/{name} references {external}"
 
-        def server_log() -> str:
-            log.seek(0)
-            return log.read().decode(errors="replace")[-4000:]
-
-        try:
-            deadline = time.monotonic() + STARTUP_TIMEOUT_S
-            while True:
-                if server.poll() is not None:
-                    raise AssertionError(
-                        f"the server exited with code {server.returncode}:\n{server_log()}")
-                try:
-                    with urllib.request.urlopen(base + "/app", timeout=30):
-                        break
-                except (urllib.error.URLError, ConnectionError, TimeoutError):
-                    if time.monotonic() > deadline:
-                        raise AssertionError(f"{base}/app did not answer within "
-                                             f"{STARTUP_TIMEOUT_S} s:\n{server_log()}") from None
-                    time.sleep(0.5)
-
-            with urllib.request.urlopen(base + "/", timeout=30) as resp:
-                assert resp.url.endswith("/app"), "/ should redirect to the start page"
-            for name in PAGES:
-                with urllib.request.urlopen(f"{base}/{name}", timeout=60) as resp:
-                    status, body = resp.status, resp.read().decode("utf-8", "replace")
-                assert status == 200, f"GET /{name} -> {status}"
-                assert "Bokeh" in body and "docs_json" in body, f"/{name}: no Bokeh document"
-                assert "<title>Demystify" in body, f"/{name}: the page title is missing"
-                # Offline: no scripts, styles or fonts from the internet.
-                for external in ("cdn.bokeh.org", "cdn.holoviz.org", "fonts.googleapis.com",
-                                 "unpkg.com", "cdn.jsdelivr.net", "esm.sh"):
-                    assert external not in body, f"/{name} references {external}"
-
-            # The content arrives over the websocket: pull the document like a browser does.
-            text = rendered_text(base + "/app")
-            assert "Demystify — deep learning you can touch" in text
-            for demo in ("Digits", "CIFAR-10", "Movies", "Art restoration", "Playground", "Engine"):
-                assert f"<h3>{demo}</h3>" in text, f"demo card {demo!r} missing"
-            assert "CPU: " in text or "GPU: " in text or "engine unavailable" in text, \
-                "device badge missing"
-            assert "Traceback" not in server_log(), server_log()
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(timeout=10)
+        # The content arrives over the websocket: pull the document like a browser does.
+        text = rendered_text(base + "/app")
+        assert "Demystify — deep learning you can touch" in text
+        for demo in ("Digits", "CIFAR-10", "Movies", "Art restoration", "Playground", "Engine"):
+            assert f"<h3>{demo}</h3>" in text, f"demo card {demo!r} missing"
+        assert "CPU: " in text or "GPU: " in text or "engine unavailable" in text, \
+            "device badge missing"
+        assert "Traceback" not in server.log(), server.log()

@@ -8,8 +8,20 @@ Resources come from the Panel server itself, so nothing is fetched from the inte
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
-from collections.abc import Callable
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import panel as pn
 from tornado.web import RedirectHandler
@@ -53,6 +65,63 @@ def main(argv: list[str] | None = None) -> None:
              start=True, print_url=True,
              extra_patterns=[(r"/", RedirectHandler, {"url": "/app"})],
              websocket_max_message_size=64 * 2**20)
+
+
+@dataclass
+class Running:
+    """A server started by `subprocess_server`: its base URL, process and log."""
+
+    base: str
+    proc: subprocess.Popen
+    log_file: Any
+
+    def log(self, tail: int = 6000) -> str:
+        self.log_file.seek(0)
+        return self.log_file.read().decode(errors="replace")[-tail:]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def subprocess_server(timeout_s: float = 90, env: dict[str, str] | None = None
+                      ) -> Iterator[Running]:
+    """`python -m webapp.server` on a free loopback port, answered /app before it yields
+    (for tests and benchmarks); stopped afterwards. RuntimeError (with the server's log)
+    when it exits or does not answer in time."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen([sys.executable, "-m", "webapp.server", "--port", str(port)],
+                                cwd=root, stdout=log, stderr=subprocess.STDOUT,
+                                env=env if env is not None else dict(os.environ))
+        running = Running(base, proc, log)
+        try:
+            deadline = time.monotonic() + timeout_s
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"the server exited with code {proc.returncode}:\n"
+                                       f"{running.log()}")
+                try:
+                    with urllib.request.urlopen(base + "/app", timeout=30):
+                        break
+                except (urllib.error.URLError, ConnectionError, TimeoutError):
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"{base}/app did not answer within {timeout_s:g} "
+                                           f"s:\n{running.log()}") from None
+                    time.sleep(0.5)
+            yield running
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
 
 
 if __name__ == "__main__":
