@@ -175,6 +175,11 @@ def test_similar_and_explain(shipped: FactorizationMachine) -> None:
     total = float(shipped.w0.numpy()[0]) + sum(c for _, c in parts)
     raw = shipped.predict_ids(np.array([1]), np.array([50]))[0]
     assert abs(np.clip(total, 1, 5) - raw) < 1e-3
+    ids, factors = shipped.movie_factors()  # what the Movies map draws
+    assert factors.shape == (len(ids), shipped.k)
+    sw, esb = (int(np.flatnonzero(ids == m)[0]) for m in (50, 172))
+    cos = factors[sw] @ factors[esb] / np.linalg.norm(factors[sw]) / np.linalg.norm(factors[esb])
+    assert cos > 0.5, cos  # sequels sit together in taste space
 
 
 def test_bad_inputs(shipped: FactorizationMachine) -> None:

@@ -48,10 +48,10 @@ def movie_map() -> dict[str, list]:
     """2-D map of the movies' factor vectors (PCA), with titles for the hover."""
     from engine.explain import pca_2d
 
-    model = fm()
-    xy = pca_2d(model._movie_side()[:, 1:])
+    movie_ids, factors = fm().movie_factors()
+    xy = pca_2d(factors)
     movies, _ = catalogue()
-    ids = [int(i) for i in model.features.movie_ids]
+    ids = [int(i) for i in movie_ids]
     return {"x": xy[:, 0].tolist(), "y": xy[:, 1].tolist(), "id": ids,
             "title": [label(movies[i]) if i in movies else str(i) for i in ids]}
 

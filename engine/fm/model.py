@@ -399,6 +399,11 @@ class FactorizationMachine(nn.Module):
         items = sorted(out.items(), key=lambda t: -abs(t[1]))
         return items[:int(top)]
 
+    def movie_factors(self) -> tuple[np.ndarray, np.ndarray]:
+        """(movie ids, (n_movies, k) factor vectors): each movie's position in taste
+        space, its features summed (what `similar` compares; a map of it shows genres)."""
+        return self._need_features().movie_ids, self._movie_side()[:, 1:]
+
     def similar(self, movie_id: Any, k: int = 10) -> list[tuple[int, float]]:
         """The k movies whose factor vectors are closest in cosine (excluding itself)."""
         f = self._need_features()
