@@ -51,6 +51,8 @@ override BK: u32 = 16u;
 var<workgroup> As: array<vec4<f32>, BK * BM / 4u>;
 var<workgroup> Bs: array<vec4<f32>, BK * BN / 4u>;
 
+//! include tile.wgsl
+
 // Element (m, k) of the left matrix for group g.
 fn a_at(g: u32, m: u32, k: u32) -> f32 {
   let khw = KH * KW;
@@ -149,14 +151,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>,
       Bs[k * (BN / 4u) + n / 4u][n % 4u] = v;
     }
     workgroupBarrier();
-    for (var k = 0u; k < BK; k++) {
-      let a = As[k * (BM / 4u) + lid.y];
-      let b = Bs[k * (BN / 4u) + lid.x];
-      acc[0] = fma(vec4<f32>(a.x), b, acc[0]);
-      acc[1] = fma(vec4<f32>(a.y), b, acc[1]);
-      acc[2] = fma(vec4<f32>(a.z), b, acc[2]);
-      acc[3] = fma(vec4<f32>(a.w), b, acc[3]);
-    }
+    tile_fma(&acc, lid.y, lid.x);
     workgroupBarrier();
   }
   let col = col0 + lid.x * 4u;

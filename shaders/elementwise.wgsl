@@ -41,9 +41,7 @@ override HAS_HI: bool = false;
 
 // -- storage kinds -------------------------------------------------------------------------
 
-// -inf and NaN only as run-time values: WGSL forbids non-finite constant expressions
-// (Chrome's Tint rejects `bitcast<f32>(0xff800000u)`, wgpu-native's Naga accepts it).
-fn f32_bits(b: u32) -> f32 { return bitcast<f32>(b); }
+//! include common.wgsl
 
 fn to_f(bits: u32, kind: u32) -> f32 {
   if (kind == 0u) { return bitcast<f32>(bits); }
@@ -70,10 +68,6 @@ fn from_i(v: i32, kind: u32) -> u32 {
 }
 
 // -- addressing ----------------------------------------------------------------------------
-
-fn linear(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-  return gid.x + gid.y * nwg.x * WG;
-}
 
 // Offsets of the output element i in A, B and C.
 fn offsets(i: u32) -> vec3<u32> {

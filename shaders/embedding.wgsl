@@ -13,9 +13,7 @@ struct Params { n_idx: u32, D: u32, n_rows: u32, _p0: u32 }
 
 override WG: u32 = 256u;
 
-fn linear(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-  return gid.x + gid.y * nwg.x * WG;
-}
+//! include common.wgsl
 
 fn row(i: u32) -> u32 {
   let r = IDX[i];

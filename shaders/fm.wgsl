@@ -23,9 +23,7 @@ const RW: u32 = 64u;      // threads per row of `pairwise` (a power of two)
 
 var<workgroup> red: array<f32, RW>;
 
-fn linear(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-  return gid.x + gid.y * nwg.x * WG;
-}
+//! include common.wgsl
 
 @compute @workgroup_size(RW)
 fn pairwise(@builtin(local_invocation_index) li: u32,

@@ -30,6 +30,8 @@ override BK: u32 = 16u;
 var<workgroup> As: array<vec4<f32>, BK * BM / 4u>;
 var<workgroup> Bs: array<vec4<f32>, BK * BN / 4u>;
 
+//! include tile.wgsl
+
 fn a_at(base: u32, m: u32, k: u32) -> f32 {
   if (m >= P.M || k >= P.K) { return 0.0; }
   if (TRANS_A) { return Am[base + k * P.M + m]; }
@@ -67,14 +69,7 @@ fn tiled(@builtin(local_invocation_id) lid: vec3<u32>,
       Bs[k * (BN / 4u) + n / 4u][n % 4u] = b_at(base_b, k0 + k, col0 + n);
     }
     workgroupBarrier();
-    for (var k = 0u; k < BK; k++) {
-      let a = As[k * (BM / 4u) + lid.y];
-      let b = Bs[k * (BN / 4u) + lid.x];
-      acc[0] = fma(vec4<f32>(a.x), b, acc[0]);
-      acc[1] = fma(vec4<f32>(a.y), b, acc[1]);
-      acc[2] = fma(vec4<f32>(a.z), b, acc[2]);
-      acc[3] = fma(vec4<f32>(a.w), b, acc[3]);
-    }
+    tile_fma(&acc, lid.y, lid.x);
     workgroupBarrier();
   }
   let base_c = wid.z * P.stride_c;

@@ -22,9 +22,7 @@ struct Params {
 
 override WG: u32 = 256u;
 
-fn linear(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-  return gid.x + gid.y * nwg.x * WG;
-}
+//! include common.wgsl
 
 fn shp(d: u32) -> u32 { return P.shape[d / 4u][d % 4u]; }
 fn st1(d: u32) -> i32 { return P.s1[d / 4u][d % 4u]; }

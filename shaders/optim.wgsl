@@ -22,9 +22,7 @@ override NESTEROV: bool = false;
 override FIRST: bool = false;
 override DECOUPLED: bool = false;
 
-fn linear(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-  return gid.x + gid.y * nwg.x * WG;
-}
+//! include common.wgsl
 
 // s: lr, momentum, 1 - dampening, weight_decay
 @compute @workgroup_size(WG)

@@ -31,12 +31,13 @@ override PW: i32 = 0;
 override WG: u32 = 256u;
 override INCLUDE_PAD: bool = true;
 
-// -inf and NaN only as run-time values: WGSL forbids non-finite constant expressions
-// (Chrome's Tint rejects `bitcast<f32>(0xff800000u)`, wgpu-native's Naga accepts it).
-fn f32_bits(b: u32) -> f32 { return bitcast<f32>(b); }
+//! include common.wgsl
 
-fn linear(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-  return gid.x + gid.y * nwg.x * WG;
+// The output coordinate whose window has a tap at padded offset t (t = o * stride), or
+// -1 when none has: what the gradients gather from.
+fn out_of_tap(t: i32, stride: u32, n_out: u32) -> i32 {
+  if (t < 0 || t % i32(stride) != 0 || t / i32(stride) >= i32(n_out)) { return -1; }
+  return t / i32(stride);
 }
 
 @compute @workgroup_size(WG)
@@ -83,12 +84,12 @@ fn maxpool_grad(@builtin(global_invocation_id) gid: vec3<u32>,
   let x = q % i32(W);
   var acc = 0.0;
   for (var ki = 0u; ki < KH; ki++) {
-    let ty = y + PH - i32(ki * DH);
-    if (ty < 0 || ty % i32(SH) != 0 || ty / i32(SH) >= i32(HO)) { continue; }
+    let oy = out_of_tap(y + PH - i32(ki * DH), SH, HO);
+    if (oy < 0) { continue; }
     for (var kj = 0u; kj < KW; kj++) {
-      let tx = x + PW - i32(kj * DW);
-      if (tx < 0 || tx % i32(SW) != 0 || tx / i32(SW) >= i32(WO)) { continue; }
-      let o = (plane * HO + u32(ty / i32(SH))) * WO + u32(tx / i32(SW));
+      let ox = out_of_tap(x + PW - i32(kj * DW), SW, WO);
+      if (ox < 0) { continue; }
+      let o = (plane * HO + u32(oy)) * WO + u32(ox);
       if (ARG[o] == q) { acc += IN[o]; }
     }
   }
@@ -154,13 +155,11 @@ fn avgpool_grad(@builtin(global_invocation_id) gid: vec3<u32>,
   let x = i32((i % hw) % W);
   var acc = 0.0;
   for (var ki = 0; ki < i32(KH); ki++) {
-    let ty = y + PH - ki;
-    if (ty < 0 || ty % i32(SH) != 0 || ty / i32(SH) >= i32(HO)) { continue; }
+    let oy = out_of_tap(y + PH - ki, SH, HO);
+    if (oy < 0) { continue; }
     for (var kj = 0; kj < i32(KW); kj++) {
-      let tx = x + PW - kj;
-      if (tx < 0 || tx % i32(SW) != 0 || tx / i32(SW) >= i32(WO)) { continue; }
-      let oy = ty / i32(SH);
-      let ox = tx / i32(SW);
+      let ox = out_of_tap(x + PW - kj, SW, WO);
+      if (ox < 0) { continue; }
       let o = (plane * HO + u32(oy)) * WO + u32(ox);
       acc += IN[o] / avg_count(oy * i32(SH) - PH, ox * i32(SW) - PW);
     }

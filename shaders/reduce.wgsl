@@ -29,9 +29,7 @@ override INT_MATH: bool = false;
 var<workgroup> tree: array<u32, WG>;
 var<workgroup> tree_idx: array<u32, WG>;
 
-// -inf and NaN only as run-time values: WGSL forbids non-finite constant expressions
-// (Chrome's Tint rejects `bitcast<f32>(0xff800000u)`, wgpu-native's Naga accepts it).
-fn f32_bits(b: u32) -> f32 { return bitcast<f32>(b); }
+//! include common.wgsl
 
 fn load(i: u32) -> u32 {
   let b = X[i];

@@ -17,9 +17,7 @@ override LOG: bool = false;
 
 var<workgroup> tree: array<f32, WG>;
 
-// -inf and NaN only as run-time values: WGSL forbids non-finite constant expressions
-// (Chrome's Tint rejects `bitcast<f32>(0xff800000u)`, wgpu-native's Naga accepts it).
-fn f32_bits(b: u32) -> f32 { return bitcast<f32>(b); }
+//! include common.wgsl
 
 fn finish(x: f32, mx: f32, total: f32) -> f32 {
   if (LOG) { return (x - mx) - log(total); }

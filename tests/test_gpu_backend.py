@@ -504,3 +504,25 @@ def test_no_gpu_env_falls_back(device, expect):
     assert out.stdout.split()[0] == expect, out.stdout + out.stderr
     if expect == "DeviceError":
         assert "DEMYSTIFY_NO_GPU" in out.stdout
+
+
+def test_shader_includes_expand_once_and_cycles_are_refused(monkeypatch):
+    """`//! include X.wgsl` pastes shared helpers (WGSL has no includes): every kernel file
+    expands fully, each helper is defined exactly once, and a cycle is an error."""
+    import re
+    from pathlib import Path
+
+    from engine.backends.gpu import device
+
+    root = Path(__file__).resolve().parents[1] / "shaders"
+    for path in root.glob("*.wgsl"):
+        text = device.shader_source(path.stem)
+        assert device._INCLUDE.search(text) is None, path.name
+        names = re.findall(r"^fn (\w+)", text, re.M)
+        assert len(names) == len(set(names)), f"{path.name} defines a function twice"
+    assert "fn linear" in device.shader_source("pooling")
+    assert "fn tile_fma" in device.shader_source("conv2d")
+    monkeypatch.setitem(device._sources, "loop_a", "//! include loop_b.wgsl\n")
+    monkeypatch.setitem(device._sources, "loop_b", "//! include loop_a.wgsl\n")
+    with pytest.raises(ValueError, match="loop_a -> loop_b -> loop_a"):
+        device.shader_source("loop_a")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import abc
 import math
+import re
 import struct
 import threading
 from collections.abc import Mapping, Sequence
@@ -65,11 +66,24 @@ def shader_dir() -> Path:
 _sources: dict[str, str] = {}
 
 
-def shader_source(name: str) -> str:
-    """The WGSL text of shaders/NAME.wgsl (from `provide_shaders`, else from `shader_dir`)."""
+_INCLUDE = re.compile(r"^//! include (\w+)\.wgsl[ \t]*$", re.M)
+
+
+def _raw_source(name: str) -> str:
     if name not in _sources:
         _sources[name] = (shader_dir() / f"{name}.wgsl").read_text(encoding="utf-8")
     return _sources[name]
+
+
+def shader_source(name: str, _within: tuple[str, ...] = ()) -> str:
+    """The WGSL text of shaders/NAME.wgsl (from `provide_shaders`, else from `shader_dir`),
+    each `//! include OTHER.wgsl` line replaced by OTHER's text: WGSL has no includes, and
+    helpers used by several kernel files (common.wgsl, tile.wgsl) live in one place."""
+    if name in _within:
+        raise ValueError(f"shaders include each other in a cycle: {' -> '.join(_within)} -> "
+                         f"{name}")
+    return _INCLUDE.sub(lambda m: shader_source(m.group(1), (*_within, name)),
+                        _raw_source(name))
 
 
 def provide_shaders(sources: Mapping[str, str]) -> None:
