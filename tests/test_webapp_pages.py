@@ -184,3 +184,25 @@ def test_browser_mode_reads_embed_and_theme_from_the_workers_location(monkeypatc
     assert common.is_embed() and common.is_dark()
     monkeypatch.setattr(common, "IN_BROWSER", False)
     assert not common.is_embed()  # a server session without the query
+
+
+def test_a_wanted_gpu_that_fails_shows_on_the_badge(monkeypatch):
+    """As in a browser without WebGPU: DEMYSTIFY_DEVICE=auto, the GPU cannot start, the
+    demos compute with NumPy and the badge says so (the reason on hover)."""
+    from engine import backends
+    from webapp import common
+
+    def no_webgpu():
+        raise backends.DeviceError("navigator.gpu is missing")
+
+    monkeypatch.setenv("DEMYSTIFY_DEVICE", "auto")
+    monkeypatch.setattr(backends, "_backends", {"cpu": backends._backends["cpu"]})
+    monkeypatch.setattr(backends, "_factories", {"gpu": no_webgpu})
+    monkeypatch.setattr(backends, "_failures", {})
+    dev, desc, note = common.compute_device.__wrapped__()
+    assert dev == "cpu" and "navigator.gpu is missing" in note
+    badge = common.badge_html(dev, desc, note)
+    assert "(no GPU)" in badge and "navigator.gpu is missing" in badge
+    monkeypatch.setenv("DEMYSTIFY_DEVICE", "cpu")  # chose the CPU: nothing to flag
+    assert common.compute_device.__wrapped__()[2] == ""
+    assert "(no GPU)" not in common.badge_html("cpu", desc, "")

@@ -13,6 +13,7 @@ import base64
 import functools
 import html
 import io
+import os
 import sys
 import threading
 from collections.abc import Callable
@@ -104,6 +105,9 @@ def compute_device() -> tuple[str, str, str]:
         note = ""
     except engine.DeviceError as exc:
         dev, note = "cpu", f"fell back to the CPU: {exc}"
+    wanted = os.environ.get("DEMYSTIFY_DEVICE", "cpu").lower() in ("auto", "gpu", "cuda")
+    if dev == "cpu" and wanted and not note and backends.unavailable_reason("gpu"):
+        note = f"no GPU, computing with NumPy: {backends.unavailable_reason('gpu')}"
     try:
         desc = backends.get(dev).describe()
     except Exception as exc:  # a broken driver must not take the page down
@@ -135,16 +139,23 @@ def available_devices() -> list[dict[str, str]]:
 def device_badge() -> pn.pane.HTML:
     """A badge naming the device the demos compute on (GPU name or CPU)."""
     try:
-        dev, desc, note = compute_device()
+        text = badge_html(*compute_device())
     except Exception as exc:  # noqa: BLE001
         reason = html.escape(f"{type(exc).__name__}: {exc}")
         text = f'<span class="badge badge-off" title="{reason}">engine unavailable</span>'
-        return pn.pane.HTML(text, stylesheets=[CSS], margin=(5, 10))
+    return pn.pane.HTML(text, stylesheets=[CSS], margin=(5, 10))
+
+
+def badge_html(dev: str, desc: str, note: str) -> str:
+    """The badge's text; a GPU that was wanted but failed shows as "(no GPU)", its reason
+    on hover."""
     label = ("GPU: " if dev == "gpu" else "CPU: ") + desc
+    if note and dev == "cpu":
+        label += " (no GPU)"
     title = html.escape(note or f"the demos compute on the {dev}")
     css = "badge-gpu" if dev == "gpu" else "badge-cpu"
-    return pn.pane.HTML(f'<span class="badge {css} device-badge" title="{title}">'
-                        f"{html.escape(label)}</span>", stylesheets=[CSS], margin=(5, 10))
+    return (f'<span class="badge {css} device-badge" title="{title}">'
+            f"{html.escape(label)}</span>")
 
 
 # -- the shell -----------------------------------------------------------------------------

@@ -102,6 +102,11 @@ def resolve(device: str | None) -> str:
     raise ValueError(f"unknown device {device!r}: use 'cpu', 'gpu' or 'auto'")
 
 
+def unavailable_reason(name: str) -> str | None:
+    """Why a registered device could not start (None when it runs or was not tried)."""
+    return _failures.get(name)
+
+
 def get(device: str | None) -> Backend:
     return _backends[resolve(device)]
 
