@@ -206,3 +206,61 @@ def test_a_wanted_gpu_that_fails_shows_on_the_badge(monkeypatch):
     monkeypatch.setenv("DEMYSTIFY_DEVICE", "cpu")  # chose the CPU: nothing to flag
     assert common.compute_device.__wrapped__()[2] == ""
     assert "(no GPU)" not in common.badge_html("cpu", desc, "")
+
+
+BROWSER_LIKE = r"""
+import asyncio, sys, threading
+sys.modules["onnx"] = None          # Pyodide has no onnx package
+sys.modules["onnxruntime"] = None
+def no_threads(self):
+    raise RuntimeError("can't start new thread")
+threading.Thread.start = no_threads  # nor threads
+import types
+sys.modules["js"] = types.SimpleNamespace(location=types.SimpleNamespace(search="?embed=true"))
+from webapp import common
+common.IN_BROWSER = True             # before the pages import it
+import numpy as np
+from webapp import app, art, cifar, digits, engine_page, movies, playground
+from webapp.common import png_data_url
+
+for module in (app, digits, cifar, movies, art, playground, engine_page):
+    module.page()                    # every page builds (embedded, as from the query)
+assert common.is_embed()
+img = np.full((280, 280), 255, np.uint8)
+img[40:240, 130:150] = 0
+print("digit", int(np.argmax(digits.read_digit(png_data_url(img))[1])))
+
+async def main():
+    x, _, _ = cifar.samples()
+    probs, _ = await common.in_background(cifar.classify, x[0])
+    print("cifar", probs.shape)
+    data = open("webapp/models/lenet5.onnx", "rb").read()
+    report, result = await common.in_background(engine_page.run_onnx, data)
+    print("engine", "ran on" in result)
+    run = playground.Run(1, dict(data="moons", activation="ReLU", init="He", reg="none",
+                                 optimizer="Adam", lr=0.01, depth=2, width=8, epochs=1,
+                                 device="CPU", seed=0))
+    run.start()
+    while run.events.empty() or run.events.queue[-1][0] not in ("done", "error"):
+        await asyncio.sleep(0.05)
+    print("playground", run.events.queue[-1])
+
+asyncio.run(main())
+print("onnx imported:", sys.modules.get("onnx") is not None)
+"""
+
+
+def test_every_page_works_as_in_pyodide_without_onnx_and_threads():
+    """What the static build meets in the browser, simulated on the host: no `onnx`, no
+    onnxruntime, Thread.start raising, IN_BROWSER set. Every page builds and the digits,
+    CIFAR, Engine (ONNX upload) and Playground paths run."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = subprocess.run([sys.executable, "-c", BROWSER_LIKE], cwd=Path(__file__).parents[1],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stdout
+    assert "digit 1" in lines and "cifar (10,)" in lines and "engine True" in lines, lines
+    assert "playground ('done'" in lines and "onnx imported: False" in lines, lines
