@@ -487,6 +487,18 @@ def _normalize_index(index: Any, t: Tensor) -> tuple:
     return tuple(out)
 
 
+def clear_grads(params: Iterable[Tensor], set_to_none: bool = True) -> None:
+    """What Module.zero_grad and Optimizer.zero_grad do: None frees the memory, zeros
+    keep the gradient buffers (and their shape) for code that reads them."""
+    for p in params:
+        if p.grad is None:
+            continue
+        if set_to_none:
+            p.grad = None
+        else:
+            p.grad = Tensor._wrap(p.backend.full(p.shape, 0.0, p.dtype), p.device)
+
+
 def matmul(a: Tensor, b: Tensor) -> Tensor:
     _need_float(a, "matmul")
     _need_float(b, "matmul")

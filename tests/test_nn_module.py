@@ -97,6 +97,9 @@ def test_train_eval_apply_zero_grad_and_hooks():
     out = net(Tensor(np.random.default_rng(0).standard_normal((2, 1, 5, 5))))
     out.sum().backward()
     assert all(p.grad is not None for p in net.parameters())
+    net.zero_grad(set_to_none=False)
+    for p in net.parameters():
+        assert p.grad.shape == p.shape and not p.grad.numpy().any()
     net.zero_grad()
     assert all(p.grad is None for p in net.parameters())
     calls = []

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple, overload
 import numpy as np
 
 from .. import backends
-from ..tensor import _FLOATS, Tensor, _as_dtype
+from ..tensor import _FLOATS, Tensor, _as_dtype, clear_grads
 from .parameter import Parameter
 
 
@@ -202,13 +202,7 @@ class Module:
         return self
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        for p in self.parameters():
-            if p.grad is None:
-                continue
-            if set_to_none:
-                p.grad = None
-            else:
-                p.grad = Tensor._wrap(p.backend.full(p.shape, 0.0, p.dtype), p.device)
+        clear_grads(self.parameters(), set_to_none)
 
     # -- devices and dtypes ------------------------------------------------------------------
     def to(self, device: str | None = None, dtype: Any = None) -> Module:

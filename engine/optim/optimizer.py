@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..autograd import no_grad
-from ..tensor import Tensor
+from ..tensor import Tensor, clear_grads
 
 ParamsT = Iterable[Tensor] | Iterable[dict[str, Any]]
 
@@ -91,14 +91,7 @@ class Optimizer:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear gradients (None frees memory; zeros keeps the buffers' shape)."""
-        for g in self.param_groups:
-            for p in g["params"]:
-                if p.grad is None:
-                    continue
-                if set_to_none:
-                    p.grad = None
-                else:
-                    p.grad = Tensor._wrap(p.backend.full(p.shape, 0.0, p.dtype), p.device)
+        clear_grads((p for g in self.param_groups for p in g["params"]), set_to_none)
 
     # -- stepping --------------------------------------------------------------------------
     def step(self, closure: Any = None) -> float | None:

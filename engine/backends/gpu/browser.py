@@ -144,11 +144,8 @@ class BrowserDevice(Device):
     def _buffer(self, size: int, usage: int) -> Any:
         return self._dev.createBuffer(_obj({"size": int(size), "usage": usage}))
 
-    def _reset_batch(self) -> None:
-        self._encoder: Any = None
-        self._pass: Any = None
-        self._params = bytearray()
-        self._count = 0
+    def _new_encoder(self) -> Any:
+        return self._dev.createCommandEncoder()
 
     def _module(self, shader: str) -> Any:
         mod = self._modules.get(shader)
@@ -201,16 +198,6 @@ class BrowserDevice(Device):
         except Exception as exc:  # a GPUPipelineError (a JsException in Python)
             raise RuntimeError(f"{k.shader}.{k.entry} {dict(k.constants)}: {exc}") from None
         self._pipelines[k] = (pipe, bgl)
-
-    def _end_pass(self) -> None:
-        if self._pass is not None:
-            self._pass.end()
-            self._pass = None
-
-    def _ensure_encoder(self) -> Any:
-        if self._encoder is None:
-            self._encoder = self._dev.createCommandEncoder()
-        return self._encoder
 
     def _upload(self, buf: Any, offset: int, data: Any) -> None:
         view = memoryview(data).cast("B")

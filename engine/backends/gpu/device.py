@@ -207,9 +207,29 @@ class Device(abc.ABC):
     def read(self, buf: Any, nbytes: int) -> bytes:
         """Flush, then return the first `nbytes` of `buf` (counts one readback)."""
 
-    # -- shared by the Devices' dispatch: the per-batch uniform arena ---------------------
-    # Subclasses provide _arena (the uniform buffer), _params (bytearray being filled),
-    # _ualign (min uniform offset alignment), _count, max_batch and arena_size.
+    # -- shared by the Devices' command batching -----------------------------------------
+    # A batch is one command encoder with at most one open compute pass, and the uniform
+    # arena it fills. Subclasses provide _new_encoder(), _arena (the uniform buffer),
+    # _ualign (min uniform offset alignment), max_batch and arena_size.
+    def _new_encoder(self) -> Any:
+        raise NotImplementedError
+
+    def _reset_batch(self) -> None:
+        self._encoder: Any = None
+        self._pass: Any = None
+        self._params = bytearray()
+        self._count = 0
+
+    def _end_pass(self) -> None:
+        if self._pass is not None:
+            self._pass.end()
+            self._pass = None
+
+    def _ensure_encoder(self) -> Any:
+        if self._encoder is None:
+            self._encoder = self._new_encoder()
+        return self._encoder
+
     def _bind_entries(self, params: bytes, buffers: Sequence[Any]) -> list[dict[str, Any]]:
         """Give this dispatch's parameters their own arena slot (flushing first when the
         batch is full) and describe bindings 0..n in WebGPU's bind-group-entry layout.

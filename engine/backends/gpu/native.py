@@ -69,11 +69,8 @@ class NativeDevice(Device):
         self._reset_batch()
 
     # -- helpers ---------------------------------------------------------------------
-    def _reset_batch(self) -> None:
-        self._encoder: Any = None
-        self._pass: Any = None
-        self._params = bytearray()
-        self._count = 0
+    def _new_encoder(self) -> Any:
+        return self._dev.create_command_encoder()
 
     @contextlib.contextmanager
     def _guard(self, what: str) -> Iterator[None]:
@@ -116,16 +113,6 @@ class NativeDevice(Device):
                                                  compute=stage)
         self._pipelines[k] = (pipe, bgl)
         return pipe, bgl
-
-    def _end_pass(self) -> None:
-        if self._pass is not None:
-            self._pass.end()
-            self._pass = None
-
-    def _ensure_encoder(self) -> Any:
-        if self._encoder is None:
-            self._encoder = self._dev.create_command_encoder()
-        return self._encoder
 
     # -- the Device interface ----------------------------------------------------------
     def create_buffer(self, nbytes: int) -> Any:
