@@ -152,20 +152,26 @@ def test_browser_mode_never_starts_a_thread(monkeypatch):
     monkeypatch.setattr(threading.Thread, "start", no_threads)
     monkeypatch.setattr(common, "IN_BROWSER", True)
     monkeypatch.setattr(playground, "IN_BROWSER", True)
-    run = playground.Run(7, config(epochs=2))
+    run = playground.Run(7, config(epochs=4))
+    seen: list[tuple[str, object]] = []
 
     async def main():
         assert await common.in_background(lambda a, b: a + b, 2, 3) == 5
         run.start()
-        for _ in range(600):
-            await asyncio.sleep(0.1)
-            if not run.events.empty() and run.events.queue[-1][0] in ("done", "error"):
-                break
-        return drain(run)
+        for _ in range(600):  # the page's poller: runs between the run's epochs
+            await asyncio.sleep(0.01)
+            seen.extend(drain(run))
+            if any(k == "epoch" for k, _ in seen):
+                run.cancelled.set()  # Cancel, as the button does, after the first epoch
+            if seen and seen[-1][0] in ("done", "error"):
+                return
 
-    events = asyncio.run(main())
-    assert events[-1][0] == "done" and "finished" in events[-1][1], events[-3:]
-    assert [k for k, _ in events].count("epoch") == 2
+    asyncio.run(main())
+    kinds = [k for k, _ in seen]
+    assert kinds[-1] == "done" and "cancelled" in seen[-1][1], seen[-3:]
+    assert 1 <= kinds.count("epoch") < 4  # the page saw epoch 1 and stopped the rest
+    steps = [p[0] for k, p in seen if k == "step"]
+    assert steps == sorted(steps) and len(set(steps)) == len(steps)
 
 
 def test_browser_mode_reads_embed_and_theme_from_the_workers_location(monkeypatch):
@@ -264,3 +270,14 @@ def test_every_page_works_as_in_pyodide_without_onnx_and_threads():
     lines = out.stdout
     assert "digit 1" in lines and "cifar (10,)" in lines and "engine True" in lines, lines
     assert "playground ('done'" in lines and "onnx imported: False" in lines, lines
+
+
+def test_a_run_numbers_steps_and_epochs_across_its_epochs():
+    run = playground.Run(8, config(epochs=3))
+    run.thread.start()
+    run.thread.join(60)
+    events = drain(run)
+    assert [p[0] for k, p in events if k == "epoch"] == [0, 1, 2]
+    steps = [p[0] for k, p in events if k == "step"]
+    assert steps == list(range(len(steps))) and len(steps) % 3 == 0
+    assert events[-1][0] == "done" and "finished" in events[-1][1]

@@ -14,6 +14,7 @@ import io
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -159,13 +160,17 @@ class Run:
                                        name=f"playground-run-{number}")
 
     def start(self) -> None:
-        """A thread on a server. In the browser (no threads) the run happens in the
-        worker's event loop in one go: the page (a separate thread) stays responsive and
-        the curves appear when it ends; Cancel cannot interrupt it there."""
+        """A thread on a server. In the browser (no threads) a task on the worker's event
+        loop that yields after every epoch, so the page gets each epoch's curves and Cancel
+        between epochs."""
         if IN_BROWSER:
-            asyncio.get_event_loop().call_later(0.05, self._main)
+            asyncio.get_event_loop().create_task(self._main_async())
         else:
             self.thread.start()
+
+    async def _main_async(self) -> None:
+        for _ in self._main_epochs():
+            await asyncio.sleep(0)  # let the page's poller and widgets run
 
     def label(self) -> str:
         c = self.cfg
@@ -173,6 +178,11 @@ class Run:
                 f"{c['optimizer']} lr={c['lr']:g}, {c['depth']}x{c['width']}")
 
     def _main(self) -> None:
+        for _ in self._main_epochs():
+            pass
+
+    def _main_epochs(self) -> Iterator[None]:
+        """The run, pausing (yield) after every epoch."""
         if not _run_slots.acquire(timeout=0.1):
             self.events.put(("status", "waiting for a free training slot…"))
             while not _run_slots.acquire(timeout=0.5):
@@ -185,7 +195,7 @@ class Run:
                 self.events.put(("status", "waiting for the GPU (another run uses it)…"))
                 GPU_LOCK.acquire()
             try:
-                self._train()
+                yield from self._train()
             finally:
                 if gpu:
                     GPU_LOCK.release()
@@ -194,7 +204,7 @@ class Run:
         finally:
             _run_slots.release()
 
-    def _train(self) -> None:
+    def _train(self) -> Iterator[None]:
         import engine
         from engine import explain
 
@@ -217,13 +227,16 @@ class Run:
         if x.shape[1] == 2:
             grid = explain.grid_2d((-1.8, 1.8), (-1.8, 1.8), 60)
         run = self
+        done = {"epochs": 0, "steps": 0, "per_epoch": 0}  # fit runs one epoch at a time
 
         class Callbacks:
             def on_train_begin(self, info: Any) -> None:
+                done["per_epoch"] = info.steps_per_epoch
                 run.events.put(("begin", {"steps": info.steps_per_epoch, "device": info.device}))
 
             def on_step(self, info: Any) -> None:
-                run.events.put(("step", (info.step, info.loss, info.epoch, info.batch)))
+                run.events.put(("step", (done["steps"] + info.step, info.loss,
+                                         done["epochs"] + info.epoch, info.batch)))
                 if run.cancelled.is_set():
                     info.stop, info.stop_reason = True, "cancelled"
 
@@ -232,21 +245,30 @@ class Run:
                 if grid is not None:
                     p = explain.probabilities(model, grid[0])[:, 1]
                     extra["boundary"] = p.reshape(tuple(grid[1]))
-                run.events.put(("epoch", (info.epoch, dict(info.logs), extra)))
+                run.events.put(("epoch", (done["epochs"] + info.epoch, dict(info.logs), extra)))
                 if run.cancelled.is_set():
                     info.stop, info.stop_reason = True, "cancelled"
 
         t0 = time.perf_counter()
-        hist = engine.fit(model, make_loss(cfg, model), opt, (x, y), val=(xv, yv),
-                          epochs=cfg["epochs"], batch_size=batch, callbacks=[Callbacks()],
-                          progress=False)
+        loss_fn, why, on = make_loss(cfg, model), "finished", device
+        for _ in range(cfg["epochs"]):  # one epoch per fit: the browser yields in between
+            if self.cancelled.is_set():
+                why = "cancelled"
+                break
+            hist = engine.fit(model, loss_fn, opt, (x, y), val=(xv, yv), epochs=1,
+                              batch_size=batch, callbacks=[Callbacks()], progress=False)
+            done["epochs"] += 1
+            done["steps"] += done["per_epoch"]
+            on = hist.device
+            if hist.stopped_reason:
+                why = hist.stopped_reason
+                break
+            yield
         model.eval()
         with _latest_lock:  # host copies: other sessions rebuild it with latest_model()
             LATEST.update(cfg=dict(cfg), state=model.state_dict(), shape=(x.shape[1], n_out),
                           example=xv[:1], label=self.label())
-        why = hist.stopped_reason or "finished"
-        self.events.put(("done", f"{why} in {time.perf_counter() - t0:.1f} s on "
-                                 f"{hist.device}"))
+        self.events.put(("done", f"{why} in {time.perf_counter() - t0:.1f} s on {on}"))
 
 
 class PlaygroundPage(pn.viewable.Viewer):
