@@ -300,3 +300,22 @@ def test_state_follows_parameter_dtype_change():
     assert buf.dtype == np.float64
     np.testing.assert_allclose(buf, 1.9)
     np.testing.assert_allclose(a.numpy(), 1 - 0.1 - 0.19)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda ps: optim.SGD(ps, lr=-0.1), "SGD: invalid learning rate -0.1 (must be >= 0)"),
+    (lambda ps: optim.SGD(ps, momentum=-1.0), "SGD: invalid momentum -1.0 (must be >= 0)"),
+    (lambda ps: optim.Adagrad(ps, initial_accumulator_value=-2.0),
+     "Adagrad: invalid initial_accumulator_value -2.0 (must be >= 0)"),
+    (lambda ps: optim.Adam(ps, eps=-1e-8), "Adam: invalid eps -1e-08 (must be >= 0)"),
+    (lambda ps: optim.AdamW(ps, weight_decay=-0.5),
+     "AdamW: invalid weight_decay -0.5 (must be >= 0)"),
+    (lambda ps: optim.RMSprop(ps, alpha=1.5), "RMSprop: invalid alpha 1.5 (must be in [0, 1])"),
+    (lambda ps: optim.RMSprop(ps, lr=-1.0, alpha=1.5),  # checked in order: lr first
+     "RMSprop: invalid learning rate -1.0 (must be >= 0)"),
+])
+def test_bad_hyperparameters_are_named(make, message):
+    a = Tensor(np.ones(3, np.float32), requires_grad=True)
+    with pytest.raises(ValueError) as err:
+        make([a])
+    assert str(err.value) == message

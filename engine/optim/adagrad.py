@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..tensor import Tensor
-from .optimizer import Optimizer, ParamsT
+from .optimizer import Optimizer, ParamsT, check_nonnegative
 
 
 class Adagrad(Optimizer):
@@ -15,17 +15,8 @@ class Adagrad(Optimizer):
     def __init__(self, params: ParamsT, lr: float = 1e-2, lr_decay: float = 0.0,
                  weight_decay: float = 0.0, initial_accumulator_value: float = 0.0,
                  eps: float = 1e-10) -> None:
-        if lr < 0.0:
-            raise ValueError(f"Adagrad: invalid learning rate {lr} (must be >= 0)")
-        if lr_decay < 0.0:
-            raise ValueError(f"Adagrad: invalid lr_decay {lr_decay} (must be >= 0)")
-        if weight_decay < 0.0:
-            raise ValueError(f"Adagrad: invalid weight_decay {weight_decay} (must be >= 0)")
-        if initial_accumulator_value < 0.0:
-            raise ValueError("Adagrad: invalid initial_accumulator_value "
-                             f"{initial_accumulator_value} (must be >= 0)")
-        if eps < 0.0:
-            raise ValueError(f"Adagrad: invalid eps {eps} (must be >= 0)")
+        check_nonnegative("Adagrad", lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                          initial_accumulator_value=initial_accumulator_value, eps=eps)
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
                                       initial_accumulator_value=initial_accumulator_value,
                                       eps=eps))

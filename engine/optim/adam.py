@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..tensor import Tensor
-from .optimizer import Optimizer, ParamsT
+from .optimizer import Optimizer, ParamsT, check_nonnegative
 
 
 class Adam(Optimizer):
@@ -18,14 +18,10 @@ class Adam(Optimizer):
                  weight_decay: float = 0.0, amsgrad: bool = False, *,
                  decoupled_weight_decay: bool = False) -> None:
         name = type(self).__name__
-        if lr < 0.0:
-            raise ValueError(f"{name}: invalid learning rate {lr} (must be >= 0)")
-        if eps < 0.0:
-            raise ValueError(f"{name}: invalid eps {eps} (must be >= 0)")
+        check_nonnegative(name, lr=lr, eps=eps)
         if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
             raise ValueError(f"{name}: invalid betas {betas} (two numbers in [0, 1))")
-        if weight_decay < 0.0:
-            raise ValueError(f"{name}: invalid weight_decay {weight_decay} (must be >= 0)")
+        check_nonnegative(name, weight_decay=weight_decay)
         if amsgrad:
             raise NotImplementedError(f"{name}(amsgrad=True) is not supported")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,

@@ -18,6 +18,15 @@ from ..tensor import Tensor, clear_grads
 ParamsT = Iterable[Tensor] | Iterable[dict[str, Any]]
 
 
+def check_nonnegative(owner: str, **values: float) -> None:
+    """The hyperparameter checks every optimizer makes, in the order given: a ValueError
+    naming the first negative one ("lr" reads as "learning rate", as in torch)."""
+    for name, value in values.items():
+        if value < 0.0:
+            label = "learning rate" if name == "lr" else name
+            raise ValueError(f"{owner}: invalid {label} {value} (must be >= 0)")
+
+
 class _Required:
     """Sentinel for a hyper-parameter that has no default (like torch's `required`)."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..tensor import Tensor
-from .optimizer import Optimizer, ParamsT
+from .optimizer import Optimizer, ParamsT, check_nonnegative
 
 
 class RMSprop(Optimizer):
@@ -16,16 +16,10 @@ class RMSprop(Optimizer):
     def __init__(self, params: ParamsT, lr: float = 1e-2, alpha: float = 0.99,
                  eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0,
                  centered: bool = False) -> None:
-        if lr < 0.0:
-            raise ValueError(f"RMSprop: invalid learning rate {lr} (must be >= 0)")
+        check_nonnegative("RMSprop", lr=lr)
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"RMSprop: invalid alpha {alpha} (must be in [0, 1])")
-        if eps < 0.0:
-            raise ValueError(f"RMSprop: invalid eps {eps} (must be >= 0)")
-        if weight_decay < 0.0:
-            raise ValueError(f"RMSprop: invalid weight_decay {weight_decay} (must be >= 0)")
-        if momentum < 0.0:
-            raise ValueError(f"RMSprop: invalid momentum {momentum} (must be >= 0)")
+        check_nonnegative("RMSprop", eps=eps, weight_decay=weight_decay, momentum=momentum)
         if centered:
             raise NotImplementedError("RMSprop(centered=True) is not supported; use the "
                                       "default centered=False or Adam")
