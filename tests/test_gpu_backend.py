@@ -526,3 +526,22 @@ def test_shader_includes_expand_once_and_cycles_are_refused(monkeypatch):
     monkeypatch.setitem(device._sources, "loop_b", "//! include loop_a.wgsl\n")
     with pytest.raises(ValueError, match="loop_a -> loop_b -> loop_a"):
         device.shader_source("loop_a")
+
+
+def test_a_buffer_freed_in_a_reference_cycle_stays_usable(gpu):
+    """An array that dies inside a reference cycle (a model, a closure) is finalised by
+    the cyclic GC together with its wgpu buffer object; the pool must still own that
+    buffer, or the next array reusing it writes to released GPU memory."""
+    import gc
+
+    class Holder:
+        pass
+
+    for _ in range(3):  # the order finalisers run in is the GC's; try a few cycles
+        h = Holder()
+        h.me, h.arr = h, gpu.from_numpy(np.ones(333, np.float32))
+        del h
+        gc.collect()
+        gpu.dev.flush()  # retired buffers go back to the pool
+        a = np.arange(333, dtype=np.float32)
+        check(gpu, gpu.unary("neg", gpu.from_numpy(a)), -a)

@@ -172,6 +172,10 @@ class Device(abc.ABC):
         self._retired: list[tuple[int, Any]] = []
         self._pooled = 0
         self._pool_lock = threading.Lock()
+        # every pooled buffer stays referenced here too: a Storage dying in a reference
+        # cycle must not take its buffer with it (the GC would finalise the wgpu object,
+        # releasing the GPU memory, while Storage.__del__ puts it back in the pool)
+        self._owned: dict[int, Any] = {}  # by id: browser buffers (JsProxy) may not hash
 
     # -- the interface ---------------------------------------------------------------
     @abc.abstractmethod
@@ -268,7 +272,10 @@ class Device(abc.ABC):
             if free:
                 self._pooled -= size
                 return free.pop(), size
-        return self.create_buffer(size), size
+        buf = self.create_buffer(size)
+        with self._pool_lock:
+            self._owned[id(buf)] = buf
+        return buf, size
 
     def release(self, buf: Any, size: int) -> None:
         """Give a buffer back; reusable once the current batch is submitted."""
@@ -285,5 +292,7 @@ class Device(abc.ABC):
                 else:
                     self._free.setdefault(size, []).append(buf)
                     self._pooled += size
+            for buf in doomed:
+                del self._owned[id(buf)]
         for buf in doomed:
             self.destroy_buffer(buf)
