@@ -13,7 +13,6 @@ import base64
 import functools
 import html
 import io
-import os
 import sys
 import threading
 from collections.abc import Callable
@@ -105,7 +104,7 @@ def compute_device() -> tuple[str, str, str]:
         note = ""
     except engine.DeviceError as exc:
         dev, note = "cpu", f"fell back to the CPU: {exc}"
-    wanted = os.environ.get("DEMYSTIFY_DEVICE", "cpu").lower() in ("auto", "gpu", "cuda")
+    wanted = backends.requested_default() in ("auto", "gpu")
     if dev == "cpu" and wanted and not note and backends.unavailable_reason("gpu"):
         note = f"no GPU, computing with NumPy: {backends.unavailable_reason('gpu')}"
     try:

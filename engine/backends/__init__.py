@@ -73,12 +73,16 @@ def _try(name: str) -> Backend | None:
     return _backends[name]
 
 
+def requested_default() -> str:
+    """What `DEMYSTIFY_DEVICE` asks for ("cpu" when unset), lower-cased, before resolving."""
+    device = os.environ.get("DEMYSTIFY_DEVICE", "cpu").lower()
+    return "gpu" if device == "cuda" else device
+
+
 def resolve(device: str | None) -> str:
     """Turn None/"auto"/"cpu"/"gpu" (or "cuda", an alias for gpu) into "cpu" or "gpu"."""
     global _notified
-    if device is None:
-        device = os.environ.get("DEMYSTIFY_DEVICE", "cpu")
-    device = str(device).lower()
+    device = requested_default() if device is None else str(device).lower()
     if device == "cuda":
         device = "gpu"
     if device == "cpu":

@@ -188,6 +188,14 @@ def _fixed(kind: str, raw: memoryview) -> list[float]:
     return out.tolist()
 
 
+def _store(values: dict[str, Any], name: str, repeated: bool, value: Any) -> None:
+    """One occurrence of a field: appended when repeated, else the last one wins."""
+    if repeated:
+        values.setdefault(name, []).append(value)
+    else:
+        values[name] = value
+
+
 def _decode(buf: memoryview, pos: int, end: int, msg: Message, depth: int) -> None:
     if depth > _MAX_DEPTH:
         raise _fail("messages nest too deeply")
@@ -230,11 +238,7 @@ def _decode(buf: memoryview, pos: int, end: int, msg: Message, depth: int) -> No
             _decode(buf, pos - len(raw), pos, sub, depth + 1)
             sub._size = len(raw)
         elif wire == _LEN and kind == "present":
-            sub = Message(kind)
-            if repeated:
-                values.setdefault(name, []).append(sub)
-            else:
-                values[name] = sub
+            _store(values, name, repeated, Message(kind))
         elif wire == _LEN and kind in ("string", "bytes"):
             if kind == "bytes":
                 value: Any = raw.tobytes()
@@ -243,10 +247,7 @@ def _decode(buf: memoryview, pos: int, end: int, msg: Message, depth: int) -> No
                     value = str(raw, "utf-8")
                 except UnicodeDecodeError:
                     raise _fail(f"field {name!r} is not valid UTF-8 text") from None
-            if repeated:
-                values.setdefault(name, []).append(value)
-            else:
-                values[name] = value
+            _store(values, name, repeated, value)
         elif wire == _LEN and repeated and kind in _WIRE:  # packed numbers
             if kind in _FIXED:
                 vals = _fixed(kind, raw)
@@ -257,11 +258,8 @@ def _decode(buf: memoryview, pos: int, end: int, msg: Message, depth: int) -> No
                     vals.append(_scalar(kind, v))
             values.setdefault(name, []).extend(vals)
         elif wire == _WIRE.get(kind, -1):
-            value = _scalar(kind, v) if raw is None else _fixed(kind, raw)[0]
-            if repeated:
-                values.setdefault(name, []).append(value)
-            else:
-                values[name] = value
+            _store(values, name, repeated,
+                   _scalar(kind, v) if raw is None else _fixed(kind, raw)[0])
         # else: a known field with another wire type is kept aside by protobuf as an
         # unknown field; the importer would never read it, so it is skipped
 
