@@ -30,19 +30,8 @@ struct Params {
 override GROUPS: u32 = 1u;
 override SPLITS: u32 = 1u;
 override C_IN: u32 = 1u;
-override H: u32 = 1u;
-override W: u32 = 1u;
 override C_OUT: u32 = 1u;
-override HO: u32 = 1u;
-override WO: u32 = 1u;
-override KH: u32 = 1u;
-override KW: u32 = 1u;
-override SH: u32 = 1u;
-override SW: u32 = 1u;
-override DH: u32 = 1u;
-override DW: u32 = 1u;
-override PH: i32 = 0;
-override PW: i32 = 0;
+//! include window.wgsl
 override MODE: u32 = 0u;
 override BM: u32 = 64u;
 override BN: u32 = 64u;

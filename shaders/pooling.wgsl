@@ -10,18 +10,7 @@
 
 struct Params { nc: u32, _p0: u32, _p1: u32, _p2: u32 }
 
-override H: u32 = 1u;
-override W: u32 = 1u;
-override HO: u32 = 1u;
-override WO: u32 = 1u;
-override KH: u32 = 1u;
-override KW: u32 = 1u;
-override SH: u32 = 1u;
-override SW: u32 = 1u;
-override DH: u32 = 1u;
-override DW: u32 = 1u;
-override PH: i32 = 0;
-override PW: i32 = 0;
+//! include window.wgsl
 
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read_write> OUT: array<f32>;
