@@ -94,8 +94,6 @@ async def session(browser, base: str, i: int, gate: asyncio.Event, errors: list[
 
 
 async def run(args: argparse.Namespace) -> int:
-    from playwright.async_api import async_playwright
-
     if not Path(CHROMIUM).is_file():
         print(f"no Chromium at {CHROMIUM} (apt-get install chromium)", file=sys.stderr)
         return 2
@@ -107,11 +105,13 @@ async def run(args: argparse.Namespace) -> int:
         except RuntimeError as exc:
             print(f"the server did not start: {exc}", file=sys.stderr)
             return 2
-        return await measure(args, server, async_playwright)
+        return await measure(args, server)
 
 
-async def measure(args: argparse.Namespace, server: Any, async_playwright: Any) -> int:
+async def measure(args: argparse.Namespace, server: Any) -> int:
     """The burst: N sessions draw at once against the running server."""
+    from playwright.async_api import async_playwright
+
     base = server.base
     peer = in_process_ms()
     errors: list[str] = []

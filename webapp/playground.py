@@ -227,7 +227,7 @@ class Run:
         if x.shape[1] == 2:
             grid = explain.grid_2d((-1.8, 1.8), (-1.8, 1.8), 60)
         run = self
-        done = {"epochs": 0, "steps": 0, "per_epoch": 0}  # fit runs one epoch at a time
+        done = {"epochs": 0, "per_epoch": 0}  # fit runs one epoch at a time
 
         class Callbacks:
             def on_train_begin(self, info: Any) -> None:
@@ -235,7 +235,8 @@ class Run:
                 run.events.put(("begin", {"steps": info.steps_per_epoch, "device": info.device}))
 
             def on_step(self, info: Any) -> None:
-                run.events.put(("step", (done["steps"] + info.step, info.loss,
+                first = done["epochs"] * done["per_epoch"]  # this fit's first step
+                run.events.put(("step", (first + info.step, info.loss,
                                          done["epochs"] + info.epoch, info.batch)))
                 if run.cancelled.is_set():
                     info.stop, info.stop_reason = True, "cancelled"
@@ -258,7 +259,6 @@ class Run:
             hist = engine.fit(model, loss_fn, opt, (x, y), val=(xv, yv), epochs=1,
                               batch_size=batch, callbacks=[Callbacks()], progress=False)
             done["epochs"] += 1
-            done["steps"] += done["per_epoch"]
             on = hist.device
             if hist.stopped_reason:
                 why = hist.stopped_reason
