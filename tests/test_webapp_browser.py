@@ -126,6 +126,13 @@ def wait_text(page: Any, selector: str, pattern: str, timeout_s: float = 30) -> 
     raise AssertionError(f"{selector} never matched {pattern!r}; last text {last!r}")
 
 
+def upload_refused(page: Any, path: Path, data: bytes, pattern: str) -> str:
+    """Upload a file the page must refuse; the text of its error alert once it names why."""
+    path.write_bytes(data)
+    page.locator("input[type=file]").set_input_files(str(path))
+    return wait_text(page, ".error-alert", pattern)
+
+
 # -- pages --------------------------------------------------------------------------------
 
 def test_start_page_links_every_demo(visit):
@@ -243,10 +250,8 @@ def test_art_restoration_beats_the_damage(visit, tmp_path):
     restored = float(wait_text(page, ".psnr-restored", r"\d", timeout_s=60))
     assert restored > damaged + 3, (damaged, restored)
     v.check("art")
-    bad = tmp_path / "broken.jpg"
-    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG" * 10)
-    page.locator("input[type=file]").set_input_files(str(bad))
-    err = wait_text(page, ".error-alert", r"broken\.jpg")
+    err = upload_refused(page, tmp_path / "broken.jpg",
+                         b"\xff\xd8\xff\xe0 not really a JPEG" * 10, r"broken\.jpg")
     assert "Could not use" in err
 
 
@@ -297,13 +302,10 @@ def test_engine_runs_an_uploaded_onnx_model_and_rejects_a_corrupt_one(visit, tmp
     assert "MNIST" in ran
     assert "every op is supported" in text_of(page, ".onnx-report")
     v.check("engine")
-    bad = tmp_path / "corrupt.onnx"
-    bad.write_bytes(b"\x08\x07this is not a protobuf" * 20)
-    page.locator("input[type=file]").set_input_files(str(bad))
-    err = wait_text(page, ".error-alert", r"corrupt\.onnx")
+    err = upload_refused(page, tmp_path / "corrupt.onnx",
+                         b"\x08\x07this is not a protobuf" * 20, r"corrupt\.onnx")
     assert "Could not use" in err
     v.check("engine_error")
-    big = tmp_path / "huge.onnx"  # refused in the browser: nothing is sent
-    big.write_bytes(b"\0" * (20 * 2**20 + 1))
-    page.locator("input[type=file]").set_input_files(str(big))
-    wait_text(page, ".error-alert", r"huge\.onnx \(20\.0 MB\) is over the limit of 20\.0 MB")
+    # refused in the browser: nothing is sent
+    upload_refused(page, tmp_path / "huge.onnx", b"\0" * (20 * 2**20 + 1),
+                   r"huge\.onnx \(20\.0 MB\) is over the limit of 20\.0 MB")
