@@ -209,9 +209,9 @@ def cmd_script(kind: str, folder: str, rest: list[str]) -> int:
 
 
 def cmd_site(command: str, rest: list[str]) -> int:
-    """site/slides: tools/site.py in .venv (it needs Panel); it parses its own options."""
+    """site/slides: `python -m tools.site` in .venv (it needs Panel); it parses its own options."""
     py = ensure_env(SERVE_EXTRAS)
-    return run([str(py), str(Path("tools") / "site.py"), command, *rest])
+    return run([str(py), "-m", "tools.site", command, *rest])
 
 
 # ----------------------------------------------------------------------- main
@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
     # test/bench/train/site/slides pass everything after the command through (argparse
     # would reorder or reject options meant for pytest or the script).
-    own_help = argv[:1] in (["site"], ["slides"])  # tools/site.py prints their help
+    own_help = argv[:1] in (["site"], ["slides"])  # tools/site prints their help
     if argv and argv[0] in PASSTHROUGH and (own_help or not (len(argv) > 1
                                                             and argv[1] in ("-h", "--help"))):
         command, rest = argv[0], argv[1:]

@@ -1,112 +1,57 @@
-"""`python build.py site` and `slides`: the static browser build and its output.
+"""`python build.py site` and `slides`: the static build's files, checked without a browser
+(tests/test_browser_site.py drives every page of a real build in Chromium).
 
-The online build (Pyodide/Panel/Bokeh from their CDNs) is built and checked file by file.
-The offline build is checked against a stand-in Pyodide distribution (the npm core runtime
-plus empty placeholder wheels): every reference it writes is relative and resolves to a
-vendored file, and no absolute URL is left. With a real full distribution (PYODIDE_DIST),
-an end-to-end test serves the offline build on loopback and has the digits page read a
-drawn digit on WebGPU; without one it skips, saying so.
+The online build is checked file by file. Offline builds run against stand-in Pyodide
+releases made from the npm core runtime plus an empty file for every wheel its lock file
+lists: the build must read the release's version from the folder, vendor exactly that
+folder's runtime and wheels, leave no absolute URL, and stop naming a wheel it lacks.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from tests.browser_helpers import NODE_PYODIDE, ROOT, chromium, require, webgpu_adapter
-
-SITE_TOOL = ROOT / "tools" / "site.py"
-
-
-def load_tool():
-    """tools/site.py as a module (its name clashes with the stdlib's `site`)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("demystify_site_tool", SITE_TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from tests.browser_helpers import NODE_PYODIDE, ROOT, require
+from tools.site import build_site, pyodide_dist, wheels
+from tools.site.common import BuildError, absolute_urls
 
 
-tool = load_tool()
-
-
-def build(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, str(SITE_TOOL), *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
+def build(*args: str, check: bool = True, env: dict[str, str] | None = None
+          ) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "tools.site", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600, env=env)
     if check:
         assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
+
+
+def worker_config(site: Path, slug: str) -> dict:
+    text = (site / f"{slug}.js").read_text()
+    m = re.search(r"^const CONFIG = (\{.*?\n\});$", text, re.S | re.M)
+    assert m, f"{slug}.js has no CONFIG"
+    return json.loads(m.group(1))
 
 
 def written_text_files(out: Path) -> list[Path]:
     """The files the build writes itself (vendored libraries excluded)."""
     return [p for p in out.rglob("*") if p.is_file()
             and p.suffix in (".html", ".js", ".json", ".webmanifest", ".css")
-            and p.relative_to(out).parts[0] not in ("static", "pyodide", "images")]
+            and p.relative_to(out).parts[0] not in ("static", "pyodide", "images", "data")]
 
 
-@pytest.fixture(scope="module")
-def online(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("site") / "online"
-    build("site", "--out", str(out), "--pwa")
-    return out
-
-
-def test_online_build_has_every_page_wheel_and_asset(online):
-    info = json.loads((online / "site.json").read_text())
-    pages = tool.discover_pages()
-    assert info["mode"] == "online" and info["pages"] == list(pages)
-    assert set(pages) >= {"app"}
-    for slug in pages:
-        html = (online / f"{slug}.html").read_text()
-        worker = (online / f"{slug}.js").read_text()
-        assert f'new Worker("./{slug}.js" + location.search)' in html, slug  # ?embed
-        assert "_demystify_gpu.init()" in worker, f"{slug}: WebGPU is not started first"
-        assert "./wheels/demystify-" in worker and "demystify.invalid" not in worker
-        assert "cdn.jsdelivr.net/pyodide/" in worker  # online: Pyodide from its CDN
-        stub = (online / slug / "index.html").read_text()  # ./digits links of the app
-        assert f"../{slug}.html" in stub and "location.search" in stub
-    assert "./app.html" in (online / "index.html").read_text()
-    for name in ("site.webmanifest", "serviceWorker.js", "images/favicon.ico"):
-        assert (online / name).is_file(), f"--pwa did not write {name}"
-    (wheel,) = online.glob("wheels/demystify-*-py3-none-any.whl")
-    names = set(zipfile.ZipFile(wheel).namelist())
-    for p in sorted((ROOT / "shaders").glob("*.wgsl")):
-        assert f"engine/shaders/{p.name}" in names
-    for folder in ("models", "assets"):
-        for p in sorted((ROOT / "webapp" / folder).iterdir()):
-            if p.is_file():
-                assert f"webapp/{folder}/{p.name}" in names
-    assert "engine/backends/gpu/browser.py" in names
-    assert info["bytes"] == sum(p.stat().st_size for p in online.rglob("*") if p.is_file()) \
-        - (online / "site.json").stat().st_size
-
-
-def test_offline_needs_a_full_pyodide_distribution(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "PYODIDE_DIST"}
-    proc = subprocess.run([sys.executable, str(SITE_TOOL), "site", "--offline", "--out",
-                           str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True,
-                          env=env, timeout=120)
-    assert proc.returncode == 2 and "PYODIDE_DIST" in proc.stderr, proc.stderr
-    require((NODE_PYODIDE / "pyodide.js").is_file(), "npm pyodide missing (run `npm ci`)")
-    proc = build("site", "--offline", "--pyodide-dist", str(NODE_PYODIDE), "--out",
-                 str(tmp_path / "o"), check=False)
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "numpy-" in proc.stderr and "full distribution" in proc.stderr, proc.stderr[-2000:]
-
-
-def fake_full_dist(folder: Path) -> Path:
+def stand_in_release(folder: Path, version: str | None = None) -> Path:
     """The npm core runtime plus an empty file for every package in its lock file."""
+    require((NODE_PYODIDE / "pyodide.js").is_file(), "npm pyodide missing (run `npm ci`)")
     folder.mkdir()
     for p in NODE_PYODIDE.iterdir():
         if p.is_file():
@@ -114,34 +59,140 @@ def fake_full_dist(folder: Path) -> Path:
     lock = json.loads((folder / "pyodide-lock.json").read_text())["packages"]
     for entry in lock.values():
         (folder / entry["file_name"]).write_bytes(b"")
+    if version is not None:
+        pkg = json.loads((folder / "package.json").read_text())
+        (folder / "package.json").write_text(json.dumps({**pkg, "version": version}))
     return folder
 
 
-def test_offline_build_leaves_no_absolute_url(tmp_path):
+@pytest.fixture(scope="module")
+def online(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("site") / "online"
+    build("site", "--out", str(out), "--pwa", "--pyodide-version", "0.28.0")
+    return out
+
+
+def test_online_build_has_every_page_wheel_and_data_file(online):
+    info = json.loads((online / "site.json").read_text())
+    from tools.site import pages
+
+    slugs = [p.slug for p in pages.discover()]
+    assert info["mode"] == "online" and info["pages"] == slugs and "digits" in slugs
+    assert info["pyodide"] == "0.28.0"  # --pyodide-version
+    assert "pandas" not in info["from_release"] + info["repacked"]
+    assert "scipy" not in info["from_release"] + info["repacked"]
+    for slug in slugs:
+        html = (online / f"{slug}.html").read_text()
+        # the worker starts first, with the page's query (?embed, ?theme)
+        assert html.index(f'new Worker("./{slug}.js" + location.search)') < \
+            html.index(' src="'), slug
+        assert "demystify-loading" in html  # the loading panel
+        config = worker_config(online, slug)
+        assert config["indexURL"] == "https://cdn.jsdelivr.net/pyodide/v0.28.0/full/"
+        assert "numpy" in config["packages"] and "pyodide-http" in config["packages"]
+        for pkg in config["packages"]:
+            if "/" in pkg:
+                assert (online / pkg).is_file(), pkg
+        for rel, url in config["data"]["prefetch"] + config["data"]["lazy"]:
+            assert (online / url).is_file() and url == f"./data/{rel}", url
+        assert "_demystify_boot" in config["code"] and "_demystify_gpu" not in config["code"]
+        stub = (online / slug / "index.html").read_text()  # ./digits links of the app
+        assert f"../{slug}.html" in stub and "location.search" in stub
+    assert "./app.html" in (online / "index.html").read_text()
+    for name in ("site.webmanifest", "serviceWorker.js", "images/favicon.ico", "favicon.ico"):
+        assert (online / name).is_file(), f"the build did not write {name}"
+    (wheel,) = online.glob("wheels/demystify-*-py3-none-any.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for p in sorted((ROOT / "shaders").glob("*.wgsl")):
+        assert f"engine/shaders/{p.name}" in names
+    assert "engine/backends/gpu/browser.py" in names
+    for rel in wheels.data_files():  # served as files, fetched by the pages that open them
+        assert rel not in names and (online / "data" / rel).is_file(), rel
+    assert info["bytes"] == sum(p.stat().st_size for p in online.rglob("*") if p.is_file()) \
+        - (online / "site.json").stat().st_size
+
+
+def test_the_online_default_is_the_release_panel_targets():
+    from panel.io.convert import PYODIDE_VERSION
+
+    assert build_site.pyodide_version(None, None) == PYODIDE_VERSION.lstrip("v")
+    assert build_site.pyodide_version("v0.27.7", None) == "0.27.7"
+
+
+def test_offline_needs_a_full_pyodide_release(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "PYODIDE_DIST"}
+    proc = build("site", "--offline", "--out", str(tmp_path / "o"), check=False, env=env)
+    assert proc.returncode == 2 and "PYODIDE_DIST" in proc.stderr, proc.stderr
     require((NODE_PYODIDE / "pyodide.js").is_file(), "npm pyodide missing (run `npm ci`)")
+    proc = build("site", "--offline", "--pyodide-dist", str(NODE_PYODIDE), "--out",
+                 str(tmp_path / "o"), check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "numpy-" in proc.stderr and "full release" in proc.stderr, proc.stderr[-2000:]
+    assert not (tmp_path / "o").exists()  # nothing written before the check
+
+
+def test_offline_build_vendors_the_folders_own_release_and_no_url(tmp_path):
+    dist = stand_in_release(tmp_path / "dist", version="0.29.1")
     out = tmp_path / "offline"
-    build("site", "--offline", "--pyodide-dist", str(fake_full_dist(tmp_path / "dist")),
-          "--out", str(out))
+    build("site", "--offline", "--pyodide-dist", str(dist), "--out", str(out))
     info = json.loads((out / "site.json").read_text())
-    assert info["mode"] == "offline" and "numpy" in info["pyodide_packages"]
+    assert info["mode"] == "offline" and info["pyodide"] == "0.29.1"  # read from the folder
+    assert "numpy" in info["pyodide_packages"] and "pandas" not in info["pyodide_packages"]
+    lock = json.loads((dist / "pyodide-lock.json").read_text())["packages"]
+    for name in info["pyodide_packages"]:  # the folder's own files, nothing else
+        assert (out / "pyodide" / lock[name]["file_name"]).is_file(), name
+    for name in ("pyodide.asm.wasm", "python_stdlib.zip", "pyodide-lock.json"):
+        assert hashlib.sha256((out / "pyodide" / name).read_bytes()).digest() == \
+            hashlib.sha256((dist / name).read_bytes()).digest(), name
     files = written_text_files(out)
     assert files
     for path in files:
         text = path.read_text()
-        assert tool.absolute_urls(text) == [], f"{path.relative_to(out)} fetches from the web"
-        # every relative static/, pyodide/ and wheels/ reference resolves to a vendored file
-        for ref in re.findall(r"""["'(](\.{1,2}/(?:\.\./)*(?:static|pyodide|wheels)/[^"'?#)]+)""",
-                              text):
-            assert (path.parent / ref).resolve().is_file(), f"{path.name}: {ref} missing"
+        assert absolute_urls(text) == [], f"{path.relative_to(out)} fetches from the web"
+        # every relative static/, pyodide/, wheels/ and data/ reference resolves
+        for ref in re.findall(r"""["'(](\.{1,2}/(?:\.\./)*(?:static|pyodide|wheels|data)/"""
+                              r"""[^"'?#)]+)""", text):
+            assert (path.parent / ref).resolve().exists(), f"{path.name}: {ref} missing"
     for slug in info["pages"]:
-        worker = (out / f"{slug}.js").read_text()
-        assert 'importScripts("./pyodide/pyodide.js")' in worker
-        assert "deps=False" in worker  # installs exactly the vendored set, asks no index
-        for whl in re.findall(r"\./wheels/[^'\"]+\.whl", worker):
-            assert (out / whl).is_file(), whl
+        config = worker_config(out, slug)
+        assert config["indexURL"] == "./pyodide/" and config["pyodideVersion"] == "0.29.1"
+        for pkg in config["packages"]:
+            assert (out / pkg).is_file() if "/" in pkg else pkg in info["pyodide_packages"]
+        assert config["totalBytes"] == sum(n for _, n in config["downloads"]) > 0
+    from panel.io.resources import JS_VERSION
+
+    panel_dist = out / "static" / "panel" / JS_VERSION / "dist"  # PANEL_CDN_ROOT's layout
+    assert (panel_dist / "panel.min.js").is_file() and (panel_dist / "css").is_dir()
     assert (out / "static" / "bokeh" / "bokeh.min.js").is_file()
-    assert (out / "static" / "panel" / "panel.min.js").is_file()
-    assert (out / "pyodide" / "pyodide.asm.wasm").is_file()
+
+
+def test_a_wheel_the_release_lacks_stops_the_build_naming_it(tmp_path):
+    dist = stand_in_release(tmp_path / "dist")
+    lock = json.loads((dist / "pyodide-lock.json").read_text())["packages"]
+    (dist / lock["pillow"]["file_name"]).unlink()
+    proc = build("site", "--offline", "--pyodide-dist", str(dist), "--out",
+                 str(tmp_path / "o"), check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert lock["pillow"]["file_name"] in proc.stderr, proc.stderr[-2000:]
+    proc = build("site", "--offline", "--pyodide-dist", str(dist), "--pyodide-version",
+                 "0.27.0", "--out", str(tmp_path / "o"), check=False)
+    assert proc.returncode == 2 and "holds Pyodide 0.29.3" in proc.stderr, proc.stderr
+
+
+def test_the_plan_takes_the_release_wheel_only_when_it_fits(tmp_path):
+    dist = stand_in_release(tmp_path / "dist")
+    release = pyodide_dist.Release.open(str(dist))
+    have = release.lock["narwhals"]["version"]
+    needs = {"narwhals": wheels.Need("narwhals", [f">{have}"], "9.0", pure=True),
+             "numpy": wheels.Need("numpy", [">=1.26"], "2.4", pure=False),
+             "demystify": wheels.Need("demystify", [""], "0.1.0", pure=True)}
+    assert pyodide_dist.plan(needs, release) == (["numpy"], ["narwhals"])
+    needs["numpy"].specifiers.append(">=99")
+    with pytest.raises(BuildError, match=r"numpy>=1.26,>=99 \(Pyodide 0.29.3 has"):
+        pyodide_dist.plan(needs, release)
+    needs = wheels.requirement_closure(["demystify", "panel"], set(release.lock))
+    assert {"pandas", "panel-material-ui", "scipy"}.isdisjoint(needs)  # never in a page
+    assert {"numpy", "bokeh", "param"} <= set(needs)
 
 
 def test_slides_embed_two_demos_and_vendor_reveal(tmp_path):
@@ -152,43 +203,15 @@ def test_slides_embed_two_demos_and_vendor_reveal(tmp_path):
     html = (out / "index.html").read_text()
     frames = re.findall(r'<iframe class="demo" data-src="([^"]+)"', html)
     assert frames == ["../site/digits?embed=true", "../site/movies?embed=true"]
-    assert tool.absolute_urls(html) == []
+    assert absolute_urls(html) == []
     for ref in re.findall(r'(?:src|href)="(reveal/[^"]+)"', html):
         assert (out / ref).is_file(), ref
 
 
-@pytest.mark.browser
-@pytest.mark.slow
-def test_offline_site_reads_a_drawn_digit_on_webgpu(tmp_path):
-    """End to end: offline build, loopback server, Chromium on SwiftShader WebGPU."""
-    dist = os.environ.get("PYODIDE_DIST")
-    if not dist:
-        pytest.skip("PYODIDE_DIST is not set: the end-to-end offline test needs a full "
-                    "Pyodide distribution (numpy, pandas, ...); the npm package has only "
-                    "the core runtime")
-    from tests.data_helpers import LocalServer
-    from tests.test_webapp_browser import draw, wait_text
+def test_a_foreign_output_folder_is_never_emptied(tmp_path):
+    (tmp_path / "mine.txt").write_text("keep me")
+    from tools.site.common import prepare_out
 
-    out = tmp_path / "offline"
-    build("site", "--offline", "--pyodide-dist", dist, "--out", str(out))
-    server = LocalServer(out)
-    try:
-        with chromium() as browser:
-            page = browser.new_page()
-            foreign: list[str] = []
-            page.route("**/*", lambda r: (r.continue_() if r.request.url.startswith(
-                server.url) else (foreign.append(r.request.url), r.abort())))
-            page.goto(server.url + "index.html")
-            adapter = webgpu_adapter(page)
-            t0 = time.perf_counter()
-            page.goto(server.url + "digits")
-            page.locator("canvas.dc-canvas").wait_for(timeout=300_000)
-            draw(page, [(70, 60), (210, 60), (120, 240)])
-            wait_text(page, ".prediction", r"^7$", timeout_s=300)
-            cold = time.perf_counter() - t0
-            badge = page.locator(".device-badge").first.inner_text()
-    finally:
-        server.close()
-    assert not foreign, f"the offline site fetched {foreign[:5]}"
-    assert badge.startswith("GPU"), f"not on WebGPU ({adapter}): {badge}"
-    print(f"\noffline site: first prediction {cold:.1f} s after opening the page ({adapter})")
+    with pytest.raises(BuildError, match="not a Demystify build"):
+        prepare_out(tmp_path)
+    assert (tmp_path / "mine.txt").read_text() == "keep me"

@@ -1,0 +1,62 @@
+"""Runs in a page's Web Worker (Pyodide) before the page's own code: the site build puts
+this file's source in front of it. Starts the engine's WebGPU device (NumPy, with a notice,
+where there is none), points Panel's run-time resources at the site's own copies in an
+offline build, and reports progress to the page."""
+
+import os
+import sys
+
+
+def _demystify_progress(stage: str, text: str, **extra: object) -> None:
+    """A progress line for the page's loading panel (tools/site/assets/loader.js)."""
+    import js
+    from pyodide.ffi import to_js
+
+    js.demystifyReport(stage, text, to_js(extra, dict_converter=js.Object.fromEntries))
+
+
+def _demystify_quiet_cancelled_tasks() -> None:
+    """Pyodide 0.28's event loop calls `fut.exception()` on every finished task, which
+    raises CancelledError for a cancelled one (Panel cancels its throttled busy-indicator
+    timers): a traceback on the console for nothing. A cancelled task is no error."""
+    from pyodide import webloop
+
+    original = webloop.WebLoop._decrement_in_progress
+
+    def decrement(self: object, fut: object = None) -> None:
+        if fut is not None and getattr(fut, "cancelled", lambda: False)():
+            fut = None
+        original(self, fut)
+
+    webloop.WebLoop._decrement_in_progress = decrement
+
+
+def _demystify_forget_held_events() -> None:
+    """Once the page's document is serialised for its first render, drop the changes Bokeh
+    held while the page was built: the render already shows them, and sent afterwards
+    (Panel sends them when it links the worker to the page) some name models that are no
+    longer in the document ("reference ... isn't known" in the page)."""
+    from panel.io.state import state
+
+    callbacks = getattr(state.curdoc, "callbacks", None)
+    if callbacks is not None and hasattr(callbacks, "_held_events"):
+        callbacks._held_events = []
+
+
+async def _demystify_boot(panel_cdn_root: str | None) -> None:
+    if panel_cdn_root:  # offline: Panel's run-time CSS from the site, not its CDN
+        import js
+
+        os.environ["PANEL_CDN_ROOT"] = str(js.URL.new(panel_cdn_root, js.location.href).href)
+    os.environ.setdefault("DEMYSTIFY_DEVICE", "auto")
+    _demystify_quiet_cancelled_tasks()
+    _demystify_progress("gpu", "Starting the engine on WebGPU")
+    import engine.backends.gpu.browser as gpu
+
+    ok = await gpu.init()
+    status = gpu.status()
+    _demystify_progress("gpu", f"GPU: {status['adapter']}" if ok else
+                        f"No WebGPU: computing with NumPy ({status['reason']})",
+                        webgpu=bool(ok), adapter=status["adapter"], reason=status["reason"])
+    if "panel" in sys.modules:
+        raise RuntimeError("Panel was imported before the site's settings were applied")

@@ -1,0 +1,106 @@
+// The loading panel of a static Demystify page (tools/site/assets/loader.js, put into
+// every page by the site build): what the page's worker is doing (download with bytes,
+// Python, WebGPU, Panel and the engine, the page), then gone once the app is live. Keeps
+// the timings in window.demystifyLoad (seconds since the page opened) for the benchmark,
+// and shows a lasting notice when the browser gives no WebGPU (the engine then computes
+// with NumPy).
+(() => {
+  const STEPS = [
+    ["download", "Download Python and its packages"],
+    ["python", "Start Python"],
+    ["gpu", "Start the engine's GPU (WebGPU)"],
+    ["imports", "Load Panel, Bokeh and the engine"],
+    ["page", "Build the page"],
+    ["render", "Draw it"],
+  ];
+  const load = window.demystifyLoad = {stages: {}, ready: null, error: null, webgpu: null};
+  const now = () => performance.now() / 1000;
+  const dark = /(^|[?&])theme=dark(&|$)/.test(location.search);
+  const panel = document.createElement("div");
+  panel.id = "demystify-loading";
+  panel.className = dark ? "dm-dark" : "";
+  panel.setAttribute("role", "status");
+  panel.innerHTML = `<div class="dm-title">Starting Demystify in your browser</div>
+    <progress class="dm-bar" max="1" value="0"></progress>
+    <div class="dm-bytes"></div><ol class="dm-steps">${STEPS.map(([k, label]) =>
+      `<li data-step="${k}"><span class="dm-label">${label}</span>` +
+      `<span class="dm-time"></span></li>`).join("")}</ol>
+    <div class="dm-now"></div><div class="dm-error" hidden></div>`;
+  const $ = (sel) => panel.querySelector(sel);
+  const mb = (n) => (n / 2 ** 20).toFixed(1);
+  let current = null;
+
+  function enter(step) {
+    if (step === current || !STEPS.some(([k]) => k === step)) return;
+    const order = STEPS.map(([k]) => k);
+    for (const li of panel.querySelectorAll("li")) {
+      const i = order.indexOf(li.dataset.step), j = order.indexOf(step);
+      li.className = i < j ? "dm-done" : i === j ? "dm-active" : "";
+    }
+    if (current && load.stages[current] !== undefined) {
+      const li = panel.querySelector(`li[data-step="${current}"] .dm-time`);
+      if (li) li.textContent = `${(now() - load.stages[current]).toFixed(1)} s`;
+    }
+    current = step;
+    load.stages[step] = now();
+  }
+
+  function notice(reason) {
+    if (document.querySelector(".demystify-notice")) return;
+    const div = document.createElement("div");
+    div.className = "demystify-notice" + (dark ? " dm-dark" : "");
+    div.setAttribute("role", "status");
+    div.innerHTML = "<b>No WebGPU in this browser</b>: the engine computes with NumPy on " +
+      "the CPU (same results, slower). <span class='dm-reason'></span>" +
+      "<button type='button' aria-label='close'>×</button>";
+    div.querySelector(".dm-reason").textContent = reason ? `(${reason})` : "";
+    div.querySelector("button").onclick = () => div.remove();
+    document.body.appendChild(div);
+  }
+
+  function onMessage(event) {
+    const msg = event.data || {};
+    if (msg.type === "render") enter("render");
+    if (msg.type !== "demystify") return;
+    if (msg.stage === "runtime") enter("download");
+    else if (msg.stage === "download") {
+      $(".dm-bar").value = msg.total ? msg.done / msg.total : 0;
+      $(".dm-bytes").textContent = `${mb(msg.done)} of ${mb(msg.total)} MB` +
+        (msg.file ? ` · ${msg.file}` : "");
+      load.bytes = msg.done;
+    } else if (msg.stage === "error") {
+      load.error = msg.text;
+      const box = $(".dm-error");
+      box.hidden = false;
+      box.textContent = `The app could not start: ${msg.text}`;
+      panel.classList.add("dm-failed");
+    } else enter(msg.stage === "app" ? "imports" : msg.stage);
+    if (msg.stage === "gpu" && msg.webgpu !== undefined) {
+      load.webgpu = msg.webgpu;
+      load.adapter = msg.adapter;
+      load.reason = msg.reason;
+      if (!msg.webgpu) notice(msg.reason);
+    }
+    if (msg.text && msg.stage !== "download") $(".dm-now").textContent = msg.text;
+  }
+
+  function ready() {
+    if (load.ready !== null) return;
+    enter("ready");
+    load.ready = now();
+    document.documentElement.dataset.demystify = "ready";
+    panel.remove();
+  }
+
+  function start() {
+    document.body.appendChild(panel);
+    for (const event of window.demystifyMessages || []) onMessage(event);  // before this
+    window.demystifyWorker.addEventListener("message", onMessage);
+    // Panel's page script drops the body's pn-loading class once the live app is drawn
+    new MutationObserver(() => {
+      if (load.stages.render !== undefined && !document.body.classList.contains("pn-loading"))
+        ready();
+    }).observe(document.body, {attributes: true, attributeFilter: ["class"]});
+  }
+  if (document.body) start(); else addEventListener("DOMContentLoaded", start);
+})();

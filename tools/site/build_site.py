@@ -1,0 +1,131 @@
+"""`python build.py site`: the whole web app as a static folder (Pyodide + WebGPU).
+
+online  (default): the Pyodide runtime and its compiled packages come from the jsDelivr CDN
+        (release --pyodide-version, default the one Panel targets), Bokeh's and Panel's JS
+        and CSS from their CDNs; the site holds the pages, the project's wheel, the
+        pure-Python dependencies (repacked from .venv) and the demo files.
+offline (--offline): nothing from another host. The runtime and the release's wheels come
+        from a Pyodide release folder (--pyodide-dist or PYODIDE_DIST; its version is read
+        from it), Bokeh/Panel JS and CSS from the installed packages; the build fails if an
+        absolute URL is left in what it wrote or the release lacks a wheel the app needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from . import pages as pages_mod
+from . import pwa, vendor, worker
+from .common import ROOT, BuildError, folder_size, norm, prepare_out, say
+from .pyodide_dist import Release, cdn_url, panel_pyodide_version, plan
+from .wheels import (
+    BROWSER_EXCLUDED,
+    BROWSER_EXTRA,
+    browser_wheel,
+    build_project_wheel,
+    data_files,
+    repack_installed,
+    requirement_closure,
+)
+
+
+def _downloads(release: Release | None, index: str, names: list[str], wheels: list[Path],
+               data: list[tuple[str, str]], out: Path) -> list[tuple[str, int]]:
+    """(URL, bytes) of everything a page downloads before its app runs, for the progress
+    bar; sizes of CDN files are known only when a local release of the version is given."""
+    items: list[tuple[str, int]] = []
+    if release is not None:
+        files = ["pyodide.asm.js", "pyodide.asm.wasm", "python_stdlib.zip", "pyodide-lock.json"]
+        files += [release.lock[n]["file_name"] for n in release.depends(names)]
+        items += [(index + f, (release.path / f).stat().st_size) for f in files]
+    items += [(f"./wheels/{w.name}", w.stat().st_size) for w in wheels]
+    items += [(url, (out / url).stat().st_size) for _, url in data]
+    return items
+
+
+def pyodide_version(asked: str | None, release: Release | None) -> str:
+    """The release a build uses: an offline build's folder decides; online, the one asked
+    for, else the one the installed Panel targets."""
+    asked = asked.lstrip("v") if asked else None
+    if release is None:
+        return asked or panel_pyodide_version()
+    if asked and asked != release.version:
+        raise BuildError(f"--pyodide-version {asked}, but {release.path} holds Pyodide "
+                         f"{release.version}; an offline build vendors the folder's own "
+                         "release")
+    return release.version
+
+
+def build_site(args: argparse.Namespace) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    out = Path(args.out).resolve()
+    release = Release.open(args.pyodide_dist) if args.offline else None
+    version = pyodide_version(args.pyodide_version, release)
+    provided = set(release.lock) if release else {norm(n) for n in BROWSER_EXTRA}
+    needs = requirement_closure(["demystify", "panel", "bokeh", *BROWSER_EXTRA], provided)
+    from_release, repack = plan(needs, release)
+    copied = release.files_for(from_release) if release else []
+    prepare_out(out)
+    say(f"Pyodide {version} ({'from ' + str(release.path) if release else 'CDN'}): "
+        f"{len(from_release)} packages from the release, {len(repack)} repacked from .venv "
+        f"({', '.join(repack)}); left out: {', '.join(sorted(BROWSER_EXCLUDED))}")
+    if release is not None:
+        release.copy(copied, out / "pyodide")
+    wheels_dir = out / "wheels"
+    say("building the project wheel (pip wheel . --no-deps)")
+    with tempfile.TemporaryDirectory() as tmp:
+        wheel = browser_wheel(build_project_wheel(Path(tmp)), wheels_dir)
+    wheels = [repack_installed(n, wheels_dir) for n in repack] + [wheel]
+    index = "./pyodide/" if release else cdn_url(version)
+
+    for rel in data_files():
+        (out / "data" / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, out / "data" / rel)
+    pages = pages_mod.discover()
+    say(f"converting {len(pages)} page(s): {', '.join(p.slug for p in pages)}")
+    pages_mod.convert(pages, "site.webmanifest" if args.pwa else None)
+    cdn_root = vendor.panel_cdn_root() if release else None
+    written = []
+    for page in pages:
+        prefetch = [(rel, f"./data/{rel}") for rel in page.opened]
+        lazy = [(rel, f"./data/{rel}") for rel in data_files() if rel not in page.opened]
+        downloads = _downloads(release, index, from_release, wheels, prefetch, out)
+        config = {"page": page.slug, "pyodideVersion": version, "indexURL": index,
+                  "packages": from_release + [f"./wheels/{w.name}" for w in wheels],
+                  "expect": from_release + [w.name.split("-")[0] for w in wheels],
+                  "data": {"prefetch": prefetch, "lazy": lazy},
+                  "downloads": downloads, "totalBytes": sum(n for _, n in downloads),
+                  "code": worker.python_code(page.module, page.title, cdn_root)}
+        (out / f"{page.slug}.js").write_text(worker.worker_script(page.worker, config),
+                                             encoding="utf-8")
+        (out / f"{page.slug}.html").write_text(worker.with_loader(page.html, page.slug),
+                                               encoding="utf-8")
+        pages_mod.write_redirect(out / page.slug / "index.html", f"../{page.slug}.html")
+        written += [out / f"{page.slug}.js", out / f"{page.slug}.html",
+                    out / page.slug / "index.html"]
+    pages_mod.write_redirect(out / "index.html", "./app.html")
+    vendor.favicon(out)  # browsers ask every host for /favicon.ico
+    written.append(out / "index.html")
+    if args.pwa:
+        written += pwa.write(out, [p.slug for p in pages], args.title)
+    if release is not None:
+        vendor.vendor_runtime(out)
+        vendor.rewrite_offline(out, written)
+    info = {"mode": "offline" if release else "online", "pyodide": version,
+            "pages": [p.slug for p in pages], "wheels": sorted(w.name for w in wheels),
+            "pyodide_packages": copied, "from_release": from_release, "repacked": repack,
+            "excluded": sorted(BROWSER_EXCLUDED), "pwa": bool(args.pwa),
+            "prefetch": {p.slug: p.opened for p in pages},
+            "bytes": folder_size(out), "seconds": round(time.perf_counter() - t0, 1)}
+    (out / "site.json").write_text(json.dumps(info, indent=1))
+    say(f"wrote {out} ({info['bytes'] / 2**20:.1f} MiB, {len(pages)} pages, {info['mode']}, "
+        f"Pyodide {version}) in {info['seconds']} s; serve it with any static file server, "
+        f"e.g. python -m http.server -d {os.path.relpath(out)}")
+    return info

@@ -1,0 +1,120 @@
+"""The pages of the static site: every page of webapp/ converted by Panel's
+Pyodide-worker conversion (the engine of `panel convert --to pyodide-worker`), run here
+once to prerender it, which also records the data files it opens (so its worker can fetch
+exactly those while Python boots)."""
+
+from __future__ import annotations
+
+import html
+import importlib.util
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .common import ROOT, BuildError
+
+REDIRECT = """<!doctype html><meta charset="utf-8"><title>Demystify</title>
+<script>location.replace({target!r} + location.search + location.hash)</script>
+<noscript><meta http-equiv="refresh" content="0; url={target_attr}"></noscript>
+<a href="{target_attr}">Demystify</a>
+"""
+
+
+@dataclass
+class Page:
+    slug: str
+    module: str
+    title: str
+    html: str = ""
+    worker: str = ""  # Panel's worker script (its message protocol is kept)
+    opened: list[str] = field(default_factory=list)  # data files the prerender read
+
+
+def discover() -> list[Page]:
+    """Every page the web app has now: the start page (webapp.app) and the demo pages
+    webapp.server routes to (whichever of them exist)."""
+    try:
+        from webapp.common import PAGES
+        titles = {slug: title for slug, title, _ in PAGES}
+    except ImportError:
+        titles = {}
+    try:
+        from webapp.server import MODULES
+    except ImportError:
+        MODULES = {}
+    pages = [Page("app", "webapp.app", "Demystify")]
+    for slug, mod in MODULES.items():
+        if importlib.util.find_spec(f"webapp.{mod}") is not None:
+            pages.append(Page(slug, f"webapp.{mod}", f"Demystify · {titles.get(slug, slug)}"))
+    return pages
+
+
+class _OpenedFiles:
+    """Records the project data files opened while a page is prerendered (a process-wide
+    audit hook, installed once: audit hooks cannot be removed)."""
+
+    roots = tuple(str(ROOT / p) for p in ("webapp/models", "webapp/assets"))
+    current: list[str] | None = None
+    installed = False
+
+    @classmethod
+    def hook(cls, event: str, args: tuple[Any, ...]) -> None:
+        if event != "open" or cls.current is None or not args:
+            return
+        path = args[0]
+        if isinstance(path, bytes):
+            path = path.decode(errors="replace")
+        if not isinstance(path, str):
+            return
+        full = str(Path(path).resolve())
+        if full.startswith(cls.roots):
+            rel = Path(full).relative_to(ROOT).as_posix()
+            if rel not in cls.current:
+                cls.current.append(rel)
+
+    @classmethod
+    def install(cls) -> None:
+        if not cls.installed:
+            sys.addaudithook(cls.hook)
+            cls.installed = True
+
+
+def convert(pages: list[Page], manifest: str | None = None) -> None:
+    """Panel's conversion of each page, in this process (Panel's own process pool hangs
+    here, and the pages are quick to convert one by one)."""
+    from panel.io.convert import script_to_html
+    from panel.io.resources import set_resource_mode
+
+    _OpenedFiles.install()
+    with tempfile.TemporaryDirectory() as tmp:
+        for page in pages:
+            script = Path(tmp) / f"page_{page.slug}.py"  # not engine.py: it would shadow it
+            script.write_text(f"from {page.module} import page\n\n"
+                              f"page().servable(title={page.title!r})\n")
+            _OpenedFiles.current = page.opened
+            try:
+                with set_resource_mode("cdn"):  # as Panel's convert_app: rewritten offline
+                    page.html, page.worker = script_to_html(
+                        str(script), requirements=[], runtime="pyodide-worker",
+                        prerender=True, panel_version="auto", compiled=False,
+                        manifest=manifest)
+            except Exception as exc:
+                raise BuildError(f"Panel could not convert the {page.slug} page: "
+                                 f"{type(exc).__name__}: {exc}") from exc
+            finally:
+                _OpenedFiles.current = None
+            if not page.worker:
+                raise BuildError(f"{page.slug}: Panel wrote no worker script")
+            worker = f'new Worker("./{script.stem}.js")'
+            if worker not in page.html:
+                raise BuildError(f"{page.slug}: Panel's page template changed (no {worker}); "
+                                 "update tools/site/pages.py")
+            # started by the page's first script (assets/early.js, see worker.with_loader)
+            page.html = page.html.replace(worker, "window.demystifyWorker", 1)
+
+
+def write_redirect(path: Path, target: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(REDIRECT.format(target=target, target_attr=html.escape(target)))

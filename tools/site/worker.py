@@ -1,0 +1,72 @@
+"""A page's Web Worker and its loading panel.
+
+Panel's conversion writes a worker that loads Pyodide, then micropip, then asks micropip to
+resolve and install the packages one after the other. The site keeps that worker's message
+protocol with the page (`sendPatch`, `self.onmessage`) and puts its own start-up in place
+of Panel's (assets/worker.js): every download at once while the runtime boots, the data
+files the page opens, progress messages; and assets/boot.py before the page's code."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .common import ASSETS, BuildError
+
+START = "async function startApplication() {"
+HANDLER = "self.onmessage = async (event) =>"
+SEND_PATCH = "function sendPatch("
+# Panel's code around the page (panel.io.convert.PRE / POST), with progress lines between
+PANEL_PRE = ("import asyncio\n\nfrom panel.io.pyodide import init_doc, write_doc\n\n"
+             "init_doc()\n")
+PANEL_POST = "await write_doc()"
+
+
+def python_code(page_module: str, title: str, panel_cdn_root: str | None) -> str:
+    """What the worker runs: boot.py, Panel's document set-up, the page, Panel's render."""
+    return "\n".join([
+        (ASSETS / "boot.py").read_text(encoding="utf-8"),
+        f"await _demystify_boot({panel_cdn_root!r})",
+        '_demystify_progress("imports", "Loading Panel, Bokeh and the engine")',
+        PANEL_PRE,
+        '_demystify_progress("page", "Building the page")',
+        f"from {page_module} import page",
+        f"page().servable(title={title!r})",
+        f"_demystify_rendered = {PANEL_POST}",
+        "_demystify_forget_held_events()",
+        "_demystify_rendered"])
+
+
+def worker_script(panel_worker: str, config: dict[str, Any]) -> str:
+    """Panel's worker with our start-up (CONFIG + assets/worker.js) instead of its own."""
+    start, handler = panel_worker.find(START), panel_worker.find(HANDLER)
+    patch = panel_worker.find(SEND_PATCH)
+    if min(start, handler, patch) < 0 or not patch < start < handler:
+        raise BuildError("Panel's worker template changed (no sendPatch / startApplication "
+                         "/ self.onmessage in that order); update tools/site/worker.py")
+    tail = panel_worker[handler:]
+    if not tail.rstrip().endswith("startApplication()"):
+        raise BuildError("Panel's worker template changed (it no longer ends by calling "
+                         "startApplication()); update tools/site/worker.py")
+    return ("// Demystify page worker, written by `python build.py site` (tools/site).\n"
+            f"const CONFIG = {json.dumps(config, indent=1)};\n\n"
+            + panel_worker[patch:start]
+            + (ASSETS / "worker.js").read_text(encoding="utf-8") + "\n" + tail)
+
+
+def with_loader(page_html: str, slug: str) -> str:
+    """The page with its worker started first of all (assets/early.js, with the page's
+    query: Python reads ?embed=true and ?theme=dark from the worker's own location) and
+    the loading panel (assets/loader.css and loader.js), all inline."""
+    head = page_html.find("<head>")
+    if head < 0 or "</head>" not in page_html or "</body>" not in page_html:
+        raise BuildError("Panel's page template changed (no <head>, </head> or </body>)")
+    early = (ASSETS / "early.js").read_text(encoding="utf-8").replace(
+        "WORKER_URL", json.dumps(f"./{slug}.js"))
+    css = (ASSETS / "loader.css").read_text(encoding="utf-8")
+    js = (ASSETS / "loader.js").read_text(encoding="utf-8")
+    head += len("<head>")
+    page_html = (page_html[:head] + f"\n<script>\n{early}</script>" + page_html[head:])
+    page_html = page_html.replace("</head>", f"<style>\n{css}</style>\n</head>", 1)
+    i = page_html.rindex("</body>")
+    return page_html[:i] + f"<script>\n{js}</script>\n" + page_html[i:]
