@@ -50,8 +50,9 @@ def require(ok: Any, reason: str) -> None:
 
 
 @contextlib.contextmanager
-def chromium() -> Iterator[Any]:
-    """A headless Chromium (Playwright Browser) with WebGPU flags; skips when unavailable."""
+def chromium(args: list[str] | None = None) -> Iterator[Any]:
+    """A headless Chromium (Playwright Browser) with WebGPU flags (or `args` instead of
+    CHROMIUM_ARGS); skips when unavailable."""
     try:
         from playwright.sync_api import Error, sync_playwright
     except ImportError:
@@ -60,7 +61,7 @@ def chromium() -> Iterator[Any]:
     with sync_playwright() as p:
         try:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                        args=CHROMIUM_ARGS)
+                                        args=CHROMIUM_ARGS if args is None else args)
         except Error as exc:
             require(False, f"Chromium at {CHROMIUM} did not start: {exc}")
         try:

@@ -197,20 +197,25 @@ def test_cifar10_upload_gets_its_class_in_the_top5(visit, tmp_path):
     require_model = ROOT / "webapp" / "models" / "cifar10.onnx"
     if not require_model.is_file():
         pytest.skip("webapp/models/cifar10.onnx is not shipped yet")
+    v = visit("/cifar10")
+    wait_text(v.page, ".top5", r"%")  # the first sample is classified on load
+    classify_upload(v.page, tmp_path)
+    v.check("cifar10")
+
+
+def classify_upload(page: Any, tmp_path: Path, timeout_s: float = 30) -> None:
+    """Upload a test image (resized, as JPEG) on the CIFAR-10 page; its class must be in
+    the top-5."""
     from PIL import Image
 
     with np.load(ROOT / "webapp" / "assets" / "cifar10_samples.npz") as z:
         img, label, classes = z["images"][7], int(z["labels"][7]), list(z["classes"])
     photo = tmp_path / "upload.jpg"  # a different size and format than the 32x32 samples
     Image.fromarray(img).resize((96, 96), Image.Resampling.BICUBIC).save(photo, quality=95)
-    v = visit("/cifar10")
-    page = v.page
-    wait_text(page, ".top5", r"%")  # the first sample is classified on load
     page.locator("input[type=file]").set_input_files(str(photo))
-    wait_text(page, ".cifar-status", r"upload\.jpg(?!.*classifying)")
+    wait_text(page, ".cifar-status", r"upload\.jpg(?!.*classifying)", timeout_s)
     top5 = text_of(page, ".top5")
     assert classes[label] in top5, f"{classes[label]} not in the top-5: {top5}"
-    v.check("cifar10")
 
 
 RATED = [("star wars", "Star Wars (1977)"), ("fargo", "Fargo (1996)"),
@@ -219,13 +224,18 @@ RATED = [("star wars", "Star Wars (1977)"), ("fargo", "Fargo (1996)"),
 
 def test_movies_recommendations_exclude_rated_films(visit):
     v = visit("/movies")
-    page = v.page
+    rate_films(v.page)
+    v.check("movies")
+
+
+def rate_films(page: Any, timeout_s: float = 30) -> None:
+    """Rate the RATED films on the Movies page; the recommendations must exclude them."""
     search = page.locator("input[placeholder='e.g. star wars']")
     for query, title in RATED:
         search.fill(query)
         search.press("Enter")
         select = page.locator(".film-choice select")
-        deadline = time.monotonic() + 20  # wait until the list shows only matches
+        deadline = time.monotonic() + timeout_s  # wait until the list shows only matches
         while time.monotonic() < deadline:
             options = [o.lower() for o in select.locator("option").all_inner_texts()]
             if options and all(query in o for o in options):
@@ -233,12 +243,11 @@ def test_movies_recommendations_exclude_rated_films(visit):
             page.wait_for_timeout(100)
         select.select_option(label=title)
         page.locator(".rate-button button").click()
-        wait_text(page, ".rated", re.escape(title))
-    wait_text(page, ".recs", r"because")
+        wait_text(page, ".rated", re.escape(title), timeout_s)
+    wait_text(page, ".recs", r"because", timeout_s)
     recs = [t.strip() for t in page.locator(".rec-title").all_inner_texts()]
     assert len(recs) >= 5, recs
     assert not {t for _, t in RATED} & set(recs), f"rated films recommended: {recs}"
-    v.check("movies")
 
 
 def test_art_restoration_beats_the_damage(visit, tmp_path):

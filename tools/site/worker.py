@@ -29,6 +29,7 @@ def python_code(page_module: str, title: str, panel_cdn_root: str | None) -> str
         f"await _demystify_boot({panel_cdn_root!r})",
         '_demystify_progress("imports", "Loading Panel, Bokeh and the engine")',
         PANEL_PRE,
+        "_demystify_apply_query()",
         '_demystify_progress("page", "Building the page")',
         f"from {page_module} import page",
         f"page().servable(title={title!r})",

@@ -31,6 +31,21 @@ def _demystify_quiet_cancelled_tasks() -> None:
     webloop.WebLoop._decrement_in_progress = decrement
 
 
+def _demystify_apply_query() -> None:
+    """?theme=dark in a static page: Panel takes its theme from the request's arguments,
+    and a worker has no request (webapp.common reads the query from the worker's own
+    location); one worker serves one page view, so the worker-wide setting is the
+    session's. (early.js darkens the prerendered page around it.)"""
+    from urllib.parse import parse_qs
+
+    import js
+    import panel as pn
+
+    query = parse_qs(str(js.location.search).lstrip("?"))
+    if query.get("theme", [""])[-1].lower() == "dark":
+        pn.config.theme = "dark"
+
+
 def _demystify_forget_held_events() -> None:
     """Once the page's document is serialised for its first render, drop the changes Bokeh
     held while the page was built: the render already shows them, and sent afterwards

@@ -16,4 +16,16 @@
     set: (fn) => { handler = fn; while (waiting.length) fn.call(worker, waiting.shift()); },
   });
   window.demystifyWorker = worker;
+  // ?theme=dark: the page was prerendered light when the site was built; what Panel's
+  // template renders differently for a dark theme outside the app itself (the worker
+  // renders the app dark) is the page's background and the header's navbar class.
+  if (/(^|[?&])theme=dark(&|$)/.test(location.search)) {
+    const style = document.createElement("style");
+    style.textContent = "html { background-color: #121212 }";
+    document.head.appendChild(style);
+    addEventListener("DOMContentLoaded", () => {
+      const header = document.getElementById("header");
+      if (header) header.classList.replace("navbar-light", "navbar-dark");
+    });
+  }
 })();

@@ -62,6 +62,7 @@
     const msg = event.data || {};
     if (msg.type === "render") enter("render");
     if (msg.type !== "demystify") return;
+    if (msg.stage === "transfer") { load.transferred = msg.transferred; return; }
     if (msg.stage === "runtime") enter("download");
     else if (msg.stage === "download") {
       $(".dm-bar").value = msg.total ? msg.done / msg.total : 0;

@@ -21,9 +21,11 @@ self.demystifyReport = report;  // Python calls it through `js` (boot.py)
 // counted against the sizes the build recorded.
 const expected = new Map(CONFIG.downloads.map(([u, n]) => [abs(u), n]));
 const counted = new Set();
-let doneBytes = 0;
+let doneBytes = 0, transferred = 0;
 new PerformanceObserver((list) => {
   for (const entry of list.getEntries()) {
+    transferred += entry.transferSize || 0;  // 0 when it came from the cache
+    self.postMessage({type: "demystify", stage: "transfer", transferred});
     const name = entry.name.split("#")[0];
     if (!expected.has(name) || counted.has(name)) continue;
     counted.add(name);

@@ -1,0 +1,199 @@
+"""Cold start of the static site: how long each page takes to become usable in a browser.
+
+Builds the offline site (from PYODIDE_DIST, or --site DIR for an existing build), serves it
+on loopback and opens each page in headless Chromium on WebGPU (Debian's /usr/bin/chromium
+through Playwright; only 127.0.0.1 resolves, so nothing can come from another host). Per
+page, twice in one browser context: cold (empty cache) and warm (second visit, cache
+filled), it reports seconds from page open to interactive (the loading panel gone, the
+live app drawn) and to the first result (digits: a drawn 7 read; CIFAR-10: the first
+top-5; movies: recommendations after one rating; art: a restored painting; playground: the
+first epoch of curves; engine: an uploaded ONNX model's op report), the bytes transferred,
+and the loading panel's stages. The peer is Pyodide itself: the same browser booting the
+same release's bare runtime (and loading NumPy) from the same server, the floor any page
+built on it starts from; the ratio says what the app adds.
+
+    python build.py bench site [--site DIR] [--pages digits,cifar10] [--runs 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.browser_helpers import CHROMIUM_ARGS, chromium  # noqa: E402
+from tests.site_helpers import Visit, build_site, serve  # noqa: E402
+from tests.test_webapp_browser import LOSS_POINTS, draw, rate_films, wait_text  # noqa: E402
+
+ONLY_LOOPBACK = "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
+GOAL = {"digits": (8.0, 3.0)}  # (cold, warm) seconds to the first result, on this machine
+STEP_S = 300
+
+
+def first_digits(page: Any) -> None:
+    page.locator("canvas.dc-canvas").wait_for()
+    draw(page, [(70, 60), (210, 60), (120, 240)])
+    wait_text(page, ".prediction", r"^7$", STEP_S)
+
+
+def first_art(page: Any) -> None:
+    page.locator(".damage-button button").click()
+    wait_text(page, ".psnr-damaged", r"\d", STEP_S)
+    page.locator(".restore-button button").click()
+    wait_text(page, ".psnr-restored", r"\d", STEP_S)
+
+
+def first_playground(page: Any) -> None:
+    page.locator(".train-button button").click()
+    page.wait_for_function(f"({LOSS_POINTS})() >= 13", timeout=STEP_S * 1000)
+    page.locator(".cancel-button button").click()
+
+
+def first_engine(page: Any) -> None:
+    page.locator("input[type=file]").set_input_files(
+        str(ROOT / "webapp" / "models" / "lenet5.onnx"))
+    wait_text(page, ".onnx-report", r"every op is supported", STEP_S)
+
+
+FIRST = {
+    "app": ("app.html", None),
+    "digits": ("digits.html", first_digits),
+    "cifar10": ("cifar10.html", lambda p: wait_text(p, ".top5", r"%", STEP_S)),
+    "movies": ("movies.html", lambda p: rate_films(p, STEP_S)),
+    "art": ("art.html", first_art),
+    "playground": ("playground.html?data=moons&epochs=5", first_playground),
+    "engine": ("engine.html", first_engine),
+}
+
+PEER = """<!doctype html><meta charset="utf-8"><title>Pyodide alone</title>
+<script>
+const w = new Worker(URL.createObjectURL(new Blob([`
+  importScripts(new URL("pyodide/pyodide.js", "${location.href}").href);
+  loadPyodide({indexURL: new URL("pyodide/", "${location.href}").href, packages: ["numpy"]})
+    .then(py => { py.runPython("import numpy"); postMessage("ready"); },
+          e => postMessage("error: " + e));
+`], {type: "text/javascript"})));
+w.onmessage = (e) => { window.peer = e.data; window.peerAt = performance.now() / 1000; };
+</script>"""
+
+
+def visit_page(context: Any, base: str, slug: str) -> dict[str, Any]:
+    path, first = FIRST[slug]
+    v = Visit(context, base, path)
+    try:
+        load = v.ready()
+        interactive = load["ready"]
+        if first is not None:
+            first(v.page)
+        result = v.page.evaluate("performance.now() / 1000") if first else interactive
+        page_bytes = v.page.evaluate(
+            "performance.getEntriesByType('navigation').concat(performance.getEntriesByType("
+            "'resource')).reduce((n, e) => n + (e.transferSize || 0), 0)")
+        v.check()
+        return {"interactive": interactive, "first": result,
+                "bytes": page_bytes + (load.get("transferred") or 0),
+                "stages": load["stages"], "webgpu": load["webgpu"]}
+    finally:
+        v.close()
+
+
+def peer(browser: Any, site: Path) -> float:
+    """Seconds from page open to Pyodide + NumPy ready, cold, from the same server."""
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "pyodide").symlink_to(site / "pyodide", target_is_directory=True)
+        (Path(tmp) / "index.html").write_text(PEER)
+        with serve(Path(tmp)) as base:
+            context = browser.new_context()
+            page = context.new_page()
+            page.goto(base + "index.html")
+            page.wait_for_function("window.peer !== undefined", timeout=STEP_S * 1000)
+            if page.evaluate("window.peer") != "ready":
+                raise RuntimeError(f"the bare runtime failed: {page.evaluate('window.peer')}")
+            t = page.evaluate("window.peerAt")
+            context.close()
+            return t
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python build.py bench site", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--site", help="an offline build to measure (default: build one)")
+    parser.add_argument("--pages", default=",".join(FIRST), help="comma-separated slugs")
+    parser.add_argument("--runs", type=int, default=1, help="cold+warm pairs per page")
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args(argv)
+    slugs = [s for s in args.pages.split(",") if s]
+    unknown = sorted(set(slugs) - set(FIRST))
+    if unknown:
+        parser.error(f"unknown page(s) {', '.join(unknown)}; pages: {', '.join(FIRST)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.site:
+            site = Path(args.site).resolve()
+        else:
+            dist = os.environ.get("PYODIDE_DIST")
+            if not dist:
+                parser.error("set PYODIDE_DIST to a full Pyodide release folder, or pass --site")
+            t0 = time.perf_counter()
+            site = build_site(Path(tmp) / "site", "--offline", "--pyodide-dist", dist)
+            print(f"built the offline site in {time.perf_counter() - t0:.0f} s")
+        info = json.loads((site / "site.json").read_text())
+        if info["mode"] != "offline":
+            parser.error(f"{site} is an online build; measure an offline one")
+        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; Pyodide "
+              f"{info['pyodide']}; site {info['bytes'] / 2**20:.1f} MiB")
+        results: dict[str, list[dict[str, Any]]] = {}
+        with serve(site) as base, chromium(CHROMIUM_ARGS + [ONLY_LOOPBACK]) as browser:
+            floor = statistics.median(peer(browser, site) for _ in range(args.runs))
+            for slug in slugs:
+                for _ in range(args.runs):
+                    context = browser.new_context(viewport={"width": 1280, "height": 900})
+                    try:
+                        cold = visit_page(context, base, slug)
+                        warm = visit_page(context, base, slug)
+                    finally:
+                        context.close()
+                    results.setdefault(slug, []).append({"cold": cold, "warm": warm})
+                    report(slug, cold, warm, floor)
+    print(f"\npeer: Pyodide {info['pyodide']} alone (runtime + NumPy) ready {floor:.1f} s "
+          "after page open, cold")
+    print(f"{'page':<11} {'cold: open->ready':>18} {'->first':>8} {'MiB':>6}   "
+          f"{'warm: ->ready':>14} {'->first':>8} {'MiB':>6}   {'cold/peer':>9}")
+    for slug, runs in results.items():
+        c = {k: statistics.median(r["cold"][k] for r in runs) for k in ("interactive",
+                                                                          "first", "bytes")}
+        w = {k: statistics.median(r["warm"][k] for r in runs) for k in ("interactive",
+                                                                          "first", "bytes")}
+        goal = GOAL.get(slug)
+        note = (f"   goal {goal[0]:.0f} s / {goal[1]:.0f} s: "
+                f"{'met' if c['first'] <= goal[0] and w['first'] <= goal[1] else 'missed'}"
+                if goal else "")
+        print(f"{slug:<11} {c['interactive']:>18.1f} {c['first']:>8.1f} "
+              f"{c['bytes'] / 2**20:>6.1f}   {w['interactive']:>14.1f} {w['first']:>8.1f} "
+              f"{w['bytes'] / 2**20:>6.1f}   {c['first'] / floor:>8.1f}x{note}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"peer_s": floor, "pages": results}, indent=1))
+    return 0
+
+
+def report(slug: str, cold: dict[str, Any], warm: dict[str, Any], floor: float) -> None:
+    def stages(r: dict[str, Any]) -> str:
+        return ", ".join(f"{k} {v:.1f}" for k, v in sorted(r["stages"].items(),
+                                                            key=lambda kv: kv[1]))
+
+    print(f"{slug}: cold ready {cold['interactive']:.1f} s, first result {cold['first']:.1f} s"
+          f" ({cold['bytes'] / 2**20:.1f} MiB; stages at {stages(cold)}); warm ready "
+          f"{warm['interactive']:.1f} s, first {warm['first']:.1f} s "
+          f"({warm['bytes'] / 2**20:.1f} MiB)", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
