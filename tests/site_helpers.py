@@ -77,13 +77,17 @@ class Visit:
         self.page.on("request", self._request)
         self.page.on("response", lambda r: r.status >= 400 and self.http_errors.append(
             f"{r.status} {r.url}"))
-        self.page.on("requestfailed", lambda r: self.local(r.url) and self.http_errors
-                     .append(f"failed {r.url}: {r.failure}"))
+        self.page.on("requestfailed", self._failed)
         self.page.goto(base + path)
 
     def _console(self, msg: Any) -> None:
         if msg.type == "error":
             self.errors.append(msg.text)
+
+    def _failed(self, request: Any) -> None:
+        # ERR_ABORTED: cancelled, as when a page goes on to its ?embed=true variant
+        if self.local(request.url) and "ERR_ABORTED" not in (request.failure or ""):
+            self.http_errors.append(f"failed {request.url}: {request.failure}")
 
     def _request(self, request: Any) -> None:
         url = request.url

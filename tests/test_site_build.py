@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser_helpers import NODE_PYODIDE, ROOT, require
-from tools.site import build_site, pyodide_dist, wheels
+from tools.site import build_site, bytecode, pyodide_dist, wheels
 from tools.site.common import BuildError, absolute_urls
 
 
@@ -68,7 +68,7 @@ def stand_in_release(folder: Path, version: str | None = None) -> Path:
 @pytest.fixture(scope="module")
 def online(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("site") / "online"
-    build("site", "--out", str(out), "--pwa", "--pyodide-version", "0.28.0")
+    build("site", "--out", str(out), "--pwa", "--pyodide-version", "0.28.0", "--no-bytecode")
     return out
 
 
@@ -134,7 +134,7 @@ def test_offline_needs_a_full_pyodide_release(tmp_path):
 def test_offline_build_vendors_the_folders_own_release_and_no_url(tmp_path):
     dist = stand_in_release(tmp_path / "dist", version="0.29.1")
     out = tmp_path / "offline"
-    build("site", "--offline", "--pyodide-dist", str(dist), "--out", str(out))
+    build("site", "--offline", "--pyodide-dist", str(dist), "--out", str(out), "--no-bytecode")
     info = json.loads((out / "site.json").read_text())
     assert info["mode"] == "offline" and info["pyodide"] == "0.29.1"  # read from the folder
     assert "numpy" in info["pyodide_packages"] and "pandas" not in info["pyodide_packages"]
@@ -171,7 +171,7 @@ def test_a_wheel_the_release_lacks_stops_the_build_naming_it(tmp_path):
     lock = json.loads((dist / "pyodide-lock.json").read_text())["packages"]
     (dist / lock["pillow"]["file_name"]).unlink()
     proc = build("site", "--offline", "--pyodide-dist", str(dist), "--out",
-                 str(tmp_path / "o"), check=False)
+                 str(tmp_path / "o"), "--no-bytecode", check=False)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert lock["pillow"]["file_name"] in proc.stderr, proc.stderr[-2000:]
     proc = build("site", "--offline", "--pyodide-dist", str(dist), "--pyodide-version",
@@ -193,6 +193,34 @@ def test_the_plan_takes_the_release_wheel_only_when_it_fits(tmp_path):
     needs = wheels.requirement_closure(["demystify", "panel"], set(release.lock))
     assert {"pandas", "panel-material-ui", "scipy"}.isdisjoint(needs)  # never in a page
     assert {"numpy", "bokeh", "param"} <= set(needs)
+
+
+def test_bytecode_comes_from_the_releases_own_python(tmp_path):
+    """The .pyc files match the interpreter the pages run (its magic number), not this
+    one, and a compiled wheel keeps every file it had."""
+    from tests.site_helpers import pyodide_release
+
+    release = pyodide_release()
+    require(bytecode.node(), "no node on PATH (CI installs npm, which brings it)")
+    wheel = wheels.rewrite_wheel({"tiny/__init__.py": b"X = 1\n",
+                                  "tiny-1.0.dist-info/METADATA": b"Name: tiny\n",
+                                  "tiny-1.0.dist-info/RECORD": b""}.__getitem__,
+                                 ["tiny/__init__.py", "tiny-1.0.dist-info/METADATA",
+                                  "tiny-1.0.dist-info/RECORD"],
+                                 tmp_path / "tiny-1.0-py3-none-any.whl")
+    bytecode.compile_wheels([wheel], release)
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {"tiny/__init__.py", "tiny-1.0.dist-info/METADATA"} <= set(names)
+    (pyc,) = [n for n in names if n.endswith(".pyc")]
+    assert re.fullmatch(r"tiny/__pycache__/__init__\.cpython-3\d+\.pyc", pyc), pyc
+    magic = subprocess.run(
+        ["node", "-e", "import(process.argv[1]).then(async ({loadPyodide}) => {"
+         "const py = await loadPyodide({indexURL: process.argv[2]});"
+         "console.log(py.runPython('import importlib.util; importlib.util.MAGIC_NUMBER.hex()'"
+         "));})", str(release / "pyodide.mjs"), str(release) + "/"],
+        capture_output=True, text=True, timeout=300).stdout.strip().splitlines()[-1]
+    data = zipfile.ZipFile(wheel).read(pyc)
+    assert data[:4].hex() == magic and data[4:8] == b"\x01\x00\x00\x00"  # unchecked hash
 
 
 def test_slides_embed_two_demos_and_vendor_reveal(tmp_path):

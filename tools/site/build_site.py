@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from . import bytecode, pwa, vendor, worker
 from . import pages as pages_mod
-from . import pwa, vendor, worker
 from .common import ROOT, BuildError, folder_size, norm, prepare_out, say
 from .pyodide_dist import Release, cdn_url, panel_pyodide_version, plan
 from .wheels import (
@@ -37,15 +37,18 @@ from .wheels import (
 
 
 def _downloads(release: Release | None, index: str, names: list[str], wheels: list[Path],
-               data: list[tuple[str, str]], out: Path) -> list[tuple[str, int]]:
+               data: list[tuple[str, str]], out: Path, own: list[str]
+               ) -> list[tuple[str, int]]:
     """(URL, bytes) of everything a page downloads before its app runs, for the progress
     bar; sizes of CDN files are known only when a local release of the version is given."""
     items: list[tuple[str, int]] = []
     if release is not None:
-        files = ["pyodide.asm.js", "pyodide.asm.wasm", "python_stdlib.zip", "pyodide-lock.json"]
+        files = ["pyodide.asm.js", "pyodide.asm.wasm", "pyodide-lock.json"]
+        files += [] if "./bytecode/python_stdlib.zip" in own else ["python_stdlib.zip"]
         files += [release.lock[n]["file_name"] for n in release.depends(names)]
         items += [(index + f, (release.path / f).stat().st_size) for f in files]
     items += [(f"./wheels/{w.name}", w.stat().st_size) for w in wheels]
+    items += [(url, (out / url).stat().st_size) for url in own]
     items += [(url, (out / url).stat().st_size) for _, url in data]
     return items
 
@@ -61,6 +64,15 @@ def pyodide_version(asked: str | None, release: Release | None) -> str:
                          f"{release.version}; an offline build vendors the folder's own "
                          "release")
     return release.version
+
+
+def local_release(version: str) -> Release | None:
+    """PYODIDE_DIST when it holds `version` (an online build can use it for bytecode)."""
+    try:
+        release = Release.open(None)
+    except BuildError:
+        return None
+    return release if release.version == version else None
 
 
 def build_site(args: argparse.Namespace) -> dict[str, Any]:
@@ -84,6 +96,19 @@ def build_site(args: argparse.Namespace) -> dict[str, Any]:
         wheel = browser_wheel(build_project_wheel(Path(tmp)), wheels_dir)
     wheels = [repack_installed(n, wheels_dir) for n in repack] + [wheel]
     index = "./pyodide/" if release else cdn_url(version)
+    compiler = release or local_release(version)  # bytecode only from the very release
+    stdlib = overlay = None
+    if args.bytecode and compiler is None:
+        say(f"no local Pyodide {version} (--pyodide-dist or PYODIDE_DIST) to compile "
+            "bytecode with: the site ships sources only (pages start slower)")
+    elif args.bytecode and bytecode.available():
+        bytecode.compile_wheels(wheels, compiler.path)
+        names = [compiler.lock[n]["file_name"] for n in compiler.depends(from_release)]
+        stdlib, overlay = "./bytecode/python_stdlib.zip", f"./bytecode/pyodide-{version}.zip"
+        bytecode.compile_release(compiler.path, [n for n in names if n.endswith(".whl")],
+                                 out / stdlib, out / overlay)
+        if release is not None:  # the pages load the compiled copy instead
+            (out / "pyodide" / "python_stdlib.zip").unlink()
 
     for rel in data_files():
         (out / "data" / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -96,20 +121,25 @@ def build_site(args: argparse.Namespace) -> dict[str, Any]:
     for page in pages:
         prefetch = [(rel, f"./data/{rel}") for rel in page.opened]
         lazy = [(rel, f"./data/{rel}") for rel in data_files() if rel not in page.opened]
-        downloads = _downloads(release, index, from_release, wheels, prefetch, out)
+        own = [u for u in (stdlib, overlay) if u]
+        downloads = _downloads(release or compiler, index, from_release, wheels, prefetch,
+                               out, own)
         config = {"page": page.slug, "pyodideVersion": version, "indexURL": index,
                   "packages": from_release + [f"./wheels/{w.name}" for w in wheels],
                   "expect": from_release + [w.name.split("-")[0] for w in wheels],
                   "data": {"prefetch": prefetch, "lazy": lazy},
+                  "stdLibURL": stdlib, "bytecode": overlay,
                   "downloads": downloads, "totalBytes": sum(n for _, n in downloads),
                   "code": worker.python_code(page.module, page.title, cdn_root)}
         (out / f"{page.slug}.js").write_text(worker.worker_script(page.worker, config),
                                              encoding="utf-8")
         (out / f"{page.slug}.html").write_text(worker.with_loader(page.html, page.slug),
                                                encoding="utf-8")
+        (out / f"{page.slug}-embed.html").write_text(
+            worker.with_loader(page.embed_html, page.slug, embed=True), encoding="utf-8")
         pages_mod.write_redirect(out / page.slug / "index.html", f"../{page.slug}.html")
         written += [out / f"{page.slug}.js", out / f"{page.slug}.html",
-                    out / page.slug / "index.html"]
+                    out / f"{page.slug}-embed.html", out / page.slug / "index.html"]
     pages_mod.write_redirect(out / "index.html", "./app.html")
     vendor.favicon(out)  # browsers ask every host for /favicon.ico
     written.append(out / "index.html")

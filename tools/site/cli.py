@@ -28,6 +28,9 @@ def make_parser() -> argparse.ArgumentParser:
                       "the one the installed Panel targets)")
     site.add_argument("--pwa", action="store_true",
                       help="also write a web-app manifest and Panel's caching service worker")
+    site.add_argument("--no-bytecode", dest="bytecode", action="store_false",
+                      help="ship the wheels without precompiled bytecode (made with the "
+                      "Pyodide release's own Python under Node; pages then start slower)")
     site.add_argument("--title", default="Demystify")
     slides = sub.add_parser("slides", help="reveal.js deck embedding two demos")
     slides.add_argument("--out", default=str(ROOT / "dist" / "slides"))

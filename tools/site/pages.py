@@ -28,6 +28,7 @@ class Page:
     module: str
     title: str
     html: str = ""
+    embed_html: str = ""  # prerendered as ?embed=true shows it (only the demo)
     worker: str = ""  # Panel's worker script (its message protocol is kept)
     opened: list[str] = field(default_factory=list)  # data files the prerender read
 
@@ -84,35 +85,49 @@ class _OpenedFiles:
 def convert(pages: list[Page], manifest: str | None = None) -> None:
     """Panel's conversion of each page, in this process (Panel's own process pool hangs
     here, and the pages are quick to convert one by one)."""
-    from panel.io.convert import script_to_html
-    from panel.io.resources import set_resource_mode
-
     _OpenedFiles.install()
     with tempfile.TemporaryDirectory() as tmp:
         for page in pages:
-            script = Path(tmp) / f"page_{page.slug}.py"  # not engine.py: it would shadow it
-            script.write_text(f"from {page.module} import page\n\n"
-                              f"page().servable(title={page.title!r})\n")
             _OpenedFiles.current = page.opened
             try:
-                with set_resource_mode("cdn"):  # as Panel's convert_app: rewritten offline
-                    page.html, page.worker = script_to_html(
-                        str(script), requirements=[], runtime="pyodide-worker",
-                        prerender=True, panel_version="auto", compiled=False,
-                        manifest=manifest)
-            except Exception as exc:
-                raise BuildError(f"Panel could not convert the {page.slug} page: "
-                                 f"{type(exc).__name__}: {exc}") from exc
+                page.html, page.worker = _convert(page, Path(tmp), manifest, embed=False)
+                page.embed_html, _ = _convert(page, Path(tmp), manifest, embed=True)
             finally:
                 _OpenedFiles.current = None
-            if not page.worker:
-                raise BuildError(f"{page.slug}: Panel wrote no worker script")
-            worker = f'new Worker("./{script.stem}.js")'
-            if worker not in page.html:
-                raise BuildError(f"{page.slug}: Panel's page template changed (no {worker}); "
-                                 "update tools/site/pages.py")
-            # started by the page's first script (assets/early.js, see worker.with_loader)
-            page.html = page.html.replace(worker, "window.demystifyWorker", 1)
+
+
+def _convert(page: Page, tmp: Path, manifest: str | None, embed: bool) -> tuple[str, str]:
+    """(page HTML, worker script) of one page, prerendered as a full page or, with
+    `embed`, as ?embed=true shows it (the worker script is the same)."""
+    from panel.io.convert import script_to_html
+    from panel.io.resources import set_resource_mode
+
+    import webapp.common
+
+    script = tmp / f"page_{page.slug}.py"  # not engine.py: it would shadow the engine
+    script.write_text(f"from {page.module} import page\n\n"
+                      f"page().servable(title={page.title!r})\n")
+    query = webapp.common.session_args
+    if embed:  # the query a static page's worker reads from its own location
+        webapp.common.session_args = lambda: {"embed": [b"true"]}
+    try:
+        with set_resource_mode("cdn"):  # as Panel's convert_app: rewritten offline
+            html, worker = script_to_html(
+                str(script), requirements=[], runtime="pyodide-worker", prerender=True,
+                panel_version="auto", compiled=False, manifest=manifest)
+    except Exception as exc:
+        raise BuildError(f"Panel could not convert the {page.slug} page: "
+                         f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        webapp.common.session_args = query
+    if not worker:
+        raise BuildError(f"{page.slug}: Panel wrote no worker script")
+    created = f'new Worker("./{script.stem}.js")'
+    if created not in html:
+        raise BuildError(f"{page.slug}: Panel's page template changed (no {created}); "
+                         "update tools/site/pages.py")
+    # started by the page's first script (assets/early.js, see worker.with_loader)
+    return html.replace(created, "window.demystifyWorker", 1), worker
 
 
 def write_redirect(path: Path, target: str) -> None:

@@ -55,15 +55,19 @@ def worker_script(panel_worker: str, config: dict[str, Any]) -> str:
             + (ASSETS / "worker.js").read_text(encoding="utf-8") + "\n" + tail)
 
 
-def with_loader(page_html: str, slug: str) -> str:
+def with_loader(page_html: str, slug: str, embed: bool = False) -> str:
     """The page with its worker started first of all (assets/early.js, with the page's
     query: Python reads ?embed=true and ?theme=dark from the worker's own location) and
-    the loading panel (assets/loader.css and loader.js), all inline."""
+    the loading panel (assets/loader.css and loader.js), all inline. `embed`: the page
+    prerendered as ?embed=true shows it (SLUG-embed.html; early.js goes to the variant
+    the query asks for)."""
     head = page_html.find("<head>")
     if head < 0 or "</head>" not in page_html or "</body>" not in page_html:
         raise BuildError("Panel's page template changed (no <head>, </head> or </body>)")
     early = (ASSETS / "early.js").read_text(encoding="utf-8").replace(
-        "WORKER_URL", json.dumps(f"./{slug}.js"))
+        "WORKER_URL", json.dumps(f"./{slug}.js")).replace(
+        "PAGES", json.dumps({"full": f"./{slug}.html", "embed": f"./{slug}-embed.html",
+                             "this": "embed" if embed else "full"}))
     css = (ASSETS / "loader.css").read_text(encoding="utf-8")
     js = (ASSETS / "loader.js").read_text(encoding="utf-8")
     head += len("<head>")

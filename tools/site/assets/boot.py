@@ -15,6 +15,41 @@ def _demystify_progress(stage: str, text: str, **extra: object) -> None:
     js.demystifyReport(stage, text, to_js(extra, dict_converter=js.Object.fromEntries))
 
 
+def _demystify_lazy_http_patch() -> None:
+    """Panel's Pyodide module calls pyodide-http's patch_all() when it is imported, and
+    patching requests imports requests and urllib3: about a second of every page's start,
+    for pages that fetch nothing with requests. urllib is patched at once, as before;
+    requests when code first imports it (the same patch, later)."""
+    import importlib.abc
+    import importlib.util
+    import types
+
+    import pyodide_http
+
+    class PatchRequestsOnImport(importlib.abc.MetaPathFinder):
+        def find_spec(self, name: str, path: object = None, target: object = None):
+            if name != "requests":
+                return None
+            sys.meta_path.remove(self)  # once; requests itself is found as always
+            spec = importlib.util.find_spec(name)
+            if spec is None or spec.loader is None:
+                return spec
+            exec_module = spec.loader.exec_module
+
+            def exec_then_patch(module: types.ModuleType) -> None:
+                exec_module(module)
+                pyodide_http.patch_requests(continue_on_import_error=True)
+
+            spec.loader.exec_module = exec_then_patch
+            return spec
+
+    def patch_all() -> None:
+        pyodide_http.patch_urllib(continue_on_import_error=True)
+        sys.meta_path.insert(0, PatchRequestsOnImport())
+
+    pyodide_http.patch_all = patch_all
+
+
 def _demystify_quiet_cancelled_tasks() -> None:
     """Pyodide 0.28's event loop calls `fut.exception()` on every finished task, which
     raises CancelledError for a cancelled one (Panel cancels its throttled busy-indicator
@@ -65,6 +100,7 @@ async def _demystify_boot(panel_cdn_root: str | None) -> None:
         os.environ["PANEL_CDN_ROOT"] = str(js.URL.new(panel_cdn_root, js.location.href).href)
     os.environ.setdefault("DEMYSTIFY_DEVICE", "auto")
     _demystify_quiet_cancelled_tasks()
+    _demystify_lazy_http_patch()
     _demystify_progress("gpu", "Starting the engine on WebGPU")
     import engine.backends.gpu.browser as gpu
 

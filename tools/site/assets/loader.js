@@ -15,6 +15,8 @@
   ];
   const load = window.demystifyLoad = {stages: {}, ready: null, error: null, webgpu: null};
   const now = () => performance.now() / 1000;
+  // when the worker did it (its messages can wait while this page is busy)
+  const when = (msg) => (msg.at ? (msg.at - performance.timeOrigin) / 1000 : now());
   const dark = /(^|[?&])theme=dark(&|$)/.test(location.search);
   const panel = document.createElement("div");
   panel.id = "demystify-loading";
@@ -30,7 +32,7 @@
   const mb = (n) => (n / 2 ** 20).toFixed(1);
   let current = null;
 
-  function enter(step) {
+  function enter(step, t = now()) {
     if (step === current || !STEPS.some(([k]) => k === step)) return;
     const order = STEPS.map(([k]) => k);
     for (const li of panel.querySelectorAll("li")) {
@@ -39,10 +41,10 @@
     }
     if (current && load.stages[current] !== undefined) {
       const li = panel.querySelector(`li[data-step="${current}"] .dm-time`);
-      if (li) li.textContent = `${(now() - load.stages[current]).toFixed(1)} s`;
+      if (li) li.textContent = `${(t - load.stages[current]).toFixed(1)} s`;
     }
     current = step;
-    load.stages[step] = now();
+    load.stages[step] = t;
   }
 
   function notice(reason) {
@@ -63,7 +65,7 @@
     if (msg.type === "render") enter("render");
     if (msg.type !== "demystify") return;
     if (msg.stage === "transfer") { load.transferred = msg.transferred; return; }
-    if (msg.stage === "runtime") enter("download");
+    if (msg.stage === "runtime") enter("download", when(msg));
     else if (msg.stage === "download") {
       $(".dm-bar").value = msg.total ? msg.done / msg.total : 0;
       $(".dm-bytes").textContent = `${mb(msg.done)} of ${mb(msg.total)} MB` +
@@ -75,7 +77,7 @@
       box.hidden = false;
       box.textContent = `The app could not start: ${msg.text}`;
       panel.classList.add("dm-failed");
-    } else enter(msg.stage === "app" ? "imports" : msg.stage);
+    } else enter(msg.stage === "app" ? "imports" : msg.stage, when(msg));
     if (msg.stage === "gpu" && msg.webgpu !== undefined) {
       load.webgpu = msg.webgpu;
       load.adapter = msg.adapter;

@@ -11,9 +11,11 @@ const BASE = new URL(".", self.location.href);
 const abs = (u) => new URL(u, BASE).href;
 const seconds = () => (performance.now() - T0) / 1000;
 
+const at = () => performance.timeOrigin + performance.now();  // the page's clock too
+
 function report(stage, text, extra = {}) {
   self.postMessage({type: "status", msg: text});  // Panel's own loading line
-  self.postMessage({type: "demystify", stage, text, t: seconds(), ...extra});
+  self.postMessage({type: "demystify", stage, text, t: seconds(), at: at(), ...extra});
 }
 self.demystifyReport = report;  // Python calls it through `js` (boot.py)
 
@@ -30,7 +32,7 @@ new PerformanceObserver((list) => {
     if (!expected.has(name) || counted.has(name)) continue;
     counted.add(name);
     doneBytes += expected.get(name);
-    self.postMessage({type: "demystify", stage: "download", t: seconds(), done: doneBytes,
+    self.postMessage({type: "demystify", stage: "download", at: at(), done: doneBytes,
                       total: CONFIG.totalBytes, file: name.split("/").pop()});
   }
 }).observe({type: "resource", buffered: true});
@@ -45,14 +47,19 @@ function fetchBytes(url) {
 const normName = (n) => n.toLowerCase().replace(/[-_.]+/g, "-");
 
 async function startApplication() {
+  // Wake the GPU process's WebGPU now, while Python boots: the engine asks for its own
+  // adapter and device later, and gets them sooner.
+  self.navigator.gpu?.requestAdapter?.().catch(() => null);
   try {
     report("runtime", `Downloading Python (Pyodide ${CONFIG.pyodideVersion}) and ` +
            `${CONFIG.packages.length} packages`, {total: CONFIG.totalBytes, done: 0});
     const data = CONFIG.data.prefetch.map(([rel, url]) =>
       fetchBytes(abs(url)).then((buf) => [rel, buf]));
+    const pyc = CONFIG.bytecode && fetchBytes(abs(CONFIG.bytecode));
     importScripts(abs(CONFIG.indexURL) + "pyodide.js");
     const pyodide = await loadPyodide({
       indexURL: abs(CONFIG.indexURL),
+      ...(CONFIG.stdLibURL ? {stdLibURL: abs(CONFIG.stdLibURL)} : {}),
       packages: CONFIG.packages.map((p) => (p.includes("/") ? abs(p) : p)),
     });
     self.pyodide = pyodide;
@@ -60,7 +67,9 @@ async function startApplication() {
     const absent = CONFIG.expect.filter((n) => !loaded.has(normName(n)));
     if (absent.length) throw new Error(`packages did not install: ${absent.join(", ")}`);
     report("python", "Python is running; placing the demo files");
-    const site = pyodide.runPython("import sysconfig; sysconfig.get_path('purelib')");
+    const site = pyodide.runPython(
+      "import os, sysconfig; os.path.normpath(sysconfig.get_path('purelib'))");
+    if (pyc) pyodide.unpackArchive(await pyc, "zip", {extractDir: site});  // their bytecode
     for (const [rel, buf] of await Promise.all(data)) {
       const path = `${site}/${rel}`;
       pyodide.FS.mkdirTree(path.slice(0, path.lastIndexOf("/")));
