@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 
@@ -247,7 +248,8 @@ def hosted(tmp_path_factory) -> Iterator[tuple[str, Any, list[str]]]:
         for pattern, local in rules:
             m = pattern.match(url)
             if m:
-                path = local(m)
+                path = local(m)  # the URL's path, decoded (es-module-shims@%5E1.10.0)
+                path = Path(unquote(str(path)))
                 if path.is_file():
                     answered.append(url)
                     route.fulfill(path=str(path), headers={
