@@ -76,9 +76,11 @@ FIRST = {
 
 PEER = """<!doctype html><meta charset="utf-8"><title>Pyodide alone</title>
 <script>
+const stdlib = STDLIB;  // the site's own (with bytecode) when it has one
 const w = new Worker(URL.createObjectURL(new Blob([`
   importScripts(new URL("pyodide/pyodide.js", "${location.href}").href);
-  loadPyodide({indexURL: new URL("pyodide/", "${location.href}").href, packages: ["numpy"]})
+  loadPyodide({indexURL: new URL("pyodide/", "${location.href}").href, packages: ["numpy"],
+               ${stdlib ? `stdLibURL: new URL("${stdlib}", "${location.href}").href` : ""}})
     .then(py => { py.runPython("import numpy"); postMessage("ready"); },
           e => postMessage("error: " + e));
 `], {type: "text/javascript"})));
@@ -109,8 +111,11 @@ def visit_page(context: Any, base: str, slug: str) -> dict[str, Any]:
 def peer(browser: Any, site: Path) -> float:
     """Seconds from page open to Pyodide + NumPy ready, cold, from the same server."""
     with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "pyodide").symlink_to(site / "pyodide", target_is_directory=True)
-        (Path(tmp) / "index.html").write_text(PEER)
+        for sub in ("pyodide", "bytecode"):
+            if (site / sub).is_dir():
+                (Path(tmp) / sub).symlink_to(site / sub, target_is_directory=True)
+        stdlib = "bytecode/python_stdlib.zip" if (site / "bytecode").is_dir() else ""
+        (Path(tmp) / "index.html").write_text(PEER.replace("STDLIB", json.dumps(stdlib)))
         with serve(Path(tmp)) as base:
             context = browser.new_context()
             page = context.new_page()

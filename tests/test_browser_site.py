@@ -180,33 +180,31 @@ def test_offline_page(visit, mode, slug, tmp_path):
 
 
 def test_offline_embed_shows_only_the_demo(visit, mode, tmp_path):
-    """?embed=true (what slides use, through the ./digits stub): the page prerendered as
-    only the demo, and the demo works."""
-    v = visit("digits/?embed=true")
+    """?embed=true (what slides use, through the ./digits stub; dark here): the page
+    prerendered as only the demo, and the demo works."""
+    v = visit("digits/?embed=true&theme=dark")
     run_page(v, "digits", tmp_path, mode[0], badge=False)
     assert v.page.url.split("?")[0].endswith("/digits-embed.html")
     assert v.page.locator("#header").count() == 0
     assert v.page.locator(".embed-button").count() == 0
+    assert v.page.evaluate("getComputedStyle(document.documentElement).backgroundColor") \
+        == "rgb(18, 18, 18)"
 
 
-@pytest.mark.parametrize("path", ["cifar10.html?theme=dark",
-                                  "cifar10.html?theme=dark&embed=true"])
-def test_offline_dark_theme(visit, mode, path, tmp_path):
+def test_offline_dark_theme(visit, mode, tmp_path):
     """Dark as Panel's own dark page is: the app, and around it the <html> theme and
     background, the template's theme stylesheets and header (pages are prerendered
     light when the site is built)."""
-    v = visit(path)
-    embed = "embed" in path
-    run_page(v, "cifar10", tmp_path, mode[0], badge=not embed)
+    v = visit("cifar10.html?theme=dark")
+    run_page(v, "cifar10", tmp_path, mode[0])
     page = v.page
     assert page.evaluate("document.documentElement.dataset.bsTheme") == "dark"
     assert page.evaluate("getComputedStyle(document.documentElement).backgroundColor") == \
         "rgb(18, 18, 18)"
-    if not embed:
-        assert "navbar-dark" in page.locator("#header").get_attribute("class")
-        themes = page.evaluate("[...document.querySelectorAll('link[rel=stylesheet]')]"
-                               ".map(l => l.href).filter(h => h.includes('/theme/'))")
-        assert themes and all(re.search(r"/theme/(bootstrap_)?dark\.css", t) for t in themes)
+    assert "navbar-dark" in page.locator("#header").get_attribute("class")
+    themes = page.evaluate("[...document.querySelectorAll('link[rel=stylesheet]')]"
+                           ".map(l => l.href).filter(h => h.includes('/theme/'))")
+    assert themes and all(re.search(r"/theme/(bootstrap_)?dark\.css", t) for t in themes)
 
 
 # -- the hosted build ------------------------------------------------------------------------
