@@ -6,7 +6,7 @@
 // with NumPy).
 (() => {
   const STEPS = [
-    ["download", "Download Python and its packages"],
+    ["download", "Download Python, its packages and the demo's files"],
     ["python", "Start Python"],
     ["gpu", "Start the engine's GPU (WebGPU)"],
     ["imports", "Load Panel, Bokeh and the engine"],
@@ -77,7 +77,7 @@
       box.hidden = false;
       box.textContent = `The app could not start: ${msg.text}`;
       panel.classList.add("dm-failed");
-    } else enter(msg.stage === "app" ? "imports" : msg.stage, when(msg));
+    } else if (msg.stage !== "app") enter(msg.stage, when(msg));  // app: the text only
     if (msg.stage === "gpu" && msg.webgpu !== undefined) {
       load.webgpu = msg.webgpu;
       load.adapter = msg.adapter;
