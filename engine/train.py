@@ -25,6 +25,8 @@ import numpy as np
 from . import backends
 from .autograd import no_grad
 from .backends import DeviceError
+from .creation import zeros_like
+from .nn.utils import model_device
 from .random import generator
 from .tensor import Tensor
 
@@ -225,19 +227,20 @@ class _Snapshot:
     def __init__(self) -> None:
         self.entries: list[tuple[Tensor, str, Any]] = []  # (tensor, its device, copy)
 
+    @no_grad()
     def take(self, tensors: list[Tensor]) -> None:
         if len(tensors) != len(self.entries) or any(
-                t is not e[0] or t.device != e[1] or tuple(t.data.shape) != e[2].shape
+                t is not e[0] or t.device != e[1] or t.shape != e[2].shape
                 for t, e in zip(tensors, self.entries, strict=True)):
-            self.entries = [(t, t.device, t.backend.full(t.shape, 0.0, t.dtype))
-                            for t in tensors]
+            self.entries = [(t, t.device, zeros_like(t)) for t in tensors]
         for t, _, copy in self.entries:
-            t.backend.copy_(copy, t.data)
+            copy.copy_(t)
 
+    @no_grad()
     def restore(self) -> bool:
         for t, device, copy in self.entries:
             if t.device == device:
-                t.backend.copy_(t.data, copy)
+                t.copy_(copy)
         return bool(self.entries)
 
 
@@ -248,22 +251,14 @@ def _host_copy(tensors: list[Tensor]) -> list[np.ndarray]:
 def _rebind_to_cpu(model: Any, tensors: list[Tensor], host: list[np.ndarray]) -> None:
     """Put the host copy into the model's tensors on the CPU without reading the (possibly
     lost) device, then let the module update its own bookkeeping with `.to("cpu")`."""
-    cpu = backends.get("cpu")
     for t, arr in zip(tensors, host, strict=True):
-        t.data = cpu.from_numpy(arr)
-        t.device = "cpu"
+        t.set_(Tensor(arr, device="cpu", dtype=arr.dtype))
         t.grad = None
     if hasattr(model, "to"):
         try:
             model.to("cpu")
         except DeviceError:
             pass
-
-
-def _model_device(model: Any) -> str:
-    for p in model.parameters():
-        return p.device
-    return "cpu"
 
 
 def _lr(optimizer: Any) -> float:
@@ -313,7 +308,7 @@ def evaluate(model: Any, X: Any, y: Any, batch_size: int = 256,
     if loss_fn is None:
         from .nn.functional import cross_entropy as loss_fn
     source = _Source((X, y), "evaluate")
-    dev = _model_device(model) if device is None else backends.resolve(device)
+    dev = model_device(model) if device is None else backends.resolve(device)
     metrics = _resolve_metrics(None, source.y_example())
     res = _run_eval(model, source, loss_fn, metrics, batch_size, dev)
     return res["loss"], res.get("accuracy", math.nan)
@@ -322,7 +317,7 @@ def evaluate(model: Any, X: Any, y: Any, batch_size: int = 256,
 def predict(model: Any, X: Any, batch_size: int = 256, device: str | None = None) -> np.ndarray:
     """The model's outputs for every row of X as one host array (eval mode, no_grad)."""
     x_all = np.asarray(X.numpy() if isinstance(X, Tensor) else X)
-    dev = _model_device(model) if device is None else backends.resolve(device)
+    dev = model_device(model) if device is None else backends.resolve(device)
     was_training = getattr(model, "training", True)
     if hasattr(model, "eval"):
         model.eval()
@@ -381,7 +376,7 @@ def fit(model: Any, loss_fn: Callable[[Tensor, Tensor], Tensor], optimizer: Any,
     metric_fns = _resolve_metrics(metrics, src.y_example())
     if device is not None:
         model.to(backends.resolve(device))
-    dev = _model_device(model)
+    dev = model_device(model)
 
     history = History()
     history["loss"] = []

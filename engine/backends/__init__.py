@@ -115,6 +115,11 @@ def get(device: str | None) -> Backend:
     return _backends[resolve(device)]
 
 
+def started() -> list[str]:
+    """Names of the devices whose backends exist so far (what `engine.profile` times)."""
+    return list(_backends)
+
+
 def devices() -> list[dict[str, str]]:
     """Available devices with a human-readable description (the GPU adapter's name)."""
     out = [{"name": "cpu", "adapter": _backends["cpu"].describe()}]
