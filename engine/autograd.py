@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -59,25 +59,19 @@ class trace(contextlib.ContextDecorator):
         _state.tracer = self.prev
 
 
-class untraced:  # noqa: N801  (a context manager used like a function)
-    """Suspend the active `trace`: a composite op records itself, not the ops it is
-    built from. (A class, not a generator: fused kernels enter it on every call.)"""
-
-    __slots__ = ("prev",)
-
-    def __enter__(self) -> None:
-        self.prev = getattr(_state, "tracer", None)
-        _state.tracer = None
-
-    def __exit__(self, *exc: Any) -> None:
-        _state.tracer = self.prev
-
-
-def record(op: Any, args: tuple, kwargs: dict, out: Any) -> None:
-    """Append one op to the active trace, if any."""
+def as_one_op(op: Any, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+    """fn(*args, **kwargs), recorded by an active `trace` as the single op `op` (a fused
+    kernel records itself, not the ops it is built from)."""
     tracer = getattr(_state, "tracer", None)
-    if tracer is not None:
-        tracer.records.append((op, args, kwargs, out))
+    if tracer is None:
+        return fn(*args, **kwargs)
+    _state.tracer = None
+    try:
+        out = fn(*args, **kwargs)
+    finally:
+        _state.tracer = tracer
+    tracer.records.append((op, args, kwargs, out))
+    return out
 
 
 def no_grad() -> _GradMode:
@@ -143,7 +137,9 @@ class Function:
                 result._ctx = ctx
         if requires:
             ctx.parents = tuple(tensors)
-        record(cls, args, kwargs, result)
+        tracer = getattr(_state, "tracer", None)
+        if tracer is not None:
+            tracer.records.append((cls, args, kwargs, result))
         return result
 
 

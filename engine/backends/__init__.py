@@ -112,7 +112,8 @@ def unavailable_reason(name: str) -> str | None:
 
 
 def get(device: str | None) -> Backend:
-    return _backends[resolve(device)]
+    backend = _backends.get(device)  # a resolved name (every Tensor's): one lookup
+    return backend if backend is not None else _backends[resolve(device)]
 
 
 def started() -> list[str]:

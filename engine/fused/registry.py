@@ -46,7 +46,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import tensor as T
-from ..autograd import Function, no_grad, record, untraced
+from ..autograd import Function, as_one_op, no_grad
 
 _REGISTRY: dict[str, FusedKernel] = {}
 _local = threading.local()
@@ -115,30 +115,24 @@ class FusedKernel:
         return hit
 
     def _pick(self, backend: Any, args: tuple, params: dict) -> FastPath | None:
-        if getattr(_local, "reference", None) is not None and (
-                not _local.reference or self.name in _local.reference):
+        forced = getattr(_local, "reference", None)
+        if forced is not None and (not forced or self.name in forced):
             return None
-        for fp in self.fast_paths(backend):
+        fast = self._chosen.get(type(backend))
+        for fp in fast if fast is not None else self.fast_paths(backend):
             if fp.supports is None or fp.supports(*args, **params):
                 return fp
         return None
 
     # -- calling -------------------------------------------------------------------------
     def __call__(self, *args: Any, **params: Any) -> Any:
-        backend = _backend_of(self.name, args)
-        fp = self._pick(backend, args, params)
-        with untraced():
-            out = self._fast_call(fp, backend, args, params) if fp is not None \
-                else self._reference_call(args, params)
-        record(self, args, params, out)
-        return out
+        fp = self._pick(_backend_of(self.name, args), args, params)
+        return as_one_op(self, self._reference_call if fp is None else fp.impl.apply, args,
+                         params)
 
     apply = __call__  # the Function spelling: functions.Conv2d.apply(x, w, ...) still works
 
-    def _fast_call(self, fp: FastPath, backend: Any, args: tuple, params: dict) -> Any:
-        return fp.impl.apply(*args, **params)
-
-    def _reference_call(self, args: tuple, params: dict) -> Any:
+    def _reference_call(self, *args: Any, **params: Any) -> Any:
         out = self.reference(*args, **params)
         if self.stats:
             out = (*out[:-self.stats], *(t.detach() for t in out[-self.stats:]))
@@ -164,10 +158,10 @@ class FusedUpdate(FusedKernel):
 
 
 def _backend_of(name: str, args: tuple) -> Any:
-    tensor = next((a for a in args if isinstance(a, T.Tensor)), None)
-    if tensor is None:
-        raise TypeError(f"{name}: expected at least one Tensor argument")
-    return tensor.backend
+    for a in args:
+        if isinstance(a, T.Tensor):
+            return a.backend
+    raise TypeError(f"{name}: expected at least one Tensor argument")
 
 
 def kernels() -> dict[str, FusedKernel]:
