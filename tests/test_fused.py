@@ -91,7 +91,7 @@ def test_every_fast_path_is_implemented_by_a_backend():
     for name, kernel in kernels().items():
         assert kernel.samples is not None, f"{name} has no samples for this test"
         for fp in kernel._fast:
-            assert any(all(callable(getattr(b, n, None)) for n in fp.needs)
+            assert any(fp in kernel.fast_paths(object.__new__(b))
                        for b in (CpuBackend, GpuBackend)), f"{name}: no backend has {fp.needs}"
     cpu = backends.get("cpu")
     assert {n for n, k in kernels().items() if k.fast_paths(cpu)} == set(kernels())
@@ -115,3 +115,48 @@ def test_kernel_names_are_unique_and_traced_once():
         with trace() as tr, ctx():
             fused.conv2d(x, w, None, stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1)
         assert [r[0] for r in tr.records] == [fused.conv2d]
+
+
+@pytest.fixture
+def scale_kernel():
+    """A kernel registered by the test (and removed again): x * k, with a CPU-only fast
+    path that declines k == 0 and counts its calls."""
+    from engine.fused import registry
+
+    calls = []
+
+    def scale_ref(x, k=1.0):
+        return x * k
+
+    kernel = fused.FusedKernel("test_scale", scale_ref)
+
+    @kernel.fast(on=CpuBackend, supports=lambda x, k=1.0: k != 0)
+    class _Scale(registry.Function):
+        def forward(self, x, k=1.0):
+            calls.append(k)
+            self.k = k
+            return self.b.binary("mul", x, k)
+
+        def backward(self, g):
+            return self.b.binary("mul", g, self.k)
+
+    yield kernel, calls
+    del registry._REGISTRY["test_scale"]
+
+
+def test_a_fast_path_is_picked_by_backend_class_and_inputs(scale_kernel):
+    from tests.test_core_backend import CoreOnly
+
+    kernel, calls = scale_kernel
+    x = Tensor(np.arange(3.0), requires_grad=True)
+    kernel(x, k=2.0).sum().backward()
+    assert calls == [2.0]
+    np.testing.assert_array_equal(x.grad.numpy(), [2, 2, 2])
+    kernel(x, k=0.0)  # declined by `supports`: the reference runs
+    with reference_only("test_scale"):
+        kernel(x, k=3.0)
+    assert calls == [2.0]
+    with backends.override("gpu", CoreOnly()):  # not a CpuBackend: the reference
+        np.testing.assert_array_equal(kernel(Tensor(np.ones(2), device="gpu"), k=4.0).numpy(),
+                                      [4, 4])
+    assert calls == [2.0] and kernel.fast_paths(CoreOnly()) == ()

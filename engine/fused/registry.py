@@ -9,7 +9,9 @@ softmax, ...). It has
   arrays) registered with `@kernel.fast("method", ...)`, naming the backend methods (tier
   two of the backend, e.g. `conv2d`, `conv2d_grad_input`) they call. A backend whose class
   implements all of them gets that fast path; any other backend (a new device) runs the
-  reference. The first registered fast path that fits wins.
+  reference. `on=SomeBackend` restricts a fast path to instances of that backend class
+  (then it may call plain functions of `self.b`, e.g. a new `engine/backends/gpu/NAME.py`
+  module, instead of methods). The first registered fast path that fits wins.
 - **samples**: small inputs on which `tests/test_fused.py` compares every fast path with
   the reference on every device, forward and backward.
 
@@ -67,6 +69,7 @@ class Sample:
 class FastPath(NamedTuple):
     impl: Any  # a Function subclass (FusedKernel) or a function (FusedUpdate)
     needs: tuple[str, ...]  # backend methods it calls
+    on: type | tuple[type, ...] | None  # only backends of this class (None: any)
     supports: Callable[..., bool] | None  # (*args, **params) -> usable for these inputs?
 
 
@@ -94,24 +97,25 @@ class FusedKernel:
         return f"<fused kernel {self.name}: {len(self._fast)} fast path(s)>"
 
     # -- registration --------------------------------------------------------------------
-    def fast(self, *needs: str, supports: Callable[..., bool] | None = None
-             ) -> Callable[[Any], Any]:
-        """Decorator: register a fast path that calls the backend methods `needs`;
-        `supports(*args, **params)` may decline particular inputs (then the next fast
-        path, or the reference, runs)."""
+    def fast(self, *needs: str, on: type | tuple[type, ...] | None = None,
+             supports: Callable[..., bool] | None = None) -> Callable[[Any], Any]:
+        """Decorator: register a fast path for backends whose class implements the methods
+        `needs` (and is a subclass of `on`, when given); `supports(*args, **params)` may
+        decline particular inputs (then the next fast path, or the reference, runs)."""
         def register(impl: Any) -> Any:
-            self._fast.append(FastPath(impl, tuple(needs), supports))
+            self._fast.append(FastPath(impl, tuple(needs), on, supports))
             self._chosen.clear()
             return impl
         return register
 
     def fast_paths(self, backend: Any) -> tuple[FastPath, ...]:
-        """The fast paths whose backend methods `backend`'s class implements."""
+        """The fast paths that fit `backend`'s class (its methods, and `on`)."""
         typ = type(backend)
         hit = self._chosen.get(typ)
         if hit is None:
             hit = self._chosen[typ] = tuple(
-                fp for fp in self._fast if all(callable(getattr(typ, n, None)) for n in fp.needs))
+                fp for fp in self._fast if (fp.on is None or issubclass(typ, fp.on))
+                and all(callable(getattr(typ, n, None)) for n in fp.needs))
         return hit
 
     def _pick(self, backend: Any, args: tuple, params: dict) -> FastPath | None:
