@@ -180,15 +180,21 @@ def backward(root: Tensor, grad: Any, retain_graph: bool = False) -> None:
     else:
         grads: dict[tuple[int, int], Any] = {(id(root._ctx), root._out): grad}
         for fn in _topo(root._ctx):
-            outs = fn._outs or ((None, None),)
-            gs = [grads.pop((id(fn), i), None) for i in range(len(outs))]
-            if all(g is None for g in gs):
-                continue
+            if fn._outs:  # several outputs: one gradient each, zeros for an unused one
+                gs = [grads.pop((id(fn), i), None) for i in range(len(fn._outs))]
+                if all(g is None for g in gs):
+                    continue
+                gs = [b.full(shape, 0.0, dt) if g is None else g
+                      for g, (shape, dt) in zip(gs, fn._outs)]
+            else:
+                g = grads.pop((id(fn), 0), None)
+                if g is None:
+                    continue
+                gs = (g,)
             if fn.freed:
                 raise RuntimeError(
                     "backward() through a graph whose saved values were already freed by "
                     "an earlier backward(); call the first one with retain_graph=True")
-            gs = [b.full(shape, 0.0, dt) if g is None else g for g, (shape, dt) in zip(gs, outs)]
             pgrads = fn.backward(*gs)
             if not isinstance(pgrads, tuple):
                 pgrads = (pgrads,)
