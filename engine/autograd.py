@@ -165,55 +165,55 @@ def _topo(root: Function) -> list[Function]:
 
 
 def backward(root: Tensor, grad: Any, retain_graph: bool = False) -> None:
-    """Accumulate d(root)/d(leaf) into every leaf's `.grad`."""
+    """Accumulate d(root)/d(leaf) into every leaf's `.grad`.
+
+    A non-leaf's gradient is collected under its Function's id (a single output, nearly
+    every op) or (id, output index)."""
     from .tensor import Tensor
 
     b = root.backend
-    leaves: dict[int, tuple[Tensor, Any]] = {}
-
-    def add_leaf(t: Tensor, g: Any) -> None:
-        prev = leaves.get(id(t))
-        leaves[id(t)] = (t, g if prev is None else b.binary("add", prev[1], g))
-
+    leaves: dict[int, tuple[Tensor, Any]] = {}  # summed here, added to .grad at the end
+    grads: dict[Any, Any] = {}
     if root._ctx is None:
-        add_leaf(root, grad)
+        leaves[id(root)] = (root, grad)
     else:
-        grads: dict[tuple[int, int], Any] = {(id(root._ctx), root._out): grad}
-        for fn in _topo(root._ctx):
-            if fn._outs:  # several outputs: one gradient each, zeros for an unused one
-                gs = [grads.pop((id(fn), i), None) for i in range(len(fn._outs))]
-                if all(g is None for g in gs):
-                    continue
-                gs = [b.full(shape, 0.0, dt) if g is None else g
-                      for g, (shape, dt) in zip(gs, fn._outs)]
-            else:
-                g = grads.pop((id(fn), 0), None)
-                if g is None:
-                    continue
-                gs = (g,)
-            if fn.freed:
-                raise RuntimeError(
-                    "backward() through a graph whose saved values were already freed by "
-                    "an earlier backward(); call the first one with retain_graph=True")
-            pgrads = fn.backward(*gs)
-            if not isinstance(pgrads, tuple):
-                pgrads = (pgrads,)
-            for p, pg, need in zip(fn.parents, pgrads, fn.needs):
-                if not need or pg is None:
-                    continue
-                if tuple(pg.shape) != p.shape:
-                    raise RuntimeError(f"internal: {type(fn).__name__}.backward returned grad "
-                                       f"of shape {tuple(pg.shape)} for input of shape "
-                                       f"{p.shape}")
-                if p._ctx is None:
-                    add_leaf(p, pg)
-                    continue
-                key = (id(p._ctx), p._out)
-                prev = grads.get(key)
-                grads[key] = pg if prev is None else b.binary("add", prev, pg)
-            if not retain_graph:  # free the saved arrays now, not when the output dies
-                vars(fn).clear()
-                fn.freed = True
+        grads[id(root._ctx) if not root._out else (id(root._ctx), root._out)] = grad
+    for fn in _topo(root._ctx) if root._ctx is not None else ():
+        if fn._outs:  # several outputs: one gradient each, zeros for an unused one
+            gs = [grads.pop(id(fn) if not i else (id(fn), i), None)
+                  for i in range(len(fn._outs))]
+            if all(g is None for g in gs):
+                continue
+            gs = [b.full(shape, 0.0, dt) if g is None else g
+                  for g, (shape, dt) in zip(gs, fn._outs)]
+        else:
+            g = grads.pop(id(fn), None)
+            if g is None:
+                continue
+            gs = (g,)
+        if fn.freed:
+            raise RuntimeError(
+                "backward() through a graph whose saved values were already freed by an "
+                "earlier backward(); call the first one with retain_graph=True")
+        pgrads = fn.backward(*gs)
+        if type(pgrads) is not tuple:
+            pgrads = (pgrads,)
+        for p, pg, need in zip(fn.parents, pgrads, fn.needs):
+            if not need or pg is None:
+                continue
+            if tuple(pg.shape) != p.shape:
+                raise RuntimeError(f"internal: {type(fn).__name__}.backward returned grad of "
+                                   f"shape {tuple(pg.shape)} for input of shape {p.shape}")
+            ctx = p._ctx
+            if ctx is None:
+                prev = leaves.get(id(p))
+                leaves[id(p)] = (p, pg if prev is None else b.binary("add", prev[1], pg))
+                continue
+            key = id(ctx) if not p._out else (id(ctx), p._out)
+            prev = grads.get(key)
+            grads[key] = pg if prev is None else b.binary("add", prev, pg)
+        if not retain_graph:  # free the saved arrays now, not when the output dies
+            fn.__dict__ = {"freed": True}
     for t, g in leaves.values():
         t.grad = Tensor._wrap(g if t.grad is None else b.binary("add", t.grad.data, g),
                               t.device, False)

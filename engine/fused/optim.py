@@ -90,20 +90,20 @@ adam_step = FusedUpdate("adam_step", _adam_ref, samples=_samples(2, [
 
 
 @sgd_step.fast("sgd_step_")
-def _sgd(b, p, g, buf, **hp) -> None:
-    b.sgd_step_(p, g, buf, **hp)
+def _sgd(b, arrays, hp) -> None:
+    b.sgd_step_(*arrays, **hp)
 
 
 @adagrad_step.fast("adagrad_step_")
-def _adagrad(b, p, g, acc, **hp) -> None:
-    b.adagrad_step_(p, g, acc, **hp)
+def _adagrad(b, arrays, hp) -> None:
+    b.adagrad_step_(*arrays, **hp)
 
 
 @rmsprop_step.fast("rmsprop_step_")
-def _rmsprop(b, p, g, sq, buf, **hp) -> None:
-    b.rmsprop_step_(p, g, sq, buf, **hp)
+def _rmsprop(b, arrays, hp) -> None:
+    b.rmsprop_step_(*arrays, **hp)
 
 
 @adam_step.fast("adam_step_")
-def _adam(b, p, g, m, v, **hp) -> None:
-    b.adam_step_(p, g, m, v, **hp)
+def _adam(b, arrays, hp) -> None:
+    b.adam_step_(*arrays, **hp)

@@ -19,7 +19,7 @@ Calling the kernel (`conv2d(x, w, stride=(1, 1), ...)`, or `.apply(...)` as for 
 Function) picks the implementation by the tensors' backend; either way the ONNX tracer
 (`autograd.trace`) records the kernel once, as one op. `FusedUpdate` is the same for
 in-place optimizer updates: the reference mutates Tensors with `assign_`, a fast path is
-a function of the backend and raw arrays.
+a function of the backend, the raw arrays and the parameters.
 
     def _scale_ref(x, *, k):                    # reference: Tensor ops only
         return x * k
@@ -48,7 +48,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import tensor as T
-from ..autograd import Function, as_one_op, no_grad
+from ..autograd import Function, as_one_op, is_grad_enabled, no_grad
 
 _REGISTRY: dict[str, FusedKernel] = {}
 _local = threading.local()
@@ -145,18 +145,19 @@ class FusedKernel:
 
 class FusedUpdate(FusedKernel):
     """An in-place update (an optimizer step) with a Tensor-op reference (writing with
-    `Tensor.assign_`) and fast paths `fn(backend, *arrays, **params)`. Runs under no_grad
-    and returns None."""
+    `Tensor.assign_`) and fast paths `fn(backend, arrays, params)` (the arguments as raw
+    arrays, the keyword parameters as a dict). Runs under no_grad and returns None."""
 
     def __call__(self, *args: Any, **params: Any) -> None:
         backend = _backend_of(self.name, args)
         fp = self._pick(backend, args, params)
-        with no_grad():
-            if fp is not None:
-                fp.impl(backend, *[a.data if isinstance(a, T.Tensor) else a for a in args],
-                        **params)
-            else:
+        if fp is not None:  # on raw arrays: nothing is recorded
+            fp.impl(backend, [a.data if isinstance(a, T.Tensor) else a for a in args], params)
+        elif is_grad_enabled():
+            with no_grad():
                 self.reference(*args, **params)
+        else:
+            self.reference(*args, **params)
 
     apply = __call__
 

@@ -148,10 +148,9 @@ class Optimizer:
         st = self.state.get(p)
         if st is None:
             st = self._init_state(p, self._group_of(p))
-            st["_device"] = p.device
+            st["_device"], st["_dtype"] = p.device, p.dtype
             self.state[p] = st
-        elif st.get("_device") != p.device or any(
-                isinstance(v, Tensor) and v.dtype != p.dtype for v in st.values()):
+        elif st.get("_device") != p.device or st.get("_dtype") != p.dtype:
             st = self._move_state(p, st)
         return st
 
@@ -163,7 +162,7 @@ class Optimizer:
                      for k, v in st.items()}
         except Exception:  # device lost: its buffers cannot be read back
             moved = self._init_state(p, self._group_of(p))
-        moved["_device"] = p.device
+        moved["_device"], moved["_dtype"] = p.device, p.dtype
         self.state[p] = moved
         return moved
 
@@ -189,7 +188,7 @@ class Optimizer:
                 if st is None:
                     continue
                 state[index[id(p)]] = {k: (np.array(v.numpy()) if isinstance(v, Tensor) else v)
-                                       for k, v in st.items() if k != "_device"}
+                                       for k, v in st.items() if not k.startswith("_")}
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -214,7 +213,7 @@ class Optimizer:
             p = by_index.get(int(k))
             if p is None:
                 raise ValueError(f"loaded state refers to parameter {k}, which no group has")
-            out: dict[str, Any] = {"_device": p.device}
+            out: dict[str, Any] = {"_device": p.device, "_dtype": p.dtype}
             for name, v in st.items():
                 if name == "step":
                     out[name] = int(np.asarray(v))
