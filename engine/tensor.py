@@ -220,7 +220,8 @@ class Tensor:
         elif src.device != self.device:
             src = src.to(self.device)
         try:
-            fits = np.broadcast_shapes(src.shape, self.shape) == self.shape
+            fits = src.shape == self.shape or \
+                np.broadcast_shapes(src.shape, self.shape) == self.shape
         except ValueError:
             fits = False
         if not fits:
