@@ -23,6 +23,7 @@ from webapp.common import (
     in_background,
     once,
     rgba,
+    session_task,
     shell,
     show_error,
 )
@@ -152,31 +153,24 @@ class CifarPage(pn.viewable.Viewer):
         try:
             preview, small = await in_background(prepare_upload, data, name)
         except Exception as exc:  # noqa: BLE001  (a friendly message, never a crash)
-            show_error(self.error, f"Could not use {html.escape(name or 'the file')}: "
-                       f"{html.escape(str(exc))}")
+            show_error(self.error, f"Could not use {name or 'the file'}: {exc}")
             return
         await self._show_async(preview, small, f"your image <b>{html.escape(name)}</b> "
                                f"({preview.shape[1]}x{preview.shape[0]} preview, centre "
                                "square resized to 32x32)")
 
-    def _on_file(self, data: bytes, name: str) -> None:
-        async def task() -> None:
-            await self._on_upload_async(data, name)
-
-        pn.state.execute(task)
+    def _on_file(self, data: bytes, name: str) -> object:
+        return self._on_upload_async(data, name)  # file_input runs it as the session's task
 
     def _show(self, preview: np.ndarray, small: np.ndarray, what: str) -> None:
-        async def task() -> None:
-            await self._show_async(preview, small, what)
-
-        pn.state.execute(task)
+        session_task(self._show_async(preview, small, what))
 
     async def _show_async(self, preview: np.ndarray, small: np.ndarray, what: str) -> None:
         self.status.object = f"{what}: classifying…"
         try:
             probs, sal = await in_background(classify, small)
         except Exception as exc:  # noqa: BLE001
-            show_error(self.error, f"Classification failed: {html.escape(str(exc))}")
+            show_error(self.error, f"Classification failed: {exc}")
             self.status.object = ""
             return
         show_error(self.error, "")

@@ -31,6 +31,8 @@ from webapp.common import (
     IN_BROWSER,
     NO_ONNX_EXPORT,
     error_alert,
+    log,
+    on_session_end,
     once,
     onnx_export_available,
     onnx_file,
@@ -183,6 +185,8 @@ class Run:
 
     def _main_epochs(self) -> Iterator[None]:
         """The run, pausing (yield) after every epoch."""
+        from engine import random as engine_random
+
         if not _run_slots.acquire(timeout=0.1):
             self.events.put(("status", "waiting for a free training slot…"))
             while not _run_slots.acquire(timeout=0.5):
@@ -193,9 +197,13 @@ class Run:
         try:
             if gpu and not GPU_LOCK.acquire(blocking=False):
                 self.events.put(("status", "waiting for the GPU (another run uses it)…"))
-                GPU_LOCK.acquire()
+                while not GPU_LOCK.acquire(timeout=0.5):
+                    if self.cancelled.is_set():
+                        self.events.put(("done", "cancelled before it started"))
+                        return
             try:
-                yield from self._train()
+                with engine_random.seeded(self.cfg["seed"]):  # this run's own stream
+                    yield from self._train()
             finally:
                 if gpu:
                     GPU_LOCK.release()
@@ -203,6 +211,9 @@ class Run:
             self.events.put(("error", f"{type(exc).__name__}: {exc}"))
         finally:
             _run_slots.release()
+            if self.cancelled.is_set():
+                log.info("Playground run #%d stopped (cancelled); its training slot is "
+                         "free", self.number)
 
     def _train(self) -> Iterator[None]:
         import engine
@@ -298,6 +309,7 @@ class PlaygroundPage(pn.viewable.Viewer):
         self.sources: dict[int, ColumnDataSource] = {}
         self.acc_sources: dict[int, ColumnDataSource] = {}
         self.poller: Any = None
+        on_session_end(self._end_session)
         self.error = error_alert()
         self.train_btn = pn.widgets.Button(name="Train", button_type="primary", width=100,
                                            css_classes=["train-button"])
@@ -410,6 +422,20 @@ class PlaygroundPage(pn.viewable.Viewer):
             self.active.cancelled.set()
             self.status.object = f"run {self.active.number}: cancelling…"
 
+    def _end_session(self) -> None:
+        """The tab closed: cancel the run (its thread frees the training slot at its next
+        step) and let go of every run's model."""
+        if self.active is not None:
+            self.active.cancelled.set()
+            log.info("a Playground session ended: run #%d is cancelled", self.active.number)
+        if self.poller is not None:
+            try:
+                self.poller.stop()
+            except Exception:  # noqa: BLE001  (the session is being torn down)
+                pass
+        self.active, self.poller = None, None
+        self.runs.clear()
+
     def _clear(self, _: Any = None) -> None:
         if self.active is not None:
             return
@@ -476,7 +502,7 @@ class PlaygroundPage(pn.viewable.Viewer):
         self.active = None
         self.train_btn.disabled, self.cancel_btn.disabled = False, True
         if kind == "error":
-            show_error(self.error, f"Run {run.number} failed: {html.escape(message)}")
+            show_error(self.error, f"Run {run.number} failed: {message}")
             self.status.object = f"run {run.number}: failed"
             return
         self.progress.value = 100 if message.startswith("finished") else self.progress.value
