@@ -331,3 +331,89 @@ def test_fuzzed_amplifying_graphs_stay_within_the_budget():
     assert set(outcomes) <= {"ran", "LimitError", "ExecutionError", "ModelFileError"}, outcomes
     assert outcomes.get("LimitError", 0) >= 30 and outcomes.get("ran", 0) >= 10, outcomes
     assert result["peak"] < CAP_MB
+
+
+# -- the same budget in the browser build ----------------------------------------------------
+
+PYODIDE_HARNESS = """<!doctype html><meta charset="utf-8"><title>onnx limits</title>
+<script src="pyodide/pyodide.js"></script>
+<script>
+async function run() {
+  const py = await loadPyodide({indexURL: new URL("pyodide/", location.href).href});
+  await py.loadPackage("numpy");
+  const files = await (await fetch("files.json")).json();
+  for (const [path, text] of Object.entries(files)) {
+    py.FS.mkdirTree(path.substring(0, path.lastIndexOf("/")));
+    py.FS.writeFile(path, text);
+  }
+  py.globals.set("CASES", await (await fetch("cases.json")).text());
+  return await py.runPythonAsync(`
+import base64, json, sys
+sys.path.insert(0, "/home/pyodide/app")
+import numpy as np
+import engine.onnx as eo
+assert sys.platform == "emscripten" and "onnx" not in sys.modules
+out = {}
+for name, (data, shape, limits) in json.loads(CASES).items():
+    try:
+        m = eo.load(base64.b64decode(data), device="cpu", limits=eo.Limits(**limits))
+        if shape:
+            m(np.zeros(shape, np.float32))
+        out[name] = ["ran", ""]
+    except eo.OnnxError as exc:
+        out[name] = [type(exc).__name__, str(exc)]
+json.dumps(out)
+`);
+}
+</script>"""
+
+
+@pytest.mark.browser
+def test_the_budget_holds_in_pyodide(tmp_path):
+    """The browser build runs this loader unchanged (the wire reader, no onnx package):
+    the crafted files meet the same limits in Pyodide in headless Chromium."""
+    import base64
+    import dataclasses
+
+    from tests.browser_helpers import chromium, require
+    from tests.data_helpers import LocalServer
+    from webapp.common import onnx_limits
+
+    dist = os.environ.get("PYODIDE_DIST")
+    if not dist or not (Path(dist) / "pyodide.js").is_file():
+        pytest.skip("PYODIDE_DIST is not set: this test needs a full Pyodide distribution "
+                    "(with NumPy)")
+    page_limits = dataclasses.asdict(onnx_limits())
+    cases = {name: (base64.b64encode(data).decode(), None, page_limits)
+             for name, (data, *_) in CRAFTED.items()}
+    cases.update({name: (base64.b64encode(data).decode(), shape, page_limits)
+                  for name, (data, shape, *_) in RUNTIME.items()})
+    cases["nodes"] = (base64.b64encode(many_nodes(1_000_000)).decode(), None, page_limits)
+    cases["lenet"] = (base64.b64encode((ROOT / "webapp" / "models" / "lenet5.onnx")
+                                       .read_bytes()).decode(), (1, 1, 28, 28), page_limits)
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "pyodide").symlink_to(Path(dist), target_is_directory=True)
+    files = {f"/home/pyodide/app/{p.relative_to(ROOT).as_posix()}": p.read_text()
+             for p in sorted((ROOT / "engine").rglob("*.py"))}
+    (site / "files.json").write_text(json.dumps(files))
+    (site / "cases.json").write_text(json.dumps(cases))
+    (site / "index.html").write_text(PYODIDE_HARNESS)
+    server = LocalServer(site)
+    try:
+        with chromium() as browser:
+            page = browser.new_page()
+            console: list[str] = []
+            page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+            page.goto(server.url + "index.html")
+            page.set_default_timeout(300_000)
+            out = json.loads(page.evaluate("run()"))
+    finally:
+        server.close()
+    require(out, "\n".join(console[-20:]))
+    assert out.pop("lenet") == ["ran", ""]
+    kind, message = out.pop("nodes")
+    assert kind == "LimitError" and "200,000 protobuf messages" in message, message
+    for name, (kind, message) in out.items():
+        assert kind == "LimitError" and message.startswith("node '"), (name, kind, message)
+        assert "Limits." in message, message

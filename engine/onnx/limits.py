@@ -147,12 +147,24 @@ def _shape(v: Any) -> tuple[int, ...] | None:
     return None if s is None else tuple(int(d) for d in s)
 
 
+def broadcast_shapes(*shapes: Sequence[int]) -> tuple[int, ...] | None:
+    """NumPy's broadcasting rule in Python ints (None when the shapes do not broadcast):
+    `np.broadcast_shapes` fails on sizes past 2**31 where NumPy is 32-bit (Pyodide), which
+    would hide exactly the shapes this module must refuse."""
+    rank = max((len(s) for s in shapes), default=0)
+    out = [1] * rank
+    for s in shapes:
+        for i, d in enumerate(s, rank - len(s)):
+            d = int(d)
+            if d != 1 and out[i] not in (1, d):
+                return None
+            out[i] = d if d != 1 else out[i]
+    return tuple(out)
+
+
 def _broadcast(vals: Sequence[Any]) -> tuple[int, ...] | None:
     shapes = [s for s in (_shape(v) for v in vals) if s is not None]
-    try:
-        return tuple(np.broadcast_shapes(*shapes)) if shapes else None
-    except ValueError:
-        return None  # the op itself reports the mismatch
+    return broadcast_shapes(*shapes) if shapes else None  # None: the op reports it
 
 
 def _matmul(vals: Sequence[Any], attrs: dict) -> tuple[int, ...] | None:
@@ -165,11 +177,8 @@ def _matmul(vals: Sequence[Any], attrs: dict) -> tuple[int, ...] | None:
         b = b[::-1]
     if len(a) == 1 or len(b) == 1:
         return (*a[:-1], *b[:-2], *b[-1:]) if len(a) == 1 else (*a[:-1],)
-    try:
-        batch = np.broadcast_shapes(a[:-2], b[:-2])
-    except ValueError:
-        return None
-    return (*batch, a[-2], b[-1])
+    batch = broadcast_shapes(a[:-2], b[:-2])
+    return None if batch is None else (*batch, a[-2], b[-1])
 
 
 def _gather(vals: Sequence[Any], attrs: dict) -> tuple[int, ...] | None:
@@ -287,6 +296,6 @@ def check_node(op_type: str, node_what: str, vals: Sequence[Any], attrs: dict,
         budget.before(node_what, shape, itemsize(vals, attrs))
 
 
-__all__ = ["Limits", "DEFAULT", "DecodeBudget", "SpendBudget", "check_nodes", "check_shape",
-           "check_node", "output_bound", "listing", "listed", "short", "cut", "nbytes",
-           "MAX_LISTED"]
+__all__ = ["Limits", "DEFAULT", "DecodeBudget", "SpendBudget", "broadcast_shapes",
+           "check_nodes", "check_shape", "check_node", "output_bound", "listing", "listed",
+           "short", "cut", "nbytes", "MAX_LISTED"]

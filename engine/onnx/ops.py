@@ -25,7 +25,16 @@ from ..nn import functional as F
 from ..tensor import Tensor, cat, maximum, minimum, where
 from ._proto import DTYPES, UnsupportedAttribute
 from .errors import ExecutionError, UnsupportedOpError
-from .limits import DEFAULT, Limits, SpendBudget, check_shape, cut, listed, short
+from .limits import (
+    DEFAULT,
+    Limits,
+    SpendBudget,
+    broadcast_shapes,
+    check_shape,
+    cut,
+    listed,
+    short,
+)
 
 Value = Any  # np.ndarray (host) or Tensor (device)
 INT_MAX = 2**63 - 1
@@ -583,8 +592,11 @@ def gather_elements(ctx: Ctx, x: Value, idx: Value, *, axis: int) -> Tensor:
 
 def expand(ctx: Ctx, x: Value, shp: Value) -> Tensor:
     x = ctx.t(x)
-    target = ctx.guard(np.broadcast_shapes(x.shape, tuple(ctx.ints(shp))), "Expand",
-                       x.dtype.itemsize)
+    want = tuple(ctx.ints(shp))
+    target = broadcast_shapes(x.shape, want)  # in Python ints: see limits.broadcast_shapes
+    if target is None:
+        raise ExecutionError(f"Expand: shape {x.shape} cannot be broadcast to {want}")
+    target = ctx.guard(target, "Expand", x.dtype.itemsize)
     x = x.reshape(*(1,) * (len(target) - x.ndim), *x.shape)
     return x if x.shape == target else ops.BroadcastTo.apply(x, shape=target)
 
