@@ -356,7 +356,7 @@ def test_error_alerts_show_hostile_names_as_plain_text(visit, tmp_path):
 
 
 def test_a_closed_playground_tab_stops_its_run(visit, server_process):
-    """Closing a tab ends its server session (Bokeh discards it within ~17 s): the run
+    """Closing a tab ends its server session (Bokeh discards it 15 to 32 s later): the run
     is cancelled and its training slot freed, as the server's log says."""
     def log_since(start: int) -> str:
         return server_process.log(tail=10_000_000)[start:]

@@ -65,10 +65,7 @@ def main(argv: list[str] | None = None) -> None:
              title=titles, websocket_origin=sorted(set(origins + args.allow_websocket_origin)),
              start=True, print_url=True,
              extra_patterns=[(r"/", RedirectHandler, {"url": "/app"})],
-             websocket_max_message_size=64 * 2**20,
-             # a closed tab's session (and its work, see common.on_session_end) ends
-             # within ~17 s, not Bokeh's default of up to 32 s
-             check_unused_sessions_milliseconds=2000)
+             websocket_max_message_size=64 * 2**20)
 
 
 @dataclass
