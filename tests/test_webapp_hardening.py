@@ -314,3 +314,18 @@ def test_a_lost_gpu_is_no_longer_the_pages_device(monkeypatch):
     dev, desc, note = common.compute_device()
     assert dev == "cpu" and "the GPU was lost (device lost (test))" in note
     assert common.device_lock() is not common.GPU_LOCK
+
+
+def test_models_are_cached_per_device_so_a_lost_gpu_is_left_behind(monkeypatch):
+    built = []
+
+    @common.once_per_device
+    def model(device):
+        built.append(device)
+        return f"model on {device}"
+
+    monkeypatch.setattr(common, "compute_device", lambda: ("gpu", "Test GPU", ""))
+    assert model() == model() == "model on gpu"
+    monkeypatch.setattr(common, "compute_device", lambda: ("cpu", "NumPy", "GPU lost"))
+    assert model() == "model on cpu" and built == ["gpu", "cpu"]
+    assert digits.lenet() is digits.lenet()  # the pages' models go through it

@@ -22,6 +22,7 @@ from webapp.common import (
     file_input,
     in_background,
     once,
+    once_per_device,
     rgba,
     session_task,
     shell,
@@ -43,12 +44,11 @@ def samples() -> tuple[np.ndarray, np.ndarray, list[str]]:
         return z["images"], z["labels"], [str(c) for c in z["classes"]]
 
 
-@once
-def classifier() -> object:
+@once_per_device
+def classifier(device: str) -> object:
     import engine.onnx
-    from webapp.common import compute_device
 
-    return engine.onnx.load(model_path(), device=compute_device()[0])
+    return engine.onnx.load(model_path(), device=device)
 
 
 def prepare_upload(data: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:

@@ -95,6 +95,25 @@ def once(fn: Callable[[], T]) -> Callable[[], T]:
     return wrapper
 
 
+def once_per_device(fn: Callable[[str], T]) -> Callable[[], T]:
+    """fn(device) once per process for each device the demos compute on (a model placed
+    on it): after the GPU is lost, `compute_device()` says "cpu" and a CPU copy is built,
+    instead of the model on the dead device failing every call."""
+    made: dict[str, Callable[[], T]] = {}
+
+    @functools.wraps(fn)
+    def wrapper() -> T:
+        dev = compute_device()[0]
+        with _locks_guard:
+            if dev not in made:
+                one = functools.partial(fn, dev)
+                one.__qualname__ = f"{fn.__qualname__}[{dev}]"  # type: ignore[attr-defined]
+                made[dev] = once(one)
+        return made[dev]()
+
+    return wrapper
+
+
 async def in_background(fn: Callable[..., T], *args: Any) -> T:
     """fn(*args) without holding up the session: a thread on a server; in the browser
     (Pyodide has no threads) inline, after yielding once so the "busy" state is shown;

@@ -17,7 +17,7 @@ from webapp.common import (
     device_lock,
     error_alert,
     in_background,
-    once,
+    once_per_device,
     session_task,
     shell,
     show_error,
@@ -27,18 +27,17 @@ CLASSES = [str(d) for d in range(10)]
 TILE_GAP = 2
 
 
-@once
-def lenet() -> object:
+@once_per_device
+def lenet(device: str) -> object:
     """The shipped LeNet-5 (ONNX) as an engine Sequential, so each layer can be shown."""
     import engine
     import engine.onnx
     from engine.models import lenet5
-    from webapp.common import compute_device
 
     onnx_model = engine.onnx.load(MODELS / "lenet5.onnx", device="cpu")
     net = lenet5()
     net.load_state_dict(onnx_model.state_dict())
-    return net.to(compute_device()[0]).eval()
+    return net.to(device).eval()
 
 
 def read_digit(data_url: str) -> tuple[np.ndarray, np.ndarray, list[tuple[str, np.ndarray]]]:
