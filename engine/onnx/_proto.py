@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .errors import LimitError, ModelFileError
-from .limits import cut, short
+from .limits import DEFAULT, cut, short
 from .wire import ATTRIBUTE_TYPES, DATA_TYPES, EXTERNAL
 
 # ONNX element type -> NumPy dtype (the ones a CNN/MLP file can reasonably hold)
@@ -26,7 +26,7 @@ DTYPES: dict[int, np.dtype] = {_CODES[name]: np.dtype(dt) for name, dt in (
 ONNX_TYPE = {dt: code for code, dt in DTYPES.items()}
 _ATTR = {name: code for code, name in ATTRIBUTE_TYPES.items()}
 
-MAX_ELEMENTS = 1 << 28  # bigger than any tensor a 100 MB file or a small model needs
+MAX_ELEMENTS = DEFAULT.max_elements  # per tensor, unless the loader passes its Limits
 
 
 def type_name(code: int) -> str:
