@@ -356,8 +356,9 @@ def test_error_alerts_show_hostile_names_as_plain_text(visit, tmp_path):
 
 
 def test_a_closed_playground_tab_stops_its_run(visit, server_process):
-    """Closing a tab ends its server session (Bokeh discards it 15 to 32 s later): the run
-    is cancelled and its training slot freed, as the server's log says."""
+    """Closing a tab stops its run within seconds (its session has no connection left;
+    Bokeh ends the session itself a minute later): the run is cancelled and its
+    training slot freed, as the server's log says."""
     def log_since(start: int) -> str:
         return server_process.log(tail=10_000_000)[start:]
 
@@ -371,4 +372,4 @@ def test_a_closed_playground_tab_stops_its_run(visit, server_process):
     while "training slot is free" not in log_since(start):
         assert time.monotonic() < deadline, log_since(start)
         time.sleep(0.5)
-    assert "a Playground session ended: run #1 is cancelled" in log_since(start)
+    assert "run #1 is cancelled" in log_since(start)

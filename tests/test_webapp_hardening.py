@@ -176,6 +176,30 @@ def test_closed_playground_tabs_release_their_training_slots():
     assert model() is None  # the closed session's model is freed
 
 
+def test_a_run_stops_soon_after_its_tab_disconnects(session):
+    """Bokeh ends a closed tab's session only a minute later (server.py); the Playground's
+    poller sees the session has no connection left and cancels the run after 5 s."""
+    from bokeh.models import ColumnDataSource
+
+    doc, _ = session
+    ctx = doc.session_context
+    ctx.session = types.SimpleNamespace(connection_count=1)
+    page, run = _page_with_a_long_run(45)
+    page.sources[run.number] = ColumnDataSource({"step": [], "loss": []})
+    page.acc_sources[run.number] = ColumnDataSource({"epoch": [], "acc": []})
+    for _ in range(3 * playground.CLOSED_TAB_POLLS):  # connected: polls change nothing
+        page._poll()
+    assert not run.cancelled.is_set()
+    ctx.session.connection_count = 0  # the tab closed
+    for _ in range(playground.CLOSED_TAB_POLLS - 1):
+        page._poll()
+    assert not run.cancelled.is_set()  # a reload reconnects within this grace
+    page._poll()
+    assert run.cancelled.is_set() and page.active is None
+    run.thread.join(60)
+    assert not run.thread.is_alive()
+
+
 def test_session_tasks_are_cancelled_and_their_errors_logged(session, caplog):
     doc, end = session
     started, never = asyncio.Event(), asyncio.Event()

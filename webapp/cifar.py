@@ -176,10 +176,10 @@ class CifarPage(pn.viewable.Viewer):
         show_error(self.error, "")
         top = np.argsort(-probs)[:5]
         names = [self.classes[i] for i in top]
-        self.status.object = what
         self.top5.object = "<ol class='top5-list'>" + "".join(
             f"<li><b>{html.escape(n)}</b> {100 * probs[i]:.1f}%</li>"
             for n, i in zip(names, top)) + "</ol>"
+        self.status.object = what  # last: once it says done, the top-5 is there
         s = np.clip(sal, 0, None)
         s = s / s.max() if s.max() > 0 else s
 

@@ -152,6 +152,15 @@ def on_session_end(fn: Callable[[], None]) -> None:
     pn.state.on_session_destroyed(destroyed)
 
 
+def session_connected() -> bool | None:
+    """Whether this server session's tab is connected right now (None outside a server
+    session). Bokeh ends a session only a while after its tab closed (webapp/server.py),
+    so long work (a Playground run) polls this to stop sooner."""
+    doc = _session_doc()
+    session = getattr(doc.session_context, "session", None) if doc is not None else None
+    return None if session is None else session.connection_count > 0
+
+
 _TASKS: dict[int, set[asyncio.Task]] = {}
 
 

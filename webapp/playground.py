@@ -36,6 +36,7 @@ from webapp.common import (
     once,
     onnx_export_available,
     onnx_file,
+    session_connected,
     shell,
     show_error,
 )
@@ -47,6 +48,7 @@ REGS = ["none", "L1", "L2", "dropout", "batch norm"]
 OPTIMIZERS = ["batch GD", "SGD", "momentum", "AdaGrad", "RMSProp", "Adam"]
 DEVICES = ["CPU", "GPU"]
 MAX_CONCURRENT_RUNS = 2
+CLOSED_TAB_POLLS = 20  # polls (5 s) without a connection: the tab is gone, not reloading
 _run_slots = threading.BoundedSemaphore(MAX_CONCURRENT_RUNS)
 
 # the most recent finished model of any session, for the Engine page (ONNX download)
@@ -309,6 +311,7 @@ class PlaygroundPage(pn.viewable.Viewer):
         self.sources: dict[int, ColumnDataSource] = {}
         self.acc_sources: dict[int, ColumnDataSource] = {}
         self.poller: Any = None
+        self._unconnected_polls = 0
         on_session_end(self._end_session)
         self.error = error_alert()
         self.train_btn = pn.widgets.Button(name="Train", button_type="primary", width=100,
@@ -422,12 +425,13 @@ class PlaygroundPage(pn.viewable.Viewer):
             self.active.cancelled.set()
             self.status.object = f"run {self.active.number}: cancelling…"
 
-    def _end_session(self) -> None:
+    def _end_session(self, why: str = "its session ended") -> None:
         """The tab closed: cancel the run (its thread frees the training slot at its next
         step) and let go of every run's model."""
         if self.active is not None:
             self.active.cancelled.set()
-            log.info("a Playground session ended: run #%d is cancelled", self.active.number)
+            log.info("a Playground tab is gone (%s): run #%d is cancelled", why,
+                     self.active.number)
         if self.poller is not None:
             try:
                 self.poller.stop()
@@ -449,6 +453,11 @@ class PlaygroundPage(pn.viewable.Viewer):
     def _poll(self) -> None:
         run = self.active
         if run is None:
+            return
+        self._unconnected_polls = 0 if session_connected() is not False else \
+            self._unconnected_polls + 1
+        if self._unconnected_polls >= CLOSED_TAB_POLLS:
+            self._end_session("no connection for 5 s")
             return
         steps, losses = [], []
         while True:

@@ -65,7 +65,12 @@ def main(argv: list[str] | None = None) -> None:
              title=titles, websocket_origin=sorted(set(origins + args.allow_websocket_origin)),
              start=True, print_url=True,
              extra_patterns=[(r"/", RedirectHandler, {"url": "/app"})],
-             websocket_max_message_size=64 * 2**20)
+             websocket_max_message_size=64 * 2**20,
+             # Bokeh discards a session its tab has not connected to for 15 s; a loaded
+             # machine can take longer to open the websocket, and the session Bokeh then
+             # makes for it never got the page's local stylesheet paths (it asks the
+             # CDN). A closed tab's Playground run stops sooner: see session_connected.
+             unused_session_lifetime_milliseconds=60_000)
 
 
 @dataclass
