@@ -207,19 +207,26 @@ def _all_finite(model: nn.Module) -> bool:
                if t.dtype.kind == "f")
 
 
-def test_poisoned_buffers_are_never_restored():
+@pytest.mark.parametrize("device", ["cpu", pytest.param("gpu", marks=pytest.mark.gpu)])
+def test_poisoned_buffers_are_never_restored(device):
     """Batch norm's running variance overflows while the loss stays finite (batch
     statistics normalise the huge inputs): every per-step snapshot holds an inf buffer,
-    so the guard goes back to the epoch start, where everything was finite, and says so."""
-    x, y = _blobs()
+    so the guard goes back to the epoch start, where everything was finite, and says so.
+    On the GPU the epoch-start copy is uploaded back into the device tensors."""
+    if device == "gpu":
+        from tests.gpu_helpers import gpu_backend_or_skip
+
+        gpu_backend_or_skip()
+    x, y = _blobs(128)
     engine.manual_seed(0)
-    model = nn.Sequential(nn.BatchNorm1d(2), nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 3))
+    model = nn.Sequential(nn.BatchNorm1d(2), nn.Linear(2, 16), nn.ReLU(),
+                          nn.Linear(16, 3)).to(device)
     with pytest.warns(DivergenceWarning, match="start of epoch 1 .step 1."):
         with np.errstate(all="ignore"):
             hist = fit(model, F.cross_entropy, optim.SGD(model.parameters(), lr=0.1),
                        (x * np.float32(1e20), y), epochs=2, batch_size=32, progress=False)
     assert hist.diverged and "parameters or buffers became NaN/inf" in hist.stopped_reason
-    assert _all_finite(model)
+    assert _all_finite(model) and all(p.device == device for p in model.parameters())
 
 
 def test_divergence_with_batch_norm_at_lr_1e6_leaves_a_usable_model():
