@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -159,11 +160,29 @@ class FactorizationMachine(nn.Module):
 
     def fit(self, idx: Any, val: Any, y: Any, *, optimizer: str = "adam", lr: float = 0.01,
             epochs: int = 10, batch_size: int = 1024, seed: int = 0,
-            verbose: bool = False) -> list[float]:
+            verbose: bool = False,
+            callback: Callable[[int, float], bool | None] | None = None) -> list[float]:
         """Minimise mean squared error + penalty()/N by minibatch SGD or Adam (autograd).
 
         idx/val: padded arrays (N, m) or a CSR matrix of rows (engine.sparse; val None).
-        Returns the loss per epoch."""
+        callback(epoch, loss) runs after each epoch (a live loss curve); returning False
+        stops the fit there (cancel), keeping the parameters reached. Returns the loss per
+        epoch."""
+        hist: list[float] = []
+        for loss in self.fit_iter(idx, val, y, optimizer=optimizer, lr=lr, epochs=epochs,
+                                  batch_size=batch_size, seed=seed):
+            hist.append(loss)
+            if verbose:
+                print(f"  epoch {len(hist)}: loss {loss:.4f}", flush=True)
+            if callback is not None and callback(len(hist), loss) is False:
+                break
+        return hist
+
+    def fit_iter(self, idx: Any, val: Any, y: Any, *, optimizer: str = "adam",
+                 lr: float = 0.01, epochs: int = 10, batch_size: int = 1024,
+                 seed: int = 0) -> Iterator[float]:
+        """fit() one epoch at a time: yields each epoch's mean loss, so a caller (a page in
+        the browser, which has no threads) can show it, yield to its event loop or stop."""
         from .. import optim
 
         rows = as_csr(idx) if issparse(idx) else None
@@ -191,8 +210,7 @@ class FactorizationMachine(nn.Module):
                                       dtype=self.w0.dtype).data
         rng = np.random.default_rng(seed)
         n = len(y)
-        hist = []
-        for ep in range(epochs):
+        for _ in range(epochs):
             perm = rng.permutation(n)
             tot = 0.0
             for s in range(0, n, batch_size):
@@ -204,10 +222,7 @@ class FactorizationMachine(nn.Module):
                 loss.backward()
                 opt.step()
                 tot += float(loss.item()) * len(b)
-            hist.append(tot / n)
-            if verbose:
-                print(f"  epoch {ep + 1}: loss {hist[-1]:.4f}", flush=True)
-        return hist
+            yield tot / n
 
     # -- parameters as host arrays ------------------------------------------------------
     def _theta(self) -> np.ndarray:
