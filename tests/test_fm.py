@@ -118,6 +118,19 @@ def test_adam_fm_recovers_low_rank_ratings() -> None:
     assert rmse < 0.3 * base, (rmse, base)
 
 
+def test_fit_reports_each_epoch_and_stops_on_request() -> None:
+    nu, ni, u, i, y, tr, te = _low_rank_ratings(seed=2)
+    idx, val = np.stack([u, nu + i], 1)[tr], np.ones((len(tr), 2))
+    seen = []
+    m = FactorizationMachine(nu + ni, 3, init_std=0.1, seed=0)
+    hist = m.fit(idx, val, y[tr], lr=0.03, epochs=6, batch_size=256,
+                 callback=lambda ep, loss: seen.append((ep, loss)) or ep < 3)
+    assert [e for e, _ in seen] == [1, 2, 3] and hist == [loss for _, loss in seen]
+    again = FactorizationMachine(nu + ni, 3, init_std=0.1, seed=0)
+    steps = list(again.fit_iter(idx, val, y[tr], lr=0.03, epochs=3, batch_size=256))
+    np.testing.assert_allclose(steps, hist, rtol=1e-6)  # fit() is fit_iter() consumed
+
+
 def test_mcmc_recovers_low_rank_ratings() -> None:
     from scipy import sparse
 
