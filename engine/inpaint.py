@@ -258,7 +258,8 @@ def restore_steps(image: np.ndarray, mask: np.ndarray, *, method: str = "fm",
     if not miss.any():
         yield "done", Restoration(x, x, x, np.zeros(miss.shape), seconds=secs)
         return
-    rng = np.random.default_rng(seed)
+    # a stream of its own: default_rng(seed) is the one random_mask(seed) drew the mask from
+    rng = np.random.default_rng((seed, 17))
     # a few observed pixels held out of the fits (validation): the FM's and the smooth
     # fill's errors there set the blend; they are used again for the final fill
     val_px = obs & (rng.random(obs.shape) < 0.02) if method == "fm" else np.zeros_like(obs)
