@@ -239,3 +239,34 @@ def test_shipped_model_reproduces_card_rmse(shipped: FactorizationMachine) -> No
     rmse = float(np.sqrt(np.mean((p - te.rating) ** 2)))
     card = json.loads(CARD.read_text())
     assert abs(rmse - card["u1_test_rmse"]) <= 0.005, (rmse, card["u1_test_rmse"])
+
+
+def test_fm_and_inpainting_need_only_numpy() -> None:
+    """The browser (Pyodide) has no scipy and no scikit-image: with both made unimportable,
+    the shipped recommender loads, folds in a new user and explains, and an image is
+    restored by the FM."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('scipy', 'skimage', 'sklearn', 'torch'):
+            raise ImportError(f'{name} is blocked: the browser has no {name}')
+sys.meta_path.insert(0, Block())
+import numpy as np
+from engine.fm import FactorizationMachine
+from engine.inpaint import random_mask, restore, psnr, ssim
+m = FactorizationMachine.load(sys.argv[1])
+rec = m.recommend({50: 5, 181: 5, 1: 2}, 5)
+assert len(rec) == 5 and m.explain({50: 5}, rec[0][0])
+img = np.random.default_rng(0).random((24, 24, 3))
+r = restore(img, random_mask(img.shape, 0.5), epochs=1)
+assert r.fm is not None and ssim(r.result, img) > 0 and psnr(r.result, img) > 0
+assert not any(k.split('.')[0] in ('scipy', 'skimage') for k in sys.modules)
+print('ok')
+"""
+    out = subprocess.run([sys.executable, "-c", code, str(MODEL)], capture_output=True,
+                         text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
