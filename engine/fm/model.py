@@ -240,6 +240,7 @@ class FactorizationMachine(nn.Module):
     def fit_movielens(cls, root: Any = None, train: str | int = "u1.base",
                       *, solver: str = "mcmc", k: int = 32, n_iter: int = 150,
                       burn_in: int = 40, seed: int = 0, implicit: bool = True,
+                      rated_by: bool = False,
                       epochs: int = 10, lr: float = 0.005, verbose: bool = False,
                       time_budget: float | None = None) -> FactorizationMachine:
         """Fit on an official ratings file (u1.base ... or u.data) of MovieLens 100K.
@@ -248,7 +249,7 @@ class FactorizationMachine(nn.Module):
         engine.data.movielens.load_movielens100k)."""
         ml = load(root)
         tr = ratings(ml, train)
-        feats = build_features(ml, tr, implicit=implicit)
+        feats = build_features(ml, tr, implicit=implicit, rated_by=rated_by)
         u, i, y = tr.user, tr.item, tr.rating.astype(np.float64)  # entity rows = 0-based ids
         t0 = time.perf_counter()
         model = cls(feats.n, k, interactions="cross", side=feats.side, clip=(1.0, 5.0),
@@ -276,6 +277,7 @@ class FactorizationMachine(nn.Module):
             raise ValueError(f"solver must be 'mcmc', 'adam' or 'sgd', not {solver!r}")
         model.info = {"train": train, "solver": solver, "k": k, "seed": seed,
                       "n_iter": n_iter, "burn_in": burn_in, "implicit": implicit,
+                      "rated_by": rated_by,
                       "fit_seconds": round(time.perf_counter() - t0, 2)}
         return model
 
