@@ -390,12 +390,19 @@ class FactorizationMachine(nn.Module):
 
         `user` is a training user id or a dict of ratings (a new user). A feature's share
         is its linear weight plus half of each pairwise interaction it takes part in, so the
-        shares sum to prediction - global mean (w0)."""
+        shares sum to prediction - global mean (w0). The implicit-feedback groups (the
+        films a user rated, the users who rated the film: hundreds of small shares) are
+        summed into one share each."""
         f = self._need_features()
         th = self._theta()
         j = self._movie_index(movie_id)
         xm = f.X_movie[j]
         names = list(f.names)
+        summed = {"rated": "rated=(the films rated)", "rated_by": "rated_by=(who rated it)"}
+        for g, gname in enumerate(f.group_names):
+            if gname in summed:
+                for c in np.flatnonzero(f.group == g):
+                    names[c] = summed[gname]
         if isinstance(user, dict):
             _, xu, own, _ = self._new_user(user)
             extra = [("you (fold-in)", own)]
