@@ -309,9 +309,11 @@ def restore_steps(image: np.ndarray, mask: np.ndarray, *, method: str = "fm",
             d = e_s - e_f
             blend = float(np.clip((e_s * d).sum() / max(float((d * d).sum()), 1e-12),
                                   0.0, 1.0)) if val_px.any() else 0.5
-        # the FM's share falls to 0 inside holes wider than its neighbourhood (it has
-        # nothing to go on there)
-        a = np.where(miss, float(blend) * np.clip(feats.support / 0.5, 0.0, 1.0), 0.0)
+        # the FM's share falls to 0 where less than half of its neighbourhood is observed
+        # as expected: inside strokes, scratches and holes it has little to go on, and the
+        # held-out pixels (scattered, fully surrounded) say nothing about such pixels
+        a = np.where(miss, float(blend) * np.clip((feats.support - 0.5) / 0.4, 0.0, 1.0),
+                     0.0)
     out = a[..., None] * fm_img + (1.0 - a[..., None]) * smooth
     out = np.where(obs[..., None], x, out)
     yield "done", Restoration(out, fm_img, smooth, a, hist, model, feats, secs, cancelled,
