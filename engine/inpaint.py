@@ -4,9 +4,10 @@ Why an FM: the damaged image becomes sparse "which pixel, where, what context" d
 (engine.fm.image): every observed pixel is a training row whose features are its
 neighbourhood cells (never the pixel itself), so an FM learns from the observed pixels an
 interpolation filter bank for *this* image's texture and predicts each missing pixel from
-its own neighbourhood. Where the neighbourhood is empty (inside large holes) the FM has
-nothing to go on, so a biharmonic (thin-plate) fill, the best simple smoothness prior,
-takes over; elsewhere the two are averaged (`blend`). NumPy only (runs in Pyodide).
+its own neighbourhood. Where the neighbourhood is mostly missing (strokes, scratches,
+holes) the FM has little to go on, so a biharmonic (thin-plate) fill, the best simple
+smoothness prior, takes over; elsewhere the two are blended with the weight that does
+best on 2% of the observed pixels held out of both fits. NumPy only (runs in Pyodide).
 
     x = inpaint(image, mask)            # mask: True where a pixel is missing
     r = restore(image, mask)            # the parts: FM alone, biharmonic, loss curve, ...
@@ -15,8 +16,8 @@ takes over; elsewhere the two are averaged (`blend`). NumPy only (runs in Pyodid
 Steps: (1) push-pull pyramid fill as a starting point; (2) the biharmonic fill, solved
 for the missing pixels with matrix-free preconditioned conjugate gradients (sum of
 squared Laplacians, Neumann borders); (3) the FM, fitted by autograd on a seeded sample
-of observed pixels, predicts every missing pixel; (4) per-pixel blend of (2) and (3) by
-how much of the FM's neighbourhood is observed.
+of observed pixels, predicts every missing pixel; (4) per-pixel blend of (2) and (3):
+the held-out weight, times how much of the FM's neighbourhood is observed.
 """
 
 from __future__ import annotations
