@@ -270,3 +270,31 @@ print('ok')
     out = subprocess.run([sys.executable, "-c", code, str(MODEL)], capture_output=True,
                          text=True, cwd=ROOT, timeout=300)
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
+
+
+def test_average_of_fms_predicts_their_mean(shipped: FactorizationMachine) -> None:
+    """FactorizationMachine.average: one FM (factors concatenated) whose raw predictions
+    are the mean of the models', which still folds in and explains."""
+    other = FactorizationMachine.load(MODEL)
+    rng = np.random.default_rng(0)
+    th = other._theta()
+    other.set_parameters(float(other.w0.numpy()[0]) + 0.1, th[:, 0] * 0.5,
+                         th[:, 1:] * rng.uniform(0.5, 1.5, th[:, 1:].shape))
+    avg = FactorizationMachine.average([shipped, other])
+    assert avg.k == 2 * shipped.k and avg.prior_lam.shape == (len(avg.prior_lam), avg.k + 1)
+    users, movies = np.array([1, 2, 3, 10]), np.array([50, 172, 1, 300])
+    unclipped = []
+    for m in (shipped, other, avg):
+        m.clip = None
+        f = m.features
+        uu, mi = np.searchsorted(f.user_ids, users), np.searchsorted(f.movie_ids, movies)
+        t = m._theta()
+        Tu, Tm = np.asarray(f.X_user @ t)[uu], np.asarray(f.X_movie @ t)[mi]
+        unclipped.append(float(m.w0.numpy()[0]) + Tu[:, 0] + Tm[:, 0]
+                         + (Tu[:, 1:] * Tm[:, 1:]).sum(1))
+        m.clip = (1.0, 5.0)
+    np.testing.assert_allclose(unclipped[2], (unclipped[0] + unclipped[1]) / 2, rtol=1e-5)
+    rec = avg.recommend({50: 5, 181: 5, 1: 2}, 5)
+    assert len(rec) == 5 and avg.explain({50: 5}, rec[0][0])
+    with pytest.raises(ValueError, match="at least one"):
+        FactorizationMachine.average([])

@@ -281,6 +281,44 @@ class FactorizationMachine(nn.Module):
                       "fit_seconds": round(time.perf_counter() - t0, 2)}
         return model
 
+    @classmethod
+    def average(cls, models: list[FactorizationMachine]) -> FactorizationMachine:
+        """One FM whose predictions are the mean of `models`' (same features): biases
+        averaged, factors concatenated and scaled by 1/sqrt(n), so every pairwise term is
+        the mean of theirs (k = sum of their k). Why: posterior means of separate MCMC
+        chains are different, equally good explanations of the data; averaging them is
+        an ensemble that still folds in, explains and runs as one FM."""
+        if not models:
+            raise ValueError("average() needs at least one model")
+        first = models[0]
+        n = len(models)
+        for m in models[1:]:
+            if m.n_features != first.n_features or m.interactions != first.interactions:
+                raise ValueError("average() needs models over the same features")
+        scale = 1.0 / np.sqrt(n)
+        ths = [m._theta() for m in models]
+        out = cls(first.n_features, sum(m.k for m in models),
+                  interactions=first.interactions, side=first.side, clip=first.clip,
+                  device=first.V.device)
+        out.set_parameters(float(np.mean([m.w0.numpy()[0] for m in models])),
+                           np.mean([t[:, 0] for t in ths], axis=0),
+                           np.concatenate([t[:, 1:] * scale for t in ths], axis=1))
+        out.features = first.features
+        if all(m.prior_mu is not None for m in models):
+            # the fold-in prior of the scaled factors: means scaled by 1/sqrt(n),
+            # precisions by n; the bias's averaged
+            out.prior_mu = np.concatenate(
+                [np.mean([m.prior_mu[:, :1] for m in models], axis=0)]
+                + [m.prior_mu[:, 1:] * scale for m in models], axis=1)
+            out.prior_lam = np.concatenate(
+                [np.mean([m.prior_lam[:, :1] for m in models], axis=0)]
+                + [m.prior_lam[:, 1:] * n for m in models], axis=1)
+        out.alpha = float(np.mean([m.alpha for m in models]))
+        out.info = {**first.info, "chains": n, "k": out.k,
+                    "seeds": [m.info.get("seed") for m in models],
+                    "fit_seconds": round(sum(m.info.get("fit_seconds", 0) for m in models), 2)}
+        return out
+
     def _need_features(self) -> Features:
         if self.features is None:
             raise RuntimeError("this FactorizationMachine has no MovieLens feature index; "
