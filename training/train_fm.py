@@ -72,7 +72,12 @@ def main() -> None:
                 ml, "u1.base", k=a.k, n_iter=a.sweeps, burn_in=max(a.sweeps // 4, 1),
                 seed=a.seed + c, rated_by=a.rated_by, verbose=True))
     model = chains[0] if a.chains == 1 else FactorizationMachine.average(chains)
-    fit_s = time.perf_counter() - t0
+    write_outputs(model, ml, out, a, time.perf_counter() - t0, log.getvalue())
+
+
+def write_outputs(model: FactorizationMachine, ml: object, out: Path, a: argparse.Namespace,
+                  fit_s: float, log: str) -> None:
+    """The model file, movies.json and the model card (with the u1.test RMSE and log)."""
     te = ml.split(1)[1]
     y = te.rating.astype(np.float64)
     p = model.predict_ids(ml.users.id[te.user], ml.movies.id[te.item])
@@ -121,7 +126,7 @@ def main() -> None:
         "`explain(user, movie_id)`, `similar(movie_id, k)`.",
         "Limits: trained on 1990s ratings of 943 users; movies with few ratings are "
         "uncertain (recommend() skips movies with fewer than 5 training ratings).", "",
-        "## Training log", "", "```", *log.getvalue().rstrip().splitlines(), "```", "",
+        "## Training log", "", "```", *log.rstrip().splitlines(), "```", "",
     ]
     (out / "fm_movielens.md").write_text("\n".join(md))
     print(f"u1.test RMSE {rmse:.4f}  MAE {mae:.4f}  fit {fit_s:.1f} s  -> {path} "
