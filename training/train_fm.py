@@ -5,7 +5,7 @@ year, genres) and the model card fm_movielens.md / .json with the u1.test RMSE. 
 on u1.base (not all 100K ratings) keeps that RMSE an honest held-out number that the
 tests can reproduce.
 
-    python build.py train fm [--k 32] [--sweeps 150] [--seed 0] [--no-rated-by]
+    python build.py train fm [--k 32] [--sweeps 200] [--chains 2] [--seed 0] [--no-rated-by]
                              [--out webapp/models]
 """
 
@@ -50,9 +50,9 @@ def main() -> None:
     ap.add_argument("--data", default=None,
                     help="ml-100k folder or zip (default: $DEMYSTIFY_DATA/movielens)")
     ap.add_argument("--k", type=int, default=32)
-    ap.add_argument("--sweeps", type=int, default=150)
+    ap.add_argument("--sweeps", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--chains", type=int, default=1,
+    ap.add_argument("--chains", type=int, default=2,
                     help="independent MCMC chains (seeds seed, seed+1, ...) averaged into "
                          "one FM (factors concatenated)")
     ap.add_argument("--no-rated-by", dest="rated_by", action="store_false",

@@ -115,6 +115,9 @@ class FactorizationMachine(nn.Module):
         self.prior_lam: np.ndarray | None = None
         self.alpha = 1.0
         self.info: dict[str, Any] = {}
+        # host copies the MovieLens helpers reuse (a page asks for many explanations at
+        # once); emptied whenever the parameters change (set_parameters, each fit epoch)
+        self._host: dict[str, np.ndarray] = {}
 
     # -- the model ---------------------------------------------------------------------
     def forward(self, idx: Any, val: Any) -> Tensor:
@@ -222,14 +225,19 @@ class FactorizationMachine(nn.Module):
                 loss.backward()
                 opt.step()
                 tot += float(loss.item()) * len(b)
+            self._host.clear()
             yield tot / n
 
     # -- parameters as host arrays ------------------------------------------------------
     def _theta(self) -> np.ndarray:
         """(n, k+1) host array [w, V] (what the MovieLens helpers compute with)."""
-        return np.concatenate([self.w.numpy(), self.V.numpy()], axis=1).astype(np.float64)
+        if "theta" not in self._host:
+            self._host["theta"] = np.concatenate([self.w.numpy(), self.V.numpy()],
+                                                 axis=1).astype(np.float64)
+        return self._host["theta"]
 
     def set_parameters(self, w0: float, w: np.ndarray, V: np.ndarray) -> None:
+        self._host.clear()
         dev, dt = self.V.device, self.dtype
         self.w0 = Parameter(np.array([w0], np.float64), device=dev, dtype=dt)
         self.w = Parameter(np.asarray(w, np.float64).reshape(-1, 1), device=dev, dtype=dt)
@@ -351,7 +359,9 @@ class FactorizationMachine(nn.Module):
 
     def _movie_side(self) -> np.ndarray:
         """(n_movies, k+1): each movie's summed [bias, factors] over its features."""
-        return np.asarray(self._need_features().X_movie @ self._theta())
+        if "movie_side" not in self._host:
+            self._host["movie_side"] = np.asarray(self._need_features().X_movie @ self._theta())
+        return self._host["movie_side"]
 
     def predict_ids(self, user_ids: Any, movie_ids: Any) -> np.ndarray:
         """Clipped predicted ratings for training users x known movies (vectorised)."""
