@@ -178,21 +178,21 @@ class ArtPage(pn.viewable.Viewer):
         self.poller: Any = None
         self.result: Any = None
         self._damaged_psnr = float("nan")
-        self.painting = pn.widgets.Select(name="Painting", options=list(PAINTINGS), width=320)
+        self.painting = pn.widgets.Select(label="Painting", options=list(PAINTINGS), width=320)
         self.upload = file_input("image/*", MAX_IMAGE_BYTES, self._on_file, self.error)
         self.kind_w = pn.widgets.RadioButtonGroup.from_param(self.param.kind,
-                                                             button_type="light")
+                                                             color="light")
         self.fraction_w = pn.widgets.FloatSlider.from_param(self.param.fraction,
-                                                            name="pixels lost", step=0.05,
+                                                            label="pixels lost", step=0.05,
                                                             width=250)
         gpu = any(d.get("name") == "gpu" for d in available_devices())
         self.device_w = pn.widgets.RadioButtonGroup.from_param(
-            self.param.device, button_type="light", disabled=not gpu)
-        self.damage_btn = pn.widgets.Button(name="Damage", button_type="warning", width=110,
+            self.param.device, color="light", disabled=not gpu)
+        self.damage_btn = pn.widgets.Button(label="Damage", color="warning", width=110,
                                             css_classes=["damage-button"])
-        self.restore_btn = pn.widgets.Button(name="Restore", button_type="success", width=110,
+        self.restore_btn = pn.widgets.Button(label="Restore", color="success", width=110,
                                              css_classes=["restore-button"])
-        self.cancel_btn = pn.widgets.Button(name="Cancel", button_type="danger", width=100,
+        self.cancel_btn = pn.widgets.Button(label="Cancel", color="danger", width=100,
                                             disabled=True, css_classes=["cancel-button"])
         self.progress = pn.indicators.Progress(value=0, max=100, width=200, visible=False,
                                                css_classes=["restore-progress"])
