@@ -32,6 +32,8 @@ from webapp.common import (
     device_lock,
     error_alert,
     file_input,
+    in_background,
+    on_session_end,
     once,
     png_data_url,
     rgba,
@@ -248,6 +250,7 @@ class ArtPage(pn.viewable.Viewer):
             sizing_mode="stretch_width",
         )
         self._set_image(self.original)
+        on_session_end(self._cancel)  # a closed tab's run stops at its next epoch
 
     # -- images -------------------------------------------------------------------------
     def _show(self, key: str, img: np.ndarray | None) -> None:
@@ -270,12 +273,11 @@ class ArtPage(pn.viewable.Viewer):
         self._show("original", img)
         self._damage(new_seed=False)
 
-    def _on_file(self, data: bytes, name: str) -> None:
-        try:
-            img = fit_image(data, name)
+    async def _on_file(self, data: bytes, name: str) -> None:
+        try:  # decoded off the event loop: a large upload must not stall other sessions
+            img = await in_background(fit_image, data, name)
         except Exception as exc:  # noqa: BLE001  (a friendly message, never a crash)
-            show_error(self.error, f"Could not use {html.escape(name)}: "
-                       f"{html.escape(str(exc))}")
+            show_error(self.error, f"Could not use {name}: {exc}")
             return
         show_error(self.error, "")
         self._set_image(img)
@@ -285,7 +287,7 @@ class ArtPage(pn.viewable.Viewer):
             self.user_mask = (painted_mask(event.new, self.original) if event.new
                               else np.zeros_like(self.user_mask))
         except Exception as exc:  # noqa: BLE001
-            show_error(self.error, f"Could not read the strokes: {html.escape(str(exc))}")
+            show_error(self.error, f"Could not read the strokes: {exc}")
             return
         self._damage(new_seed=False)
 
@@ -360,7 +362,7 @@ class ArtPage(pn.viewable.Viewer):
         self.restore_btn.disabled, self.cancel_btn.disabled = False, True
         self.progress.visible = False
         if kind == "error":
-            show_error(self.error, f"Restoration failed: {html.escape(str(data))}")
+            show_error(self.error, f"Restoration failed: {data}")
             self.status.object = "failed"
             return
         self._show_result(data)
