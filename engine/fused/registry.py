@@ -49,6 +49,7 @@ import numpy as np
 
 from .. import tensor as T
 from ..autograd import Function, as_one_op, is_grad_enabled, no_grad
+from ..autograd import _state as _tape  # read where the tracer is, on the hot path
 
 _REGISTRY: dict[str, FusedKernel] = {}
 _local = threading.local()
@@ -131,6 +132,8 @@ class FusedKernel:
     # -- calling -------------------------------------------------------------------------
     def __call__(self, *args: Any, **params: Any) -> Any:
         fp = self._pick(_backend_of(self.name, args), args, params)
+        if fp is not None and getattr(_tape, "tracer", None) is None:
+            return fp.impl.apply(*args, **params)  # the hot path: one call, nothing traced
         return as_one_op(self, self._reference_call if fp is None else fp.impl.apply, args,
                          params)
 
