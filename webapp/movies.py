@@ -154,7 +154,7 @@ class MoviesPage(pn.viewable.Viewer):
             recs = model.recommend(r, k=N_RECS)
             rows = [(m, s, because(model, r, m, self.movies)) for m, s in recs]
         except (KeyError, ValueError) as exc:
-            show_error(self.error, html.escape(str(exc)))
+            show_error(self.error, str(exc))
             return
         self.recs.object = (
             "<table class='recs'><tr><th>film</th><th>predicted</th></tr>" + "".join(
@@ -175,7 +175,7 @@ class MoviesPage(pn.viewable.Viewer):
 def page() -> pn.viewable.Viewable:
     return shell("movies", "Movies", MoviesPage,
                  "A factorization machine fitted to 80,000 MovieLens ratings places every "
-                 "film and viewer in a 32-dimensional taste space. Your ratings place you in "
+                 "film and viewer in a 64-dimensional taste space. Your ratings place you in "
                  "it (no retraining); recommendations are the films nearest your taste.")
 
 
