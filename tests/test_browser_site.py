@@ -38,12 +38,6 @@ STEP_S = 180  # one interaction, in Python in the worker (WebAssembly), on a bus
 ONLY_LOOPBACK = "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
 
 
-def movies_need_scipy() -> bool:
-    """Until issue #17 lands, the factorization machine imports scipy.sparse, which the
-    browser build does not have (NumPy is its only compiled dependency)."""
-    return any("scipy" in p.read_text() for p in (ROOT / "engine" / "fm").glob("*.py"))
-
-
 # -- builds and browsers ---------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -164,9 +158,6 @@ PAGES: dict[str, tuple[str, Callable[[Visit, Path], None]]] = {
 
 
 def run_page(v: Visit, slug: str, tmp_path: Path, mode: str, badge: bool = True) -> None:
-    if slug == "movies" and movies_need_scipy():
-        pytest.skip("engine/fm still imports scipy (issue #17 replaces it): the Movies page "
-                    "cannot run in Pyodide yet")
     ready(v, mode, badge)
     PAGES[slug][1](v, tmp_path)
     v.check(f"{slug}_{mode}")
