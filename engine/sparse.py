@@ -97,8 +97,9 @@ class CSR:
         return 2
 
     def row_counts(self) -> np.ndarray:
-        """Stored entries per row."""
-        return np.diff(self.indptr)
+        """Stored entries per row, as NumPy's index type (np.repeat and np.add.reduceat
+        refuse int64 counts on 32-bit platforms such as Pyodide's WebAssembly)."""
+        return np.diff(self.indptr).astype(np.intp, copy=False)
 
     def row_ids(self) -> np.ndarray:
         """The row of each stored entry (nnz,)."""
@@ -229,7 +230,8 @@ class CSR:
                 s, e = int(starts[lo]), int(self.indptr[rows[hi - 1] + 1])
                 prod = np.take(bT, self.indices[s:e], axis=1)
                 prod *= self.data[s:e]
-                out[rows[lo:hi]] = np.add.reduceat(prod, starts[lo:hi] - s, axis=1).T
+                at = (starts[lo:hi] - s).astype(np.intp, copy=False)  # int32 in Pyodide
+                out[rows[lo:hi]] = np.add.reduceat(prod, at, axis=1).T
                 lo = hi
         return out[:, 0] if vec else out
 

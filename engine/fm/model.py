@@ -39,7 +39,7 @@ FORMAT = "demystify-fm-1"
 def padded_rows(X: CSR, min_width: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """CSR rows -> (idx, val) arrays of shape (rows, max_nnz); padding is (0, 0.0)."""
     X = as_csr(X)
-    counts = np.diff(X.indptr)
+    counts = X.row_counts()  # NumPy's index type (np.repeat needs it in Pyodide)
     width = max(int(counts.max(initial=0)), min_width)
     idx = np.zeros((X.shape[0], width), np.int64)
     val = np.zeros((X.shape[0], width), np.float64)
