@@ -64,15 +64,18 @@ def first_engine(page: Any) -> None:
     wait_text(page, ".onnx-report", r"every op is supported", STEP_S)
 
 
+# The first result per page (a page the site has that is not named here is timed to
+# interactive only); pages come from the build's site.json (the app's page registry).
 FIRST = {
-    "app": ("app.html", None),
-    "digits": ("digits.html", first_digits),
-    "cifar10": ("cifar10.html", lambda p: wait_text(p, ".top5", r"%", STEP_S)),
-    "movies": ("movies.html", lambda p: rate_films(p, STEP_S)),
-    "art": ("art.html", first_art),
-    "playground": ("playground.html?data=moons&epochs=5", first_playground),
-    "engine": ("engine.html", first_engine),
+    "digits": first_digits,
+    "cifar10": lambda p: wait_text(p, ".top5", r"%", STEP_S),
+    "movies": lambda p: rate_films(p, STEP_S),
+    "art": first_art,
+    "playground": first_playground,
+    "engine": first_engine,
 }
+QUERIES = {"playground": "?data=moons&epochs=5"}
+
 
 PEER = """<!doctype html><meta charset="utf-8"><title>Pyodide alone</title>
 <script>
@@ -89,8 +92,8 @@ w.onmessage = (e) => { window.peer = e.data; window.peerAt = performance.now() /
 
 
 def visit_page(context: Any, base: str, slug: str) -> dict[str, Any]:
-    path, first = FIRST[slug]
-    v = Visit(context, base, path)
+    first = FIRST.get(slug)
+    v = Visit(context, base, f"{slug}.html{QUERIES.get(slug, '')}")
     try:
         load = v.ready()
         interactive = load["ready"]
@@ -132,14 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python build.py bench site", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--site", help="an offline build to measure (default: build one)")
-    parser.add_argument("--pages", default=",".join(FIRST), help="comma-separated slugs")
+    parser.add_argument("--pages", help="comma-separated slugs (default: every page)")
     parser.add_argument("--runs", type=int, default=1, help="cold+warm pairs per page")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
-    slugs = [s for s in args.pages.split(",") if s]
-    unknown = sorted(set(slugs) - set(FIRST))
-    if unknown:
-        parser.error(f"unknown page(s) {', '.join(unknown)}; pages: {', '.join(FIRST)}")
     with tempfile.TemporaryDirectory() as tmp:
         if args.site:
             site = Path(args.site).resolve()
@@ -153,6 +152,11 @@ def main(argv: list[str] | None = None) -> int:
         info = json.loads((site / "site.json").read_text())
         if info["mode"] != "offline":
             parser.error(f"{site} is an online build; measure an offline one")
+        slugs = args.pages.split(",") if args.pages else info["pages"]
+        unknown = sorted(set(slugs) - set(info["pages"]))
+        if unknown:
+            parser.error(f"unknown page(s) {', '.join(unknown)}; the site has "
+                         f"{', '.join(info['pages'])}")
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; Pyodide "
               f"{info['pyodide']}; site {info['bytes'] / 2**20:.1f} MiB")
         results: dict[str, list[dict[str, Any]]] = {}

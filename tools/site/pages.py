@@ -34,21 +34,22 @@ class Page:
 
 
 def discover() -> list[Page]:
-    """Every page the web app has now: the start page (webapp.app) and the demo pages
-    webapp.server routes to (whichever of them exist)."""
-    try:
-        from webapp.common import PAGES
-        titles = {slug: title for slug, title, _ in PAGES}
-    except ImportError:
-        titles = {}
+    """Every page the web app has now: the start page (webapp.app), then each page of the
+    app's registry (webapp.common.PAGES, in its order), in the module webapp.server routes
+    it to (or webapp.SLUG); a page added there is in the site with no change here."""
+    from webapp.common import PAGES
+
     try:
         from webapp.server import MODULES
     except ImportError:
         MODULES = {}
     pages = [Page("app", "webapp.app", "Demystify")]
-    for slug, mod in MODULES.items():
-        if importlib.util.find_spec(f"webapp.{mod}") is not None:
-            pages.append(Page(slug, f"webapp.{mod}", f"Demystify · {titles.get(slug, slug)}"))
+    for slug, title, _ in PAGES:
+        module = f"webapp.{MODULES.get(slug, slug)}"
+        if importlib.util.find_spec(module) is None:
+            raise BuildError(f"webapp.common.PAGES lists {slug!r}, but {module} does not "
+                             "exist")
+        pages.append(Page(slug, module, f"Demystify · {title}"))
     return pages
 
 
