@@ -86,6 +86,49 @@ def test_digits_reads_a_drawn_one():
     assert tiled.shape == (28, 6 * 30 - 2)
 
 
+def test_digits_reads_only_the_newest_drawing(monkeypatch):
+    """A stroke sends a drawing every 150 ms: drawings that come while one is being read
+    are not each read in turn (in the browser they all ran at once, and the last one's
+    result came after all of them); the newest is read next, and shown."""
+    import asyncio
+    import threading
+
+    calls: list[str] = []
+    first_running, release = threading.Event(), threading.Event()
+    real = digits.read_digit
+
+    def read(url: str):
+        calls.append(url)
+        if len(calls) == 1:
+            first_running.set()
+            assert release.wait(60), "the first reading was never released"
+        return real(url)
+
+    monkeypatch.setattr(digits, "read_digit", read)
+    page = digits.DigitsPage()
+    urls = []
+    for width in (4, 8, 12, 20):  # the stroke growing; the last is a 1
+        img = np.full((280, 280), 255, np.uint8)
+        img[40:240, 140 - width // 2:140 + width // 2] = 0
+        urls.append(png_data_url(img))
+
+    async def main() -> None:
+        page.canvas.image = urls[0]
+        while not first_running.is_set():
+            await asyncio.sleep(0.01)
+        for url in urls[1:]:  # while the first is still being read
+            page.canvas.image = url
+        release.set()
+        for _ in range(3000):
+            if len(calls) == 2 and page.prediction is not None:
+                return
+            await asyncio.sleep(0.01)
+
+    asyncio.run(main())
+    assert calls == [urls[0], urls[-1]]
+    assert page.prediction == 1
+
+
 def test_movies_recommend_with_reasons():
     model = movies.fm()
     cat, _ = movies.catalogue()

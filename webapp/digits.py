@@ -106,6 +106,8 @@ class DigitsPage(pn.viewable.Viewer):
             self.map_figs.append(fig)
             self.map_srcs.append(src)
         self._drawn = 0  # counts drawings: only the latest one's prediction is shown
+        self._pending: str | None = None  # the newest drawing not yet read
+        self._reading = False  # a reader task is running (it reads the newest drawing next)
         self.canvas.param.watch(self._on_image, "image")
         self._layout = pn.Column(
             self.error,
@@ -131,14 +133,29 @@ class DigitsPage(pn.viewable.Viewer):
 
     def _on_image(self, event: param.parameterized.Event) -> None:
         self._drawn += 1  # a newer drawing makes any prediction still running stale
+        self._pending = event.new or None
         if event.new:
-            session_task(self._predict(event.new, self._drawn))
+            if not self._reading:
+                self._reading = True
+                session_task(self._read_newest())
             return
         self.prediction = None
         self.result.object = self._result_html(None)
         self.bars_src.data = {"digit": CLASSES, "p": [0.0] * 10, "color": ["#8c959f"] * 10}
         for src in (self.input_src, *self.map_srcs):
             src.data = {"image": [np.full((2, 2), np.nan)], "dw": [1], "dh": [1]}
+
+    async def _read_newest(self) -> None:
+        """One reading at a time, always of the newest drawing: a stroke sends a drawing
+        every 150 ms, and reading each one (all but the last soon stale) would delay the
+        last one's result behind them (in the browser a GPU readback yields to the event
+        loop, so they would all run at once)."""
+        try:
+            while self._pending is not None:
+                data_url, drawn, self._pending = self._pending, self._drawn, None
+                await self._predict(data_url, drawn)
+        finally:
+            self._reading = False
 
     async def _predict(self, data_url: str, drawn: int) -> None:
         """Decode and predict off the event loop (other sessions keep being served); shown
