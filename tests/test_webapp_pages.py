@@ -129,6 +129,34 @@ def test_digits_reads_only_the_newest_drawing(monkeypatch):
     assert page.prediction == 1
 
 
+def test_the_digits_warm_up_builds_every_pipeline_a_drawing_needs(monkeypatch):
+    """The static site runs webapp.warmup.digits while Panel loads, so that a drawing's
+    GPU pipelines are compiled by then: it must ask for every pipeline (shader, entry
+    point, constants) that reading a drawing on the GPU asks for."""
+    from webapp import common, warmup
+
+    gpu = gpu_backend_or_skip()
+    asked: list[set] = []
+    real = type(gpu.dev)._pipeline
+
+    def pipeline(self, k):
+        if asked:
+            asked[-1].add(k)
+        return real(self, k)
+
+    monkeypatch.setattr(type(gpu.dev), "_pipeline", pipeline)
+    monkeypatch.setattr(common, "compute_device", lambda: ("gpu", gpu.describe(), ""))
+    asked.append(set())
+    warmup.digits("gpu")
+    asked.append(set())
+    img = np.full((280, 280), 255, np.uint8)
+    img[40:240, 130:150] = 0
+    _, probs, _ = digits.read_digit(png_data_url(img))
+    warmed, drawing = asked
+    assert int(np.argmax(probs)) == 1 and drawing
+    assert drawing <= warmed, sorted(f"{k.shader}.{k.entry}" for k in drawing - warmed)
+
+
 def test_movies_recommend_with_reasons():
     model = movies.fm()
     cat, _ = movies.catalogue()

@@ -130,7 +130,7 @@ def build_site(args: argparse.Namespace) -> dict[str, Any]:
                   "data": {"prefetch": prefetch, "lazy": lazy},
                   "stdLibURL": stdlib, "bytecode": overlay,
                   "downloads": downloads, "totalBytes": sum(n for _, n in downloads),
-                  "code": worker.python_code(page.module, page.title, cdn_root)}
+                  "code": worker.python_code(page.slug, page.module, page.title, cdn_root)}
         (out / f"{page.slug}.js").write_text(worker.worker_script(page.worker, config),
                                              encoding="utf-8")
         (out / f"{page.slug}.html").write_text(worker.with_loader(page.html, page.slug),

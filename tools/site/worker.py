@@ -22,11 +22,11 @@ PANEL_PRE = ("import asyncio\n\nfrom panel.io.pyodide import init_doc, write_doc
 PANEL_POST = "await write_doc()"
 
 
-def python_code(page_module: str, title: str, panel_cdn_root: str | None) -> str:
+def python_code(slug: str, page_module: str, title: str, panel_cdn_root: str | None) -> str:
     """What the worker runs: boot.py, Panel's document set-up, the page, Panel's render."""
     return "\n".join([
         (ASSETS / "boot.py").read_text(encoding="utf-8"),
-        f"await _demystify_boot({panel_cdn_root!r})",
+        f"await _demystify_boot({panel_cdn_root!r}, {slug!r})",
         '_demystify_progress("imports", "Loading Panel, Bokeh and the engine")',
         PANEL_PRE,
         "_demystify_apply_query()",

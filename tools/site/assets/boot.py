@@ -93,7 +93,26 @@ def _demystify_forget_held_events() -> None:
         callbacks._held_events = []
 
 
-async def _demystify_boot(panel_cdn_root: str | None) -> None:
+def _demystify_warm_up(slug: str) -> None:
+    """Encode the page's first GPU work now (webapp.warmup), so the browser compiles its
+    pipelines while Python goes on importing Panel; a failure costs only the head start."""
+    import js
+
+    try:
+        from webapp.warmup import WARM_UPS
+    except ImportError:
+        return
+    warm = WARM_UPS.get(slug)
+    if warm is None:
+        return
+    _demystify_progress("gpu", "Compiling the GPU kernels of the demo")
+    try:
+        warm("gpu")
+    except Exception as exc:  # noqa: BLE001  (the page computes as before, a bit later)
+        js.console.warn(f"Demystify: the {slug} warm-up failed: {type(exc).__name__}: {exc}")
+
+
+async def _demystify_boot(panel_cdn_root: str | None, slug: str) -> None:
     if panel_cdn_root:  # offline: Panel's run-time CSS from the site, not its CDN
         import js
 
@@ -109,5 +128,7 @@ async def _demystify_boot(panel_cdn_root: str | None) -> None:
     _demystify_progress("gpu", f"GPU: {status['adapter']}" if ok else
                         f"No WebGPU: computing with NumPy ({status['reason']})",
                         webgpu=bool(ok), adapter=status["adapter"], reason=status["reason"])
+    if ok:
+        _demystify_warm_up(slug)
     if "panel" in sys.modules:
         raise RuntimeError("Panel was imported before the site's settings were applied")

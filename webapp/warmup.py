@@ -1,0 +1,42 @@
+"""GPU warm-ups for the static site: a page's first result, run once on zeros while the
+page's worker is still importing Panel and building the page.
+
+On WebGPU the first use of each compute pipeline compiles it in the browser's GPU
+process, and on a software adapter (SwiftShader) that takes seconds: the first drawn
+digit waited ~6 s for LeNet-5's pipelines. Encoding the same work early (no readback:
+nothing here waits for the GPU) lets the GPU process compile them meanwhile, so the
+first real result finds them built (the device caches pipelines by shader, entry point
+and constants; weights and values do not matter, only shapes). This module must not
+import Panel: the site runs it before Panel's settings are applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+
+def _submit(device: str) -> None:
+    """Hand what was encoded to the GPU now, without waiting for it."""
+    from engine import backends
+
+    backends.get(device).dev.flush()
+
+
+def digits(device: str) -> None:
+    """What webapp.digits runs per drawing: LeNet-5 layer by layer, then a softmax."""
+    from engine import Tensor, nn, no_grad
+    from engine.models import lenet5
+
+    net = lenet5().to(device).eval()
+    h = Tensor(np.zeros((1, 1, 28, 28), np.float32), device=device)
+    with no_grad():
+        for layer in net.children():
+            h = layer(h)
+        nn.functional.softmax(h, dim=-1)
+    _submit(device)
+
+
+# page slug -> warm-up (a page with none starts as before)
+WARM_UPS: dict[str, Callable[[str], None]] = {"digits": digits}
