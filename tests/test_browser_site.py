@@ -21,7 +21,14 @@ from urllib.parse import unquote
 import pytest
 
 from tests.browser_helpers import CHROMIUM_ARGS, ROOT, chromium
-from tests.site_helpers import NO_WEBGPU_ARGS, Visit, build_site, pyodide_release, serve
+from tests.site_helpers import (
+    LOAD_TIMEOUT_MS,
+    NO_WEBGPU_ARGS,
+    Visit,
+    build_site,
+    pyodide_release,
+    serve,
+)
 from tests.test_webapp_browser import (
     LOSS_POINTS,
     classify_upload,
@@ -187,9 +194,14 @@ def test_offline_page(visit, mode, slug, tmp_path):
 
 def test_offline_embed_shows_only_the_demo(visit, mode, tmp_path):
     """?embed=true (what slides use, through the ./digits stub; dark here): the page
-    prerendered as only the demo, and the demo works."""
+    prerendered as only the demo, and the demo works. Drawn on as soon as the canvas
+    shows, as a visitor would: the prerendered canvas, a dead picture, stays hidden until
+    the live one replaces it (a stroke on it was lost)."""
     v = visit("digits/?embed=true&theme=dark")
-    run_page(v, "digits", tmp_path, mode[0], badge=False)
+    v.page.locator("canvas.dc-canvas").wait_for(timeout=LOAD_TIMEOUT_MS)
+    digits_page(v, tmp_path)
+    ready(v, mode[0], badge=False)
+    v.check(f"digits_embed_{mode[0]}")
     assert v.page.url.split("?")[0].endswith("/digits-embed.html")
     assert v.page.locator("#header").count() == 0
     assert v.page.locator(".embed-button").count() == 0
