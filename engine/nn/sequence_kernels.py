@@ -220,7 +220,6 @@ class GpuScan:
 
         T, B, I = x.shape
         H = h0.shape[-1]
-        G = GATES[mode]
         gx = bk.matmul(bk.reshape(x, (T * B, I)), w_ih, trans_b=True)
         if b_ih is not None:
             gx = bk.binary("add", gx, b_ih)
