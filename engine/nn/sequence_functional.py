@@ -25,58 +25,69 @@ MODES = K.GATES  # {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
 # -- cells: one step, the reference math -------------------------------------------------
 
-def rnn_gates(gx: Tensor, gh: Tensor, nonlinearity: str = "tanh") -> Tensor:
+# `gh` is the recurrent projection W_hh h + b_hh; None when the state is zero and there
+# is no b_hh (so a zero state needs no zero tensor: one-step cells stay traceable for export).
+
+def _plus(a: Tensor, b: Tensor | None) -> Tensor:
+    return a if b is None else a + b
+
+
+def rnn_gates(gx: Tensor, gh: Tensor | None, nonlinearity: str = "tanh") -> Tensor:
     """h' = act(W_ih x + b_ih + W_hh h + b_hh), given the two projections."""
-    pre = gx + gh
+    pre = _plus(gx, gh)
     return pre.tanh() if nonlinearity == "tanh" else pre.relu()
 
 
-def lstm_gates(gx: Tensor, gh: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+def lstm_gates(gx: Tensor, gh: Tensor | None, c: Tensor | None) -> tuple[Tensor, Tensor]:
     """(h', c') from the projections (gate order i, f, g, o as in PyTorch):
     c' = f * c + i * g: the forget gate f decides what of the old cell to keep, the input
-    gate i how much of the candidate g to write; h' = o * tanh(c')."""
-    H = c.shape[-1]
-    g = gx + gh
+    gate i how much of the candidate g to write; h' = o * tanh(c'). c None: zero."""
+    H = gx.shape[-1] // 4
+    g = _plus(gx, gh)
     i, f = g[..., :H].sigmoid(), g[..., H:2 * H].sigmoid()
     cand, o = g[..., 2 * H:3 * H].tanh(), g[..., 3 * H:].sigmoid()
-    c2 = f * c + i * cand
+    c2 = i * cand if c is None else f * c + i * cand
     return o * c2.tanh(), c2
 
 
-def gru_gates(gx: Tensor, gh: Tensor, h: Tensor) -> Tensor:
+def gru_gates(gx: Tensor, gh: Tensor | None, h: Tensor | None) -> Tensor:
     """h' from the projections (gate order r, z, n as in PyTorch): the reset gate r
     scales the recurrent part of the candidate n, the update gate z mixes old and new:
-    h' = (1 - z) * n + z * h."""
-    H = h.shape[-1]
-    r = (gx[..., :H] + gh[..., :H]).sigmoid()
-    z = (gx[..., H:2 * H] + gh[..., H:2 * H]).sigmoid()
-    n = (gx[..., 2 * H:] + r * gh[..., 2 * H:]).tanh()
-    return n + z * (h - n)
+    h' = (1 - z) * n + z * h. h None: zero."""
+    H = gx.shape[-1] // 3
+    r = _plus(gx[..., :H], None if gh is None else gh[..., :H]).sigmoid()
+    z = _plus(gx[..., H:2 * H], None if gh is None else gh[..., H:2 * H]).sigmoid()
+    n = _plus(gx[..., 2 * H:], None if gh is None else r * gh[..., 2 * H:]).tanh()
+    return n - z * n if h is None else n + z * (h - n)
 
 
-def rnn_tanh_cell(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor,
+def _recurrent(h: Tensor | None, w_hh: Tensor, b_hh: Tensor | None) -> Tensor | None:
+    return b_hh if h is None else F.linear(h, w_hh, b_hh)
+
+
+def rnn_tanh_cell(x: Tensor, h: Tensor | None, w_ih: Tensor, w_hh: Tensor,
                   b_ih: Tensor | None = None, b_hh: Tensor | None = None) -> Tensor:
-    return rnn_gates(F.linear(x, w_ih, b_ih), F.linear(h, w_hh, b_hh), "tanh")
+    return rnn_gates(F.linear(x, w_ih, b_ih), _recurrent(h, w_hh, b_hh), "tanh")
 
 
-def rnn_relu_cell(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor,
+def rnn_relu_cell(x: Tensor, h: Tensor | None, w_ih: Tensor, w_hh: Tensor,
                   b_ih: Tensor | None = None, b_hh: Tensor | None = None) -> Tensor:
-    return rnn_gates(F.linear(x, w_ih, b_ih), F.linear(h, w_hh, b_hh), "relu")
+    return rnn_gates(F.linear(x, w_ih, b_ih), _recurrent(h, w_hh, b_hh), "relu")
 
 
-def lstm_cell(x: Tensor, hx: tuple[Tensor, Tensor], w_ih: Tensor, w_hh: Tensor,
-              b_ih: Tensor | None = None, b_hh: Tensor | None = None
+def lstm_cell(x: Tensor, hx: tuple[Tensor | None, Tensor | None], w_ih: Tensor,
+              w_hh: Tensor, b_ih: Tensor | None = None, b_hh: Tensor | None = None
               ) -> tuple[Tensor, Tensor]:
     h, c = hx
-    return lstm_gates(F.linear(x, w_ih, b_ih), F.linear(h, w_hh, b_hh), c)
+    return lstm_gates(F.linear(x, w_ih, b_ih), _recurrent(h, w_hh, b_hh), c)
 
 
-def gru_cell(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None = None,
-             b_hh: Tensor | None = None) -> Tensor:
-    return gru_gates(F.linear(x, w_ih, b_ih), F.linear(h, w_hh, b_hh), h)
+def gru_cell(x: Tensor, h: Tensor | None, w_ih: Tensor, w_hh: Tensor,
+             b_ih: Tensor | None = None, b_hh: Tensor | None = None) -> Tensor:
+    return gru_gates(F.linear(x, w_ih, b_ih), _recurrent(h, w_hh, b_hh), h)
 
 
-def scan_reference(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, w_ih: Tensor,
+def scan_reference(mode: str, x: Tensor, h0: Tensor | None, c0: Tensor | None, w_ih: Tensor,
                    w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None,
                    reverse: bool = False) -> Tensor:
     """One layer and direction of a recurrent network, step by step with the cells above:
@@ -84,10 +95,10 @@ def scan_reference(mode: str, x: Tensor, h0: Tensor, c0: Tensor | None, w_ih: Te
     This is the reference of the fused scan (same inputs, same packed output)."""
     T = x.shape[0]
     gx = F.linear(x, w_ih, b_ih)  # every step's input projection in one GEMM
-    h, c = h0, c0
+    h, c = h0, c0  # None: zero
     outs: list[Tensor | None] = [None] * T
     for t in (range(T - 1, -1, -1) if reverse else range(T)):
-        gh = F.linear(h, w_hh, b_hh)
+        gh = _recurrent(h, w_hh, b_hh)
         if mode == "LSTM":
             h, c = lstm_gates(gx[t], gh, c)
         elif mode == "GRU":
@@ -108,8 +119,8 @@ def recurrent_layer(mode: str, x: Tensor, hx: Tensor | None, cx: Tensor | None,
     """A stacked, optionally bidirectional RNN/LSTM/GRU over time-major x (T, B, I).
 
     `weights[layer * D + d]` is (w_ih, w_hh, b_ih, b_hh) for direction d (0 forward,
-    1 reverse); hx/cx are (num_layers * D, B, H). Returns (output (T, B, D*H), h_n, c_n);
-    c_n is None except for LSTM. Dropout is applied to every layer's output but the last,
+    1 reverse); hx/cx are (num_layers * D, B, H) or None (zeros). Returns (output
+    (T, B, D*H), h_n, c_n); c_n is None except for LSTM. Dropout is applied to every layer's output but the last,
     in training, as in PyTorch. `fused=False` runs the step-by-step reference instead.
     """
     D = 2 if bidirectional else 1
@@ -122,8 +133,9 @@ def recurrent_layer(mode: str, x: Tensor, hx: Tensor | None, cx: Tensor | None,
         for d in range(D):
             k = layer * D + d
             w_ih, w_hh, b_ih, b_hh = weights[k]
-            packed = scan(mode, inp, hx[k], None if cx is None else cx[k], w_ih, w_hh,
-                          b_ih, b_hh, reverse=d == 1)
+            packed = scan(mode, inp, None if hx is None else hx[k],
+                          None if cx is None else cx[k], w_ih, w_hh, b_ih, b_hh,
+                          reverse=d == 1)
             ys.append(packed if mode != "LSTM" else packed[:T])
             h_n.append(packed[0] if d == 1 else packed[T - 1])
             if mode == "LSTM":

@@ -8,7 +8,8 @@ Here the input projection of all steps is one GEMM, each step is one loop iterat
 (`shaders/recurrent.wgsl`), and backpropagation through time is the same loop backwards
 with the weight gradients as one GEMM each at the end.
 
-Signature (every path): x (T, B, I), h0 (B, H), c0 (B, H) for LSTM else None,
+Signature (every path): x (T, B, I), h0 (B, H) or None (zeros), c0 (B, H) or None for
+LSTM (None otherwise),
 w_ih (G*H, I), w_hh (G*H, H), b_ih / b_hh (G*H,) or None -> one packed array: the hidden
 states h_t in time order (T, B, H), plus c_T as row T for LSTM ((T + 1, B, H)). `reverse`
 runs from t = T-1 down to 0. Gate orders are PyTorch's (LSTM i, f, g, o; GRU r, z, n).
@@ -297,9 +298,13 @@ class RecurrentScan(Function):
 
     def forward(self, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mode: str = "LSTM",
                 reverse: bool = False):
+        raw = (x, h0, c0, w_ih, w_hh, b_ih, b_hh)
         self.mode, self.reverse = mode, reverse
-        self.present = [n for n, a in zip(_NAMES, (x, h0, c0, w_ih, w_hh, b_ih, b_hh))
-                        if a is not None]
+        if h0 is None:  # zero initial states are made here, so tracing sees no constant
+            h0 = self.b.full((x.shape[1], w_hh.shape[1]), 0.0, x.dtype)
+        if c0 is None and mode == "LSTM":
+            c0 = self.b.full((x.shape[1], w_hh.shape[1]), 0.0, x.dtype)
+        self.present = [n for n, a in zip(_NAMES, raw) if a is not None]
         self.args = (x, h0, c0, w_ih, w_hh)
         if GpuScan.available(self.b):
             self.gpu = True
@@ -329,6 +334,7 @@ def _host(*arrays: Any) -> list[Any]:
 
 
 def has_fast_path(backend: Any) -> bool:
+    """Whether the scan runs fused on this backend (else the Tensor-op reference)."""
     return getattr(backend, "name", "") == "cpu" or GpuScan.available(backend)
 
 

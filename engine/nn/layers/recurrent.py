@@ -12,8 +12,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-
 from ...tensor import Tensor
 from .. import init
 from .. import sequence_functional as SF
@@ -21,10 +19,6 @@ from ..module import Module
 from ._util import empty_parameter
 
 _TITLES = {"RNN_TANH": "RNN", "RNN_RELU": "RNN", "LSTM": "LSTM", "GRU": "GRU"}
-
-
-def _zeros(shape: tuple[int, ...], like: Tensor) -> Tensor:
-    return Tensor(np.zeros(shape, like.dtype), device=like.device, dtype=like.dtype)
 
 
 def _check_input(name: str, x: Any, input_size: int, layout: str, cell: bool = False) -> None:
@@ -130,21 +124,18 @@ class RNNBase(Module):
         want = self._state_shape(None if unbatched else B)
         meaning = "num_layers * num_directions, " + ("" if unbatched else "batch, ") + \
             "hidden_size"
+        h0 = c0 = None  # None: zero states, made inside the scan
         if self.mode == "LSTM":
-            if hx is None:
-                h0 = c0 = _zeros(want, x)
-            else:
+            if hx is not None:
                 if not isinstance(hx, (tuple, list)) or len(hx) != 2:
                     raise TypeError(f"{name}: hx must be a tuple (h_0, c_0), got "
                                     f"{type(hx).__name__}")
                 h0 = _check_state(name, "h_0", hx[0], want, x, meaning)
                 c0 = _check_state(name, "c_0", hx[1], want, x, meaning)
-        else:
-            h0 = _zeros(want, x) if hx is None else \
-                _check_state(name, "h_0", hx, want, x, meaning)
-            c0 = None
+        elif hx is not None:
+            h0 = _check_state(name, "h_0", hx, want, x, meaning)
         if unbatched:
-            h0 = h0.unsqueeze(1)
+            h0 = h0.unsqueeze(1) if h0 is not None else None
             c0 = c0.unsqueeze(1) if c0 is not None else None
         out, h_n, c_n = SF.recurrent_layer(self.mode, x, h0, c0, self._weights(),
                                            self.num_layers, self.bidirectional, self.dropout,
@@ -236,17 +227,20 @@ class _CellBase(Module):
         for p in self.parameters():
             init.uniform_(p, -k, k)
 
-    def _prepare(self, x: Tensor, states: list[Any]) -> tuple[Tensor, list[Tensor], bool]:
+    def _prepare(self, x: Tensor, states: list[Any]
+                 ) -> tuple[Tensor, list[Tensor | None], bool]:
         name = type(self).__name__
         _check_input(name, x, self.input_size, "(N, H_in)", cell=True)
         unbatched = x.ndim == 1
         xb = x.unsqueeze(0) if unbatched else x
         want = (self.hidden_size,) if unbatched else (xb.shape[0], self.hidden_size)
         meaning = "hidden_size" if unbatched else "batch, hidden_size"
-        out = []
+        out: list[Tensor | None] = []
         for what, s in zip(("h_0", "c_0"), states):
-            s = _zeros(want, xb) if s is None else _check_state(name, what, s, want, xb, meaning)
-            out.append(s.unsqueeze(0) if unbatched else s)
+            if s is not None:  # None: a zero state (the cells need no zero tensor)
+                s = _check_state(name, what, s, want, xb, meaning)
+                s = s.unsqueeze(0) if unbatched else s
+            out.append(s)
         return xb, out, unbatched
 
     def extra_repr(self) -> str:
