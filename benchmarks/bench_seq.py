@@ -148,14 +148,14 @@ def main() -> None:
             mt = recurrent_classifier(torch.nn, "LSTM").eval()
             xt = torch.from_numpy(xb)
 
-            def peer() -> Any:
+            def peer(mt: Any = mt, xt: Any = xt) -> Any:
                 with torch.no_grad():
                     return mt(xt).numpy()
         for dev in devices:
             m = recurrent_classifier(enn, "LSTM").to(dev).eval()
             xe = engine.Tensor(xb, device=dev)
 
-            def ours() -> Any:
+            def ours(m: Any = m, xe: Any = xe) -> Any:
                 with engine.no_grad():
                     return m(xe).numpy()
             e, t = paired(ours, peer if dev == "cpu" else None, reps, num * 4)

@@ -10,6 +10,7 @@ import numpy as np
 
 from engine import Tensor
 
+
 def device_params():
     """pytest params for both devices; the GPU one carries the gpu mark."""
     import pytest

@@ -120,8 +120,9 @@ def recurrent_layer(mode: str, x: Tensor, hx: Tensor | None, cx: Tensor | None,
 
     `weights[layer * D + d]` is (w_ih, w_hh, b_ih, b_hh) for direction d (0 forward,
     1 reverse); hx/cx are (num_layers * D, B, H) or None (zeros). Returns (output
-    (T, B, D*H), h_n, c_n); c_n is None except for LSTM. Dropout is applied to every layer's output but the last,
-    in training, as in PyTorch. `fused=False` runs the step-by-step reference instead.
+    (T, B, D*H), h_n, c_n); c_n is None except for LSTM. Dropout is applied to every
+    layer's output but the last, in training, as in PyTorch. `fused=False` runs the
+    step-by-step reference instead.
     """
     D = 2 if bidirectional else 1
     T = x.shape[0]
