@@ -22,16 +22,15 @@ class PositionalEncoding(Module):
     """x + PE[:L] (then dropout), PE[t, 2i] = sin(t / 10000^(2i/d)), PE[t, 2i+1] = cos(...).
 
     x is (L, N, d_model), or (N, L, d_model) with batch_first, or (L, d_model). The table
-    is a non-persistent buffer (recomputed, not saved). Longer sequences than max_len are
-    refused with the limit."""
+    is the buffer `pe` (saved with the model, as in PyTorch's tutorial, so an exported
+    file carries it). Longer sequences than max_len are refused with the limit."""
 
     def __init__(self, d_model: int, max_len: int = 5000, dropout: float = 0.0,
                  batch_first: bool = False) -> None:
         super().__init__()
         self.d_model, self.max_len, self.batch_first = int(d_model), int(max_len), batch_first
         self.dropout = Dropout(dropout)
-        self.register_buffer("pe", Tensor(SF.sinusoidal_positions(self.max_len, self.d_model)),
-                             persistent=False)
+        self.register_buffer("pe", Tensor(SF.sinusoidal_positions(self.max_len, self.d_model)))
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim not in (2, 3) or x.shape[-1] != self.d_model:
