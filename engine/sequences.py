@@ -30,6 +30,9 @@ from .tensor import Tensor
 
 ROW_KINDS = ("RNN", "LSTM", "GRU", "attention")
 ROWS, PIXELS, CLASSES = 28, 28, 10
+# the architectures of the shipped models (training/train_seq_*.py; webapp/models/seq_*)
+SHIPPED = {"LSTM": dict(hidden=128),
+           "attention": dict(hidden=64, heads=4, ff=128, layers=2, dropout=0.1)}
 
 
 class RowClassifier(nn.Module):
@@ -88,13 +91,14 @@ class RowAttention(nn.Module):
 class AddingRegressor(nn.Module):
     """(N, T, 2) -> (N,) the predicted sum, from the last hidden state."""
 
-    def __init__(self, kind: str = "LSTM", hidden: int = 32,
-                 recurrent_scale: float = 1.0) -> None:
+    def __init__(self, kind: str = "LSTM", hidden: int = 32, recurrent_scale: float = 1.0,
+                 nonlinearity: str = "tanh") -> None:
         super().__init__()
         if kind not in ("RNN", "LSTM", "GRU"):
             raise ValueError(f"AddingRegressor: kind must be RNN, LSTM or GRU, got {kind!r}")
         self.kind = kind
-        self.rnn = getattr(nn, kind)(2, hidden, batch_first=True)
+        extra = {"nonlinearity": nonlinearity} if kind == "RNN" else {}
+        self.rnn = getattr(nn, kind)(2, hidden, batch_first=True, **extra)
         self.fc = nn.Linear(hidden, 1)
         if recurrent_scale != 1.0:  # larger recurrent weights: exploding gradients
             w = self.rnn.weight_hh_l0
@@ -110,6 +114,14 @@ def row_model(kind: str, hidden: int = 64, **kw: Any) -> nn.Module:
     if kind == "attention":
         return RowAttention(d_model=hidden, **kw)
     return RowClassifier(kind, hidden, **kw)
+
+
+def shipped_model(kind: str, state: dict[str, Any]) -> nn.Module:
+    """A shipped row reader ("LSTM" or "attention") with the weights of `state` (e.g. the
+    state dict of its ONNX file, whose initializers keep the model's names)."""
+    model = row_model(kind, **SHIPPED[kind])
+    model.load_state_dict(state)
+    return model.eval()
 
 
 def _device(model: nn.Module) -> str:
@@ -239,6 +251,101 @@ def train_steps(model: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor], o
                 norm = norm.sqrt()
         opt.step()
         yield {"step": step, "loss": value, "grad_norm": float(norm.item())}
+
+
+def race(models: dict[str, nn.Module], x: np.ndarray, y: np.ndarray, x_test: np.ndarray,
+         y_test: np.ndarray, epochs: int, batch_size: int = 64, lr: float = 3e-3
+         ) -> Iterator[tuple[str, Any]]:
+    """Train several classifiers side by side on the same data, one step of each in turn
+    (Adam, cross-entropy); yields ("step", (name, step, loss)) after every step and
+    ("epoch", (name, epoch, test accuracy)) after every epoch of each."""
+    from . import optim
+
+    steps = max(1, -(-len(x) // batch_size))
+    opts = {k: optim.Adam(m.parameters(), lr=lr) for k, m in models.items()}
+    for epoch in range(int(epochs)):
+        runs = {k: train_steps(m, F.cross_entropy, opts[k], x, y, steps, batch_size)
+                for k, m in models.items()}
+        for i in range(steps):
+            for k, run in runs.items():
+                rec = next(run, None)
+                if rec is not None:
+                    yield "step", (k, epoch * steps + i, rec["loss"])
+        for k, m in models.items():
+            acc = float((predict(m, x_test).argmax(1) == y_test).mean())
+            yield "epoch", (k, epoch + 1, acc)
+
+
+ADDING_RUNS = (("RNN", False), ("RNN", True), ("LSTM", False), ("LSTM", True))
+
+
+def run_name(kind: str, clipped: bool) -> str:
+    return f"{kind} + clipping" if clipped else kind
+
+
+def adding_models(hidden: int, recurrent_scale: float, device: str, seed: int,
+                  nonlinearity: str = "tanh") -> dict[str, nn.Module]:
+    """The four runs' models (RNN and LSTM, each with and without clipping); the two of a
+    kind start from the same weights, so clipping is the only difference."""
+    from .random import manual_seed
+
+    out = {}
+    for kind in ("RNN", "LSTM"):
+        manual_seed(seed)
+        base = AddingRegressor(kind, hidden, recurrent_scale, nonlinearity)
+        for clipped in (False, True):
+            m = AddingRegressor(kind, hidden, 1.0, nonlinearity)
+            m.load_state_dict(base.state_dict())
+            out[run_name(kind, clipped)] = m.to(device)
+    return out
+
+
+def adding_race(length: int, steps: int, hidden: int = 32, recurrent_scale: float = 1.0,
+                lr: float = 0.01, clip: float = 1.0, device: str = "cpu", seed: int = 0,
+                nonlinearity: str = "tanh", optimizer: str = "adam", n_train: int = 2000,
+                n_test: int = 500, batch_size: int = 64) -> Iterator[tuple[str, Any]]:
+    """The vanishing/exploding-gradient experiment on the adding problem of `length`:
+    ("profile", (name, |dL/dh_t| per step)) for each model at initialisation, then the
+    four runs trained one step each in turn with ("step", (name, step, loss, gradient norm
+    before clipping)) (`optimizer` "adam" or "sgd": plain SGD shows what exploding
+    gradients do to a step, Adam rescales its steps itself), then for each ("result",
+    (name, test MSE, accuracy, diverged, |dL/dh_t| per step after training)).
+    `nonlinearity` is the RNN's (a ReLU RNN with recurrent_scale > 1 shows exploding
+    activations and gradients)."""
+    from . import optim
+    from .data.sequence_tasks import adding_accuracy, adding_problem
+
+    x, y = adding_problem(n_train, length, seed + 1)
+    xt, yt = adding_problem(n_test, length, seed + 2)
+    models = adding_models(hidden, recurrent_scale, device, seed, nonlinearity)
+    probe = slice(0, min(128, n_test))
+    for name in ("RNN", "LSTM"):
+        yield "profile", (name, hidden_gradient_norms(models[name], xt[probe], yt[probe],
+                                                      F.mse_loss))
+    if optimizer not in ("adam", "sgd"):
+        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
+    make = optim.Adam if optimizer == "adam" else optim.SGD
+    runs = {name: train_steps(m, F.mse_loss, make(m.parameters(), lr=lr), x, y, steps,
+                              batch_size, clip=clip if name.endswith("clipping") else None)
+            for name, m in models.items()}
+    diverged = dict.fromkeys(models, False)
+    for _ in range(int(steps)):
+        for name, run in runs.items():
+            if diverged[name]:
+                continue
+            rec = next(run, None)
+            if rec is None:
+                continue
+            if not math.isfinite(rec["loss"]):
+                diverged[name] = True
+            yield "step", (name, rec["step"], rec["loss"], rec["grad_norm"])
+    for name, m in models.items():
+        pred = predict(m, xt)
+        mse = float(np.mean((pred - yt) ** 2))
+        ok = math.isfinite(mse)
+        prof = hidden_gradient_norms(m, xt[probe], yt[probe], F.mse_loss) if ok else None
+        yield "result", (name, mse, adding_accuracy(pred, yt) if ok else 0.0,
+                         diverged[name] or not ok, prof)
 
 
 def predict(model: nn.Module, x: np.ndarray, batch_size: int = 500) -> np.ndarray:
