@@ -139,9 +139,10 @@ def test_start_page_links_every_demo(visit):
     v = visit("/app")
     v.page.locator(".demo-card").first.wait_for()
     cards = v.page.locator(".demo-card")
-    assert cards.count() == 6
-    hrefs = [cards.nth(i).get_attribute("href") for i in range(6)]
-    assert hrefs == ["./digits", "./cifar10", "./movies", "./art", "./playground", "./engine"]
+    assert cards.count() == 7
+    hrefs = [cards.nth(i).get_attribute("href") for i in range(7)]
+    assert hrefs == ["./digits", "./cifar10", "./movies", "./art", "./playground", "./engine",
+                     "./sequences"]
     assert re.search(r"(CPU|GPU): ", text_of(v.page, ".device-badge"))
     v.check("start")
 

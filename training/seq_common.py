@@ -12,8 +12,6 @@ from engine.data.sequence_tasks import mnist_rows
 from training import common
 
 CLASSES = [str(d) for d in range(10)]
-ARCH = {"LSTM": dict(hidden=128), "attention": dict(hidden=64, heads=4, ff=128, layers=2,
-                                                    dropout=0.1)}
 
 
 def main(name: str, kind: str, epochs: int, batch_size: int, lr: float,
@@ -31,7 +29,7 @@ def main(name: str, kind: str, epochs: int, batch_size: int, lr: float,
     xval, yval, xtr, ytr = xtr[-5000:], ytr[-5000:], xtr[:-5000], ytr[:-5000]
     if args.subset:
         xtr, ytr = xtr[:args.subset], ytr[:args.subset]
-    model = sequences.row_model(kind, **ARCH[kind]).to(device)
+    model = sequences.row_model(kind, **sequences.SHIPPED[kind]).to(device)
     opt = optim.Adam(model.parameters(), lr=args.lr)
     steps = (len(xtr) + args.batch_size - 1) // args.batch_size
     sched = optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, epochs=args.epochs,

@@ -81,9 +81,9 @@ class GradientsDemo(pn.viewable.Viewer):
         self.job: LiveJob | None = None
         self.poller: Any = None
         self.error = error_alert()
-        self.run_btn = pn.widgets.Button(name="Measure and train", button_type="primary",
+        self.run_btn = pn.widgets.Button(label="Measure and train", color="primary",
                                          css_classes=["adding-train"])
-        self.cancel_btn = pn.widgets.Button(name="Cancel", button_type="danger",
+        self.cancel_btn = pn.widgets.Button(label="Cancel", color="danger",
                                             disabled=True, css_classes=["adding-cancel"])
         self.run_btn.on_click(self._start)
         self.cancel_btn.on_click(lambda _: self.job and self.job.cancel())
@@ -120,9 +120,9 @@ class GradientsDemo(pn.viewable.Viewer):
             self.norm_fig.line("step", "v", source=self.norm_src[n], color=c, legend_label=n)
         for f in (self.loss_fig, self.norm_fig):
             f.legend.label_text_font_size = "8pt"
-        vanish = pn.widgets.Button(name="Vanishing", button_type="light", width=115,
+        vanish = pn.widgets.Button(label="Vanishing", color="light", width=115,
                                    css_classes=["preset-vanishing"])
-        explode = pn.widgets.Button(name="Exploding", button_type="light", width=115,
+        explode = pn.widgets.Button(label="Exploding", color="light", width=115,
                                     css_classes=["preset-exploding"])
         vanish.on_click(lambda _: self.preset("vanishing"))
         explode.on_click(lambda _: self.preset("exploding"))
@@ -133,11 +133,11 @@ class GradientsDemo(pn.viewable.Viewer):
             pn.widgets.IntSlider.from_param(self.param.steps, width=w),
             pn.widgets.IntSlider.from_param(self.param.hidden, width=w),
             pn.widgets.FloatSlider.from_param(self.param.scale, width=w),
-            pn.widgets.RadioButtonGroup.from_param(self.param.activation, button_type="light"),
-            pn.widgets.RadioButtonGroup.from_param(self.param.optimizer, button_type="light"),
+            pn.widgets.RadioButtonGroup.from_param(self.param.activation, color="light"),
+            pn.widgets.RadioButtonGroup.from_param(self.param.optimizer, color="light"),
             pn.widgets.Select.from_param(self.param.lr, width=w),
             pn.widgets.FloatInput.from_param(self.param.clip, width=w, step=0.1),
-            pn.widgets.RadioButtonGroup.from_param(self.param.device, button_type="light"),
+            pn.widgets.RadioButtonGroup.from_param(self.param.device, color="light"),
             pn.Row(self.run_btn, self.cancel_btn))
         self._layout = pn.Column(
             self.error,

@@ -124,9 +124,9 @@ class RowsDemo(pn.viewable.Viewer):
         self.error = error_alert()
         self.canvas = DrawCanvas(size=224, pixels=280, pen=20, throttle_ms=200)
         self.canvas.param.watch(self._on_drawing, "image")
-        self.train_btn = pn.widgets.Button(name="Train side by side", button_type="primary",
+        self.train_btn = pn.widgets.Button(label="Train side by side", color="primary",
                                            css_classes=["rows-train"])
-        self.cancel_btn = pn.widgets.Button(name="Cancel", button_type="danger",
+        self.cancel_btn = pn.widgets.Button(label="Cancel", color="danger",
                                             disabled=True, css_classes=["rows-cancel"])
         self.train_btn.on_click(self._start)
         self.cancel_btn.on_click(lambda _: self.job and self.job.cancel())
@@ -157,7 +157,7 @@ class RowsDemo(pn.viewable.Viewer):
             pn.widgets.IntSlider.from_param(self.param.digits, width=w),
             pn.widgets.IntSlider.from_param(self.param.epochs, width=w),
             pn.widgets.IntSlider.from_param(self.param.hidden, width=w),
-            pn.widgets.RadioButtonGroup.from_param(self.param.device, button_type="light"),
+            pn.widgets.RadioButtonGroup.from_param(self.param.device, color="light"),
             pn.Row(self.train_btn, self.cancel_btn))
         self._layout = pn.Column(
             self.error,
@@ -170,7 +170,7 @@ class RowsDemo(pn.viewable.Viewer):
             pn.pane.Markdown("**Draw a digit**: each model reads it from the top row down."),
             pn.Row(pn.Column(self.canvas,
                              pn.widgets.RadioButtonGroup.from_param(self.param.source,
-                                                                    button_type="light")),
+                                                                    color="light")),
                    self.result, pn.pane.Bokeh(self.digit_fig), pn.pane.Bokeh(self.att_fig)),
             pn.Row(pn.pane.Bokeh(self.hidden_figs["LSTM"]),
                    pn.pane.Bokeh(self.hidden_figs["RNN"])),
