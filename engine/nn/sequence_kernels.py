@@ -58,6 +58,8 @@ class NumpyScan:
     def forward(mode: str, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | None,
                 w_ih: np.ndarray, w_hh: np.ndarray, b_ih: np.ndarray | None,
                 b_hh: np.ndarray | None, reverse: bool) -> tuple[np.ndarray, dict]:
+        if mode == "LSTM":
+            return NumpyScan._lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse)
         T, B, I = x.shape
         H = h0.shape[-1]
         G = GATES[mode]
@@ -68,33 +70,11 @@ class NumpyScan:
         if b_hh is not None and mode != "GRU":  # GRU's b_hn sits inside r * (...)
             gx += b_hh
         whT = np.ascontiguousarray(w_hh.T)
-        extra = 1 if mode == "LSTM" else 0
-        out = np.empty((T + extra, B, H), dt)
+        out = np.empty((T, B, H), dt)
         order = range(T - 1, -1, -1) if reverse else range(T)
         h = h0
         saved: dict[str, np.ndarray] = {}
-        if mode == "LSTM":
-            A = np.empty((T, B, 4 * H), dt)
-            C = np.empty((T, B, H), dt)
-            TC = np.empty((T, B, H), dt)
-            c = c0
-            for t in order:
-                a = A[t]
-                np.matmul(h, whT, out=a)
-                a += gx[t]
-                _sigmoid_(a[:, :2 * H])
-                np.tanh(a[:, 2 * H:3 * H], out=a[:, 2 * H:3 * H])
-                _sigmoid_(a[:, 3 * H:])
-                cn = C[t]
-                np.multiply(a[:, H:2 * H], c, out=cn)
-                cn += a[:, :H] * a[:, 2 * H:3 * H]
-                np.tanh(cn, out=TC[t])
-                h = out[t]
-                np.multiply(a[:, 3 * H:], TC[t], out=h)
-                c = cn
-            out[T] = c
-            saved.update(A=A, C=C, TC=TC)
-        elif mode == "GRU":
+        if mode == "GRU":
             A = np.empty((T, B, 4 * H), dt)  # r, z, n and the recurrent part of n
             gh = np.empty((B, 3 * H), dt)
             for t in order:
@@ -132,6 +112,8 @@ class NumpyScan:
     def backward(mode: str, g: np.ndarray, out: np.ndarray, saved: dict, x: np.ndarray,
                  h0: np.ndarray, c0: np.ndarray | None, w_ih: np.ndarray, w_hh: np.ndarray,
                  reverse: bool) -> dict[str, np.ndarray]:
+        if mode == "LSTM":
+            return NumpyScan._lstm_backward(g, out, saved, x, h0, c0, w_ih, w_hh, reverse)
         T, B, I = x.shape
         H = h0.shape[-1]
         G = GATES[mode]
@@ -141,31 +123,7 @@ class NumpyScan:
         dgx = np.empty((T, B, G * H), dt)
         dgh = dgx
         dh = np.zeros((B, H), dt)
-        dc = None
-        if mode == "LSTM":
-            A, C, TC = saved["A"], saved["C"], saved["TC"]
-            dc = np.array(g[T], dtype=dt)
-            for t in order:
-                dh += g[t]
-                a, tc = A[t], TC[t]
-                i, f, cand, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
-                p = _prev_index(t, T, reverse)
-                cp = c0 if p is None else C[p]
-                d = dgx[t]
-                dct = dh * o
-                dct *= 1.0 - tc * tc
-                dc += dct
-                np.multiply(dh, tc, out=d[:, 3 * H:])
-                d[:, 3 * H:] *= o * (1.0 - o)
-                np.multiply(dc, cand, out=d[:, :H])
-                d[:, :H] *= i * (1.0 - i)
-                np.multiply(dc, cp, out=d[:, H:2 * H])
-                d[:, H:2 * H] *= f * (1.0 - f)
-                np.multiply(dc, i, out=d[:, 2 * H:3 * H])
-                d[:, 2 * H:3 * H] *= 1.0 - cand * cand
-                dc *= f
-                dh = d @ w
-        elif mode == "GRU":
+        if mode == "GRU":
             A = saved["A"]
             dgh = np.empty((T, B, 3 * H), dt)
             for t in order:
@@ -197,12 +155,97 @@ class NumpyScan:
                 dh = d @ w
         fx, fh = dgx.reshape(T * B, G * H), dgh.reshape(T * B, G * H)
         hp = _hprev(out, h0, T, reverse).reshape(T * B, H)
-        grads = {"x": (fx @ w_ih).reshape(T, B, I), "h0": dh,
-                 "w_ih": fx.T @ x.reshape(T * B, I), "w_hh": fh.T @ hp,
-                 "b_ih": fx.sum(0), "b_hh": fh.sum(0)}
-        if mode == "LSTM":
-            grads["c0"] = dc
-        return grads
+        return {"x": (fx @ w_ih).reshape(T, B, I), "h0": dh,
+                "w_ih": fx.T @ x.reshape(T * B, I), "w_hh": fh.T @ hp,
+                "b_ih": fx.sum(0), "b_hh": fh.sum(0)}
+
+    # LSTM: the gates are kept in the order i, f, o, g (the three sigmoids side by side)
+    # with the sigmoid rows of the weights halved, so ONE tanh activates all four gates:
+    # sigmoid(z) = (1 + tanh(z / 2)) / 2. Gradients are those of the true pre-activations.
+    @staticmethod
+    def _lstm_layout(H: int, dt: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+        perm = np.r_[0:2 * H, 3 * H:4 * H, 2 * H:3 * H]
+        scale = np.ones(4 * H, dt)
+        scale[:3 * H] = 0.5
+        return perm, scale
+
+    @staticmethod
+    def _lstm_forward(x: np.ndarray, h0: np.ndarray, c0: np.ndarray, w_ih: np.ndarray,
+                      w_hh: np.ndarray, b_ih: np.ndarray | None, b_hh: np.ndarray | None,
+                      reverse: bool) -> tuple[np.ndarray, dict]:
+        T, B, I = x.shape
+        H = h0.shape[-1]
+        dt = x.dtype
+        perm, scale = NumpyScan._lstm_layout(H, dt)
+        gx = np.matmul(x.reshape(T * B, I), (w_ih[perm] * scale[:, None]).T)
+        for b in (b_ih, b_hh):
+            if b is not None:
+                gx += b[perm] * scale
+        gx = gx.reshape(T, B, 4 * H)
+        whT = np.ascontiguousarray((w_hh[perm] * scale[:, None]).T)
+        out = np.empty((T + 1, B, H), dt)
+        A = np.empty((T, B, 4 * H), dt)  # gate activations i, f, o, g
+        C = np.empty((T, B, H), dt)
+        TC = np.empty((T, B, H), dt)
+        h, c = h0, c0
+        for t in (range(T - 1, -1, -1) if reverse else range(T)):
+            a = A[t]
+            np.matmul(h, whT, out=a)
+            a += gx[t]
+            np.tanh(a, out=a)
+            sig = a[:, :3 * H]
+            sig *= 0.5
+            sig += 0.5
+            cn = C[t]
+            np.multiply(a[:, H:2 * H], c, out=cn)
+            cn += a[:, :H] * a[:, 3 * H:]
+            np.tanh(cn, out=TC[t])
+            h = out[t]
+            np.multiply(a[:, 2 * H:3 * H], TC[t], out=h)
+            c = cn
+        out[T] = c
+        return out, {"A": A, "C": C, "TC": TC}
+
+    @staticmethod
+    def _lstm_backward(g: np.ndarray, out: np.ndarray, saved: dict, x: np.ndarray,
+                       h0: np.ndarray, c0: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
+                       reverse: bool) -> dict[str, np.ndarray]:
+        T, B, I = x.shape
+        H = h0.shape[-1]
+        dt = x.dtype
+        perm, _ = NumpyScan._lstm_layout(H, dt)
+        inv = np.argsort(perm)
+        A, C, TC = saved["A"], saved["C"], saved["TC"]
+        wp = np.ascontiguousarray(w_hh[perm])
+        dG = np.empty((T, B, 4 * H), dt)  # gradients of the pre-activations, i f o g
+        dh = np.zeros((B, H), dt)
+        dc = np.array(g[T], dtype=dt)
+        for t in (range(T) if reverse else range(T - 1, -1, -1)):
+            dh += g[t]
+            a, tc, d = A[t], TC[t], dG[t]
+            p = _prev_index(t, T, reverse)
+            tmp = tc * tc
+            np.subtract(1.0, tmp, out=tmp)
+            tmp *= a[:, 2 * H:3 * H]
+            tmp *= dh
+            dc += tmp
+            np.multiply(dc, a[:, 3 * H:], out=d[:, :H])
+            np.multiply(dc, c0 if p is None else C[p], out=d[:, H:2 * H])
+            np.multiply(dh, tc, out=d[:, 2 * H:3 * H])
+            sig = a[:, :3 * H]
+            d[:, :3 * H] *= sig
+            d[:, :3 * H] *= 1.0 - sig
+            cand = a[:, 3 * H:]
+            np.multiply(dc, a[:, :H], out=d[:, 3 * H:])
+            d[:, 3 * H:] *= 1.0 - cand * cand
+            dc *= a[:, H:2 * H]
+            dh = d @ wp
+        f = dG.reshape(T * B, 4 * H)
+        hp = _hprev(out, h0, T, reverse).reshape(T * B, H)
+        db = f.sum(0)[inv]
+        return {"x": (f @ w_ih[perm]).reshape(T, B, I), "h0": dh, "c0": dc,
+                "w_ih": (f.T @ x.reshape(T * B, I))[inv], "w_hh": (f.T @ hp)[inv],
+                "b_ih": db, "b_hh": db}
 
 
 class GpuScan:
