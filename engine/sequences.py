@@ -144,27 +144,21 @@ def _steps(rnn: Any, x: Tensor, probe: bool = False
         raise ValueError("looking inside needs a one-layer, one-direction recurrent layer")
     w_ih, w_hh = rnn.weight_ih_l0, rnn.weight_hh_l0
     b_ih, b_hh = (rnn.bias_ih_l0, rnn.bias_hh_l0) if rnn.bias else (None, None)
-    H = rnn.hidden_size
     gx = F.linear(x, w_ih, b_ih)  # (N, T, G*H)
     h = c = None
     hs, gates, probes = [], [], []
     for t in range(x.shape[1]):
-        gh = None if h is None else F.linear(h, w_hh, b_hh)
-        if gh is None and b_hh is not None:
-            gh = b_hh
+        gh = SF.recurrent_projection(h, w_hh, b_hh)
         g = gx[:, t]
+        step: dict[str, Tensor] = {}
         if rnn.mode == "LSTM":
-            pre = g if gh is None else g + gh
-            gates.append({"input": pre[:, :H].sigmoid(), "forget": pre[:, H:2 * H].sigmoid(),
-                          "candidate": pre[:, 2 * H:3 * H].tanh(),
-                          "output": pre[:, 3 * H:].sigmoid()})
-            h, c = SF.lstm_gates(g, gh, c)
+            h, c = SF.lstm_gates(g, gh, c, step)
         elif rnn.mode == "GRU":
-            pre = g[:, :2 * H] if gh is None else g[:, :2 * H] + gh[..., :2 * H]
-            gates.append({"reset": pre[:, :H].sigmoid(), "update": pre[:, H:].sigmoid()})
-            h = SF.gru_gates(g, gh, h)
+            h = SF.gru_gates(g, gh, h, step)
         else:
             h = SF.rnn_gates(g, gh, "tanh" if rnn.mode == "RNN_TANH" else "relu")
+        if step:
+            gates.append(step)
         if probe:
             p = Tensor(np.zeros(h.shape, h.dtype), device=h.device, requires_grad=True)
             probes.append(p)

@@ -19,7 +19,6 @@ from ..tensor import Tensor, cat, stack, where
 from . import functional as F
 from . import sequence_kernels as K
 
-Array = Any
 MODES = K.GATES  # {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
 
@@ -38,53 +37,62 @@ def rnn_gates(gx: Tensor, gh: Tensor | None, nonlinearity: str = "tanh") -> Tens
     return pre.tanh() if nonlinearity == "tanh" else pre.relu()
 
 
-def lstm_gates(gx: Tensor, gh: Tensor | None, c: Tensor | None) -> tuple[Tensor, Tensor]:
+def lstm_gates(gx: Tensor, gh: Tensor | None, c: Tensor | None, gates: dict | None = None
+               ) -> tuple[Tensor, Tensor]:
     """(h', c') from the projections (gate order i, f, g, o as in PyTorch):
     c' = f * c + i * g: the forget gate f decides what of the old cell to keep, the input
-    gate i how much of the candidate g to write; h' = o * tanh(c'). c None: zero."""
+    gate i how much of the candidate g to write; h' = o * tanh(c'). c None: zero.
+    A `gates` dict receives the activations ("input", "forget", "candidate", "output")."""
     H = gx.shape[-1] // 4
     g = _plus(gx, gh)
     i, f = g[..., :H].sigmoid(), g[..., H:2 * H].sigmoid()
     cand, o = g[..., 2 * H:3 * H].tanh(), g[..., 3 * H:].sigmoid()
+    if gates is not None:
+        gates.update(input=i, forget=f, candidate=cand, output=o)
     c2 = i * cand if c is None else f * c + i * cand
     return o * c2.tanh(), c2
 
 
-def gru_gates(gx: Tensor, gh: Tensor | None, h: Tensor | None) -> Tensor:
+def gru_gates(gx: Tensor, gh: Tensor | None, h: Tensor | None, gates: dict | None = None
+              ) -> Tensor:
     """h' from the projections (gate order r, z, n as in PyTorch): the reset gate r
     scales the recurrent part of the candidate n, the update gate z mixes old and new:
-    h' = (1 - z) * n + z * h. h None: zero."""
+    h' = (1 - z) * n + z * h. h None: zero. `gates` receives "reset" and "update"."""
     H = gx.shape[-1] // 3
     r = _plus(gx[..., :H], None if gh is None else gh[..., :H]).sigmoid()
     z = _plus(gx[..., H:2 * H], None if gh is None else gh[..., H:2 * H]).sigmoid()
     n = _plus(gx[..., 2 * H:], None if gh is None else r * gh[..., 2 * H:]).tanh()
+    if gates is not None:
+        gates.update(reset=r, update=z)
     return n - z * n if h is None else n + z * (h - n)
 
 
-def _recurrent(h: Tensor | None, w_hh: Tensor, b_hh: Tensor | None) -> Tensor | None:
+def recurrent_projection(h: Tensor | None, w_hh: Tensor, b_hh: Tensor | None
+                         ) -> Tensor | None:
+    """W_hh h + b_hh; just b_hh (or None) for a zero state."""
     return b_hh if h is None else F.linear(h, w_hh, b_hh)
 
 
 def rnn_tanh_cell(x: Tensor, h: Tensor | None, w_ih: Tensor, w_hh: Tensor,
                   b_ih: Tensor | None = None, b_hh: Tensor | None = None) -> Tensor:
-    return rnn_gates(F.linear(x, w_ih, b_ih), _recurrent(h, w_hh, b_hh), "tanh")
+    return rnn_gates(F.linear(x, w_ih, b_ih), recurrent_projection(h, w_hh, b_hh), "tanh")
 
 
 def rnn_relu_cell(x: Tensor, h: Tensor | None, w_ih: Tensor, w_hh: Tensor,
                   b_ih: Tensor | None = None, b_hh: Tensor | None = None) -> Tensor:
-    return rnn_gates(F.linear(x, w_ih, b_ih), _recurrent(h, w_hh, b_hh), "relu")
+    return rnn_gates(F.linear(x, w_ih, b_ih), recurrent_projection(h, w_hh, b_hh), "relu")
 
 
 def lstm_cell(x: Tensor, hx: tuple[Tensor | None, Tensor | None], w_ih: Tensor,
               w_hh: Tensor, b_ih: Tensor | None = None, b_hh: Tensor | None = None
               ) -> tuple[Tensor, Tensor]:
     h, c = hx
-    return lstm_gates(F.linear(x, w_ih, b_ih), _recurrent(h, w_hh, b_hh), c)
+    return lstm_gates(F.linear(x, w_ih, b_ih), recurrent_projection(h, w_hh, b_hh), c)
 
 
 def gru_cell(x: Tensor, h: Tensor | None, w_ih: Tensor, w_hh: Tensor,
              b_ih: Tensor | None = None, b_hh: Tensor | None = None) -> Tensor:
-    return gru_gates(F.linear(x, w_ih, b_ih), _recurrent(h, w_hh, b_hh), h)
+    return gru_gates(F.linear(x, w_ih, b_ih), recurrent_projection(h, w_hh, b_hh), h)
 
 
 def scan_reference(mode: str, x: Tensor, h0: Tensor | None, c0: Tensor | None, w_ih: Tensor,
@@ -98,7 +106,7 @@ def scan_reference(mode: str, x: Tensor, h0: Tensor | None, c0: Tensor | None, w
     h, c = h0, c0  # None: zero
     outs: list[Tensor | None] = [None] * T
     for t in (range(T - 1, -1, -1) if reverse else range(T)):
-        gh = _recurrent(h, w_hh, b_hh)
+        gh = recurrent_projection(h, w_hh, b_hh)
         if mode == "LSTM":
             h, c = lstm_gates(gx[t], gh, c)
         elif mode == "GRU":
