@@ -40,6 +40,6 @@ def test_sequences_refuses_a_sequence_over_the_limit(visit):
     v = visit("/sequences?length=5000")
     page = v.page
     page.locator(".adding-train button").click()
-    err = wait_text(page, ".error-alert", r"limit of 300", timeout_s=30)
+    err = wait_text(page, ".adding-error", r"limit of 300", timeout_s=30)
     assert "sequence length 5000" in err
     v.check("sequences_limit")

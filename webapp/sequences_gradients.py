@@ -81,6 +81,7 @@ class GradientsDemo(pn.viewable.Viewer):
         self.job: LiveJob | None = None
         self.poller: Any = None
         self.error = error_alert()
+        self.error.css_classes = [*self.error.css_classes, "adding-error"]
         self.run_btn = pn.widgets.Button(label="Measure and train", color="primary",
                                          css_classes=["adding-train"])
         self.cancel_btn = pn.widgets.Button(label="Cancel", color="danger",
@@ -111,15 +112,16 @@ class GradientsDemo(pn.viewable.Viewer):
             self.after_src[name] = ColumnDataSource({"t": [], "g": []})
             self.grad_fig.line("t", "g", source=self.after_src[name], line_dash="dashed",
                                legend_label=f"{name}, trained", color=RUN_COLORS[name])
-        self.grad_fig.legend.label_text_font_size = "8pt"
-        self.grad_fig.legend.location = "bottom_right"
+        self.grad_fig.legend.location = "top_left"
         self.loss_src = {n: ColumnDataSource({"step": [], "v": []}) for n in RUN_COLORS}
         self.norm_src = {n: ColumnDataSource({"step": [], "v": []}) for n in RUN_COLORS}
         for n, c in RUN_COLORS.items():
             self.loss_fig.line("step", "v", source=self.loss_src[n], color=c, legend_label=n)
             self.norm_fig.line("step", "v", source=self.norm_src[n], color=c, legend_label=n)
-        for f in (self.loss_fig, self.norm_fig):
+        for f in (self.grad_fig, self.loss_fig, self.norm_fig):
             f.legend.label_text_font_size = "8pt"
+            f.legend.background_fill_alpha = 0.6
+            f.legend.click_policy = "hide"
         vanish = pn.widgets.Button(label="Vanishing", color="light", width=115,
                                    css_classes=["preset-vanishing"])
         explode = pn.widgets.Button(label="Exploding", color="light", width=115,

@@ -122,6 +122,7 @@ class RowsDemo(pn.viewable.Viewer):
         self.job: LiveJob | None = None
         self.poller: Any = None
         self.error = error_alert()
+        self.error.css_classes = [*self.error.css_classes, "rows-error"]
         self.canvas = DrawCanvas(size=224, pixels=280, pen=20, throttle_ms=200)
         self.canvas.param.watch(self._on_drawing, "image")
         self.train_btn = pn.widgets.Button(label="Train side by side", color="primary",
@@ -151,6 +152,9 @@ class RowsDemo(pn.viewable.Viewer):
             self.acc_fig.scatter("epoch", "acc", source=self.acc_src[k], color=COLORS[k],
                                  size=7)
         self.acc_fig.legend.location = "bottom_right"
+        for f in (self.loss_fig, self.acc_fig):
+            f.legend.click_policy = "hide"
+            f.legend.background_fill_alpha = 0.6
         self._build_views()
         w = 240
         settings = pn.Column(
@@ -202,8 +206,9 @@ class RowsDemo(pn.viewable.Viewer):
         for g, c in GATE_COLORS.items():
             self.gate_fig.line("t", "v", source=self.gate_src[g], color=c, legend_label=g,
                                line_width=2)
-        self.gate_fig.legend.location = "bottom_left"
-        self.self_fig = figure(title="self-attention between rows (layer 1)", width=260,
+        self.gate_fig.legend.location = "bottom_right"
+        self.gate_fig.legend.background_fill_alpha = 0.6
+        self.self_fig = figure(title="self-attention (layer 1)", width=260,
                                height=240, x_range=(0, 28), y_range=(0, 28),
                                toolbar_location=None)
         self.self_src = ColumnDataSource({"image": [np.zeros((28, 28))]})
