@@ -7,7 +7,10 @@ layer over the 28 rows) training. Target (issue 15): LSTM training >= 0.5x torch
 samples/s on the CPU. With --gpu the engine's GPU rows are added (on lavapipe they measure
 the dispatch structure, not a real GPU's speed).
 
-    python build.py bench seq [--quick] [--gpu]
+    python build.py bench seq [--quick] [--gpu] [--threads N]
+
+--threads N limits both sides to N BLAS/torch threads (on a busy shared machine
+multi-threaded BLAS on small matrices measures the scheduler more than the code).
 """
 
 from __future__ import annotations
@@ -16,15 +19,21 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
+if "--threads" in sys.argv:  # before NumPy loads its BLAS
+    _n = sys.argv[sys.argv.index("--threads") + 1]
+    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_var] = _n
 
-import engine
-from engine import nn as enn
-from engine import optim as eoptim
+import numpy as np  # noqa: E402
+
+import engine  # noqa: E402
+from engine import nn as enn  # noqa: E402
+from engine import optim as eoptim  # noqa: E402
 
 T, I, H, B, C = 28, 28, 128, 64, 10
 
@@ -112,11 +121,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="fewer repeats (noisier)")
     ap.add_argument("--gpu", action="store_true", help="add the engine's GPU rows")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="BLAS and torch threads for both sides (default: the libraries')")
     args = ap.parse_args()
     reps, num = (3, 3) if args.quick else (5, 8)
     rng = np.random.default_rng(0)
     try:
         import torch
+        if args.threads:
+            torch.set_num_threads(args.threads)
     except ImportError:
         torch = None
         print("PyTorch is not installed: printing engine numbers only "
