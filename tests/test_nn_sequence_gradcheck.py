@@ -105,17 +105,19 @@ def test_attention_and_transformer_gradcheck():
 
 @pytest.mark.parametrize("mode", list(K.GATES))
 @pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("bias,size", [(True, (3, 6)), (False, (3, 6)), (True, (2, 70))])
 @pytest.mark.parametrize("device", device_params())
-def test_fast_path_matches_reference(mode, reverse, bias, device):
+def test_fast_path_matches_reference(mode, reverse, bias, size, device):
     """The fused scan (NumPy on the CPU, WGSL on the GPU) against the step-by-step cells
-    on the same device: the packed output and every input's gradient."""
+    on the same device: the packed output and every input's gradient. H=70 spans two of
+    the GPU kernels' 64-unit tiles."""
     need_device(device)
     assert K.has_fast_path(backends.get(device))
-    T, B, I, H = 7, 3, 5, 6
+    T, I = 7, 5
+    B, H = size
     G = K.GATES[mode]
     arrays = [randn(T, B, I), randn(B, H), randn(B, H), randn(G * H, I) * 0.4,
-              randn(G * H, H) * 0.4, randn(G * H), randn(G * H)]
+              randn(G * H, H) / np.sqrt(H), randn(G * H), randn(G * H)]
     w = randn(T + (mode == "LSTM"), B, H).astype(np.float32)
     results = []
     for scan in (K.recurrent_scan, SF.scan_reference):
