@@ -8,8 +8,9 @@
 //   DGX   (T, B, G*H)  gradient of the pre-activations (= of GX = X W_ih^T + b_ih)
 //   DGH   (T, B, 3H)   GRU only: gradient of the recurrent projection W_hh h + b_hh
 //                      (differs from DGX in the n gate, which sees r * (W_hn h + b_hn))
-//   CARRY (B, H)       passed from step to step: LSTM dc, GRU dh * z
-//   DH0   (B, H)       written by the FINAL dispatch: the initial hidden state's gradient
+//   STATE (2, B, H)    [0] passed from step to step (LSTM dc, GRU dh * z); [1] written by
+//                      the FINAL dispatch: the initial hidden state's gradient
+// (8 storage buffers: WebGPU's default per-stage limit)
 
 struct Params {
   T: u32, B: u32, H: u32, t: u32,      // t: this step's time index
@@ -21,13 +22,12 @@ struct Params {
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read_write> DGX: array<f32>;
 @group(0) @binding(2) var<storage, read_write> DGH: array<f32>;
-@group(0) @binding(3) var<storage, read_write> CARRY: array<f32>;
-@group(0) @binding(4) var<storage, read_write> DH0: array<f32>;
-@group(0) @binding(5) var<storage, read> G: array<f32>;      // dL/d(packed output)
-@group(0) @binding(6) var<storage, read> OUTF: array<f32>;   // the forward's output
-@group(0) @binding(7) var<storage, read> SAVEF: array<f32>;  // the forward's SAVE
-@group(0) @binding(8) var<storage, read> W: array<f32>;      // W_hh, (G*H, H)
-@group(0) @binding(9) var<storage, read> S0: array<f32>;     // LSTM c0, GRU h0
+@group(0) @binding(3) var<storage, read_write> STATE: array<f32>;
+@group(0) @binding(4) var<storage, read> G: array<f32>;      // dL/d(packed output)
+@group(0) @binding(5) var<storage, read> OUTF: array<f32>;   // the forward's output
+@group(0) @binding(6) var<storage, read> SAVEF: array<f32>;  // the forward's SAVE
+@group(0) @binding(7) var<storage, read> W: array<f32>;      // W_hh, (G*H, H)
+@group(0) @binding(8) var<storage, read> S0: array<f32>;     // LSTM c0, GRU h0
 
 override WG: u32 = 64u;
 override RELU: bool = false;
@@ -58,12 +58,12 @@ fn lstm_bwd(@builtin(global_invocation_id) gid: vec3<u32>,
   var rec = 0.0;
   if (P.start == 0u) { rec = recurrent_dh(b, j, 4u * H, false); }
   if (P.final_ == 1u) {
-    DH0[e] = rec;
+    STATE[P.B * P.H + e] = rec;
     return;
   }
   let dh = G[(P.t * P.B + b) * H + j] + rec;
   var dc: f32;
-  if (P.start == 1u) { dc = G[(P.T * P.B + b) * H + j]; } else { dc = CARRY[e]; }
+  if (P.start == 1u) { dc = G[(P.T * P.B + b) * H + j]; } else { dc = STATE[e]; }
   let s = (P.t * P.B + b) * 5u * H;
   let i = SAVEF[s + j];
   let f = SAVEF[s + H + j];
@@ -78,7 +78,7 @@ fn lstm_bwd(@builtin(global_invocation_id) gid: vec3<u32>,
   DGX[d + H + j] = dc * cp * f * (1.0 - f);
   DGX[d + 2u * H + j] = dc * i * (1.0 - g * g);
   DGX[d + 3u * H + j] = dh * tc * o * (1.0 - o);
-  CARRY[e] = dc * f;
+  STATE[e] = dc * f;
 }
 
 @compute @workgroup_size(WG)
@@ -90,9 +90,9 @@ fn gru_bwd(@builtin(global_invocation_id) gid: vec3<u32>,
   let b = e / H;
   let j = e % H;
   var rec = 0.0;
-  if (P.start == 0u) { rec = recurrent_dh(b, j, 3u * H, true) + CARRY[e]; }
+  if (P.start == 0u) { rec = recurrent_dh(b, j, 3u * H, true) + STATE[e]; }
   if (P.final_ == 1u) {
-    DH0[e] = rec;
+    STATE[P.B * P.H + e] = rec;
     return;
   }
   let dh = G[(P.t * P.B + b) * H + j] + rec;
@@ -113,7 +113,7 @@ fn gru_bwd(@builtin(global_invocation_id) gid: vec3<u32>,
   DGH[d + j] = dr;
   DGH[d + H + j] = dz;
   DGH[d + 2u * H + j] = dn * r;
-  CARRY[e] = dh * z;
+  STATE[e] = dh * z;
 }
 
 @compute @workgroup_size(WG)
@@ -127,7 +127,7 @@ fn rnn_bwd(@builtin(global_invocation_id) gid: vec3<u32>,
   var rec = 0.0;
   if (P.start == 0u) { rec = recurrent_dh(b, j, H, false); }
   if (P.final_ == 1u) {
-    DH0[e] = rec;
+    STATE[P.B * P.H + e] = rec;
     return;
   }
   let dh = G[(P.t * P.B + b) * H + j] + rec;

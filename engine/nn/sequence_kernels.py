@@ -293,9 +293,9 @@ class GpuScan:
         H = h0.shape[-1]
         G = GATES[mode]
         dgx = bk._new((T, B, G * H), np.float32)
+        # GRU only (WebGPU forbids binding one buffer to two writable slots)
         dgh = bk._new((T, B, G * H), np.float32) if mode == "GRU" else dgx
-        carry = bk._new((B, H), np.float32)  # LSTM: dc; GRU: dh * z; RNN: unused
-        dh0 = bk._new((B, H), np.float32)
+        state = bk._new((2, B, H), np.float32)  # [0] LSTM dc, GRU dh * z; [1] dh0
         entry = {"LSTM": "lstm_bwd", "GRU": "gru_bwd"}.get(mode, "rnn_bwd")
         groups = _groups(B * H)
         order = list(range(T)) if reverse else list(range(T - 1, -1, -1))
@@ -304,8 +304,9 @@ class GpuScan:
             p = _prev_index(t, T, reverse) if t >= 0 else None
             prm = (Params().u(T, B, H, max(t, 0)).u(0 if p is None else p, int(p is None),
                                                      int(k == 0), int(t < 0)).u(nxt, 0, 0, 0))
-            bk._run("recurrent_grad", entry, "wwwwrrrrr", prm,
-                    [dgx, dgh, carry, dh0, g, out, saved["save"], w_hh, _or(h0, c0)],
+            bk._run("recurrent_grad", entry, "wwwrrrrr", prm,
+                    [dgx, dgh if mode == "GRU" else None, state, g, out, saved["save"],
+                     w_hh, _or(h0, c0)],
                     groups, RELU=mode == "RNN_RELU")
         fx = bk.reshape(dgx, (T * B, G * H))
         fh = bk.reshape(dgh, (T * B, G * H))
@@ -313,13 +314,14 @@ class GpuScan:
             hp = bk.concat([bk.getitem(out, (slice(1, T),)), bk.reshape(h0, (1, B, H))], 0)
         else:
             hp = bk.concat([bk.reshape(h0, (1, B, H)), bk.getitem(out, (slice(0, T - 1),))], 0)
-        grads = {"x": bk.reshape(bk.matmul(fx, w_ih), (T, B, I)), "h0": dh0,
+        grads = {"x": bk.reshape(bk.matmul(fx, w_ih), (T, B, I)),
+                 "h0": bk.getitem(state, (1,)),
                  "w_ih": bk.matmul(fx, bk.reshape(x, (T * B, I)), trans_a=True),
                  "w_hh": bk.matmul(fh, bk.reshape(hp, (T * B, H)), trans_a=True),
                  "b_ih": bk.reduce("sum", fx, (0,), False),
                  "b_hh": bk.reduce("sum", fh, (0,), False)}
         if mode == "LSTM":
-            grads["c0"] = carry
+            grads["c0"] = bk.getitem(state, (0,))
         return grads
 
 
@@ -374,6 +376,22 @@ class RecurrentScan(Function):
 
 def _host(*arrays: Any) -> list[Any]:
     return [None if a is None else np.asarray(a) for a in arrays]
+
+
+def scan_arrays(backend: Any, mode: str, reverse: bool, x: Array, h0: Array, c0: Array | None,
+                w_ih: Array, w_hh: Array, b_ih: Array | None, b_hh: Array | None,
+                g: Array) -> tuple[Array, ...]:
+    """The fused scan forward and backward on raw arrays of `backend` (for the GPU kernel
+    self-test, which replays the recorded dispatches in a browser): (packed output,
+    then the gradients of x, h0, [c0,] w_ih, w_hh, b_ih, b_hh for upstream gradient g)."""
+    names = [n for n, a in zip(_NAMES, (x, h0, c0, w_ih, w_hh, b_ih, b_hh)) if a is not None]
+    if GpuScan.available(backend):
+        out, saved = GpuScan.forward(backend, mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse)
+        grads = GpuScan.backward(backend, mode, g, out, saved, x, h0, c0, w_ih, w_hh, reverse)
+    else:
+        out, saved = NumpyScan.forward(mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse)
+        grads = NumpyScan.backward(mode, g, out, saved, x, h0, c0, w_ih, w_hh, reverse)
+    return (out, *[grads[n] for n in names])
 
 
 def has_fast_path(backend: Any) -> bool:

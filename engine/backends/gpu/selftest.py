@@ -466,6 +466,16 @@ def build_cases(seed: int = 0) -> list[dict[str, Any]]:
     fv, fx, fg = rand(3, 5, 4), rand(3, 5), rand(3)
     add("fm pairwise", lambda B: B.fm_pairwise(*up(B, fv, fx)))
     add("fm pairwise grad", lambda B: B.fm_pairwise_grad(*up(B, fg, fv, fx)))
+    # recurrent.wgsl, recurrent_grad.wgsl (fused RNN/LSTM/GRU steps, forward and backward)
+    from ...nn.sequence_kernels import GATES, scan_arrays
+
+    for mode, reverse in (("LSTM", False), ("GRU", True), ("RNN_RELU", False)):
+        T, N, I, H, G = 4, 2, 3, 5, GATES[mode]
+        xs = [rand(T, N, I), rand(N, H), rand(N, H) if mode == "LSTM" else None,
+              rand(G * H, I) * 0.5, rand(G * H, H) * 0.5, rand(G * H), rand(G * H),
+              rand(T + (mode == "LSTM"), N, H)]
+        add(f"{mode} scan{' reverse' if reverse else ''}", lambda B, m=mode, r=reverse, a=xs:
+            scan_arrays(B, m, r, *[None if v is None else B.from_numpy(v) for v in a]))
     return cases
 
 
