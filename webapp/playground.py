@@ -31,9 +31,12 @@ from webapp.common import (
     IN_BROWSER,
     NO_ONNX_EXPORT,
     error_alert,
+    log,
+    on_session_end,
     once,
     onnx_export_available,
     onnx_file,
+    session_connected,
     shell,
     show_error,
 )
@@ -45,6 +48,7 @@ REGS = ["none", "L1", "L2", "dropout", "batch norm"]
 OPTIMIZERS = ["batch GD", "SGD", "momentum", "AdaGrad", "RMSProp", "Adam"]
 DEVICES = ["CPU", "GPU"]
 MAX_CONCURRENT_RUNS = 2
+CLOSED_TAB_POLLS = 20  # polls (5 s) without a connection: the tab is gone, not reloading
 _run_slots = threading.BoundedSemaphore(MAX_CONCURRENT_RUNS)
 
 # the most recent finished model of any session, for the Engine page (ONNX download)
@@ -183,6 +187,8 @@ class Run:
 
     def _main_epochs(self) -> Iterator[None]:
         """The run, pausing (yield) after every epoch."""
+        from engine import random as engine_random
+
         if not _run_slots.acquire(timeout=0.1):
             self.events.put(("status", "waiting for a free training slot…"))
             while not _run_slots.acquire(timeout=0.5):
@@ -193,9 +199,13 @@ class Run:
         try:
             if gpu and not GPU_LOCK.acquire(blocking=False):
                 self.events.put(("status", "waiting for the GPU (another run uses it)…"))
-                GPU_LOCK.acquire()
+                while not GPU_LOCK.acquire(timeout=0.5):
+                    if self.cancelled.is_set():
+                        self.events.put(("done", "cancelled before it started"))
+                        return
             try:
-                yield from self._train()
+                with engine_random.seeded(self.cfg["seed"]):  # this run's own stream
+                    yield from self._train()
             finally:
                 if gpu:
                     GPU_LOCK.release()
@@ -203,6 +213,9 @@ class Run:
             self.events.put(("error", f"{type(exc).__name__}: {exc}"))
         finally:
             _run_slots.release()
+            if self.cancelled.is_set():
+                log.info("Playground run #%d stopped (cancelled); its training slot is "
+                         "free", self.number)
 
     def _train(self) -> Iterator[None]:
         import engine
@@ -298,6 +311,8 @@ class PlaygroundPage(pn.viewable.Viewer):
         self.sources: dict[int, ColumnDataSource] = {}
         self.acc_sources: dict[int, ColumnDataSource] = {}
         self.poller: Any = None
+        self._unconnected_polls = 0
+        on_session_end(self._end_session)
         self.error = error_alert()
         self.train_btn = pn.widgets.Button(name="Train", button_type="primary", width=100,
                                            css_classes=["train-button"])
@@ -410,6 +425,21 @@ class PlaygroundPage(pn.viewable.Viewer):
             self.active.cancelled.set()
             self.status.object = f"run {self.active.number}: cancelling…"
 
+    def _end_session(self, why: str = "its session ended") -> None:
+        """The tab closed: cancel the run (its thread frees the training slot at its next
+        step) and let go of every run's model."""
+        if self.active is not None:
+            self.active.cancelled.set()
+            log.info("a Playground tab is gone (%s): run #%d is cancelled", why,
+                     self.active.number)
+        if self.poller is not None:
+            try:
+                self.poller.stop()
+            except Exception:  # noqa: BLE001  (the session is being torn down)
+                pass
+        self.active, self.poller = None, None
+        self.runs.clear()
+
     def _clear(self, _: Any = None) -> None:
         if self.active is not None:
             return
@@ -423,6 +453,11 @@ class PlaygroundPage(pn.viewable.Viewer):
     def _poll(self) -> None:
         run = self.active
         if run is None:
+            return
+        self._unconnected_polls = 0 if session_connected() is not False else \
+            self._unconnected_polls + 1
+        if self._unconnected_polls >= CLOSED_TAB_POLLS:
+            self._end_session("no connection for 5 s")
             return
         steps, losses = [], []
         while True:
@@ -476,7 +511,7 @@ class PlaygroundPage(pn.viewable.Viewer):
         self.active = None
         self.train_btn.disabled, self.cancel_btn.disabled = False, True
         if kind == "error":
-            show_error(self.error, f"Run {run.number} failed: {html.escape(message)}")
+            show_error(self.error, f"Run {run.number} failed: {message}")
             self.status.object = f"run {run.number}: failed"
             return
         self.progress.value = 100 if message.startswith("finished") else self.progress.value
