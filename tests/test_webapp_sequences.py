@@ -143,6 +143,7 @@ def test_settings_over_the_limits_are_refused_with_the_limit():
     demo._start()
     assert demo.job is None and demo.error.visible
     assert f"limit of {G.MAX_LENGTH} steps" in demo.error.object
+    assert "this page&#x27;s limit" in demo.error.object  # escaped once, as plain text
     with pytest.raises(ValueError, match="too short"):
         G.check_settings(dict(length=1, steps=10, clip=1.0))
     with pytest.raises(ValueError, match="training digits must be 100..5000"):
@@ -160,6 +161,20 @@ def test_a_job_can_be_cancelled():
         time.sleep(0.1)
         demo._poll()
     assert "cancelled" in demo.status.object
+
+
+def test_a_closed_tab_cancels_its_job(monkeypatch):
+    from webapp import common
+
+    demo = R.RowsDemo(digits=2000, epochs=10, hidden=32)
+    demo._start()
+    job = demo.job
+    monkeypatch.setattr(common, "session_connected", lambda: False)  # the tab is gone
+    for _ in range(30):  # the page's poller keeps running a few seconds
+        demo._poll()
+    assert demo.job is None and job.cancelled.is_set()
+    assert job.finished.wait(60)
+    assert job.drain()[-1] == ("done", "cancelled")
 
 
 def test_page_builds_with_its_url_settings():

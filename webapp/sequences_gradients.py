@@ -20,8 +20,8 @@ import param
 from bokeh.models import ColumnDataSource
 from bokeh.plotting import figure
 
-from webapp.common import CSS, error_alert, show_error
-from webapp.sequences_jobs import LiveJob, resolve_device
+from webapp.common import CSS, error_alert, log, show_error
+from webapp.sequences_jobs import LiveJob, SessionGuard, resolve_device
 
 MAX_LENGTH = 300  # the longest sequence this page trains on (the step loop is in Python)
 MAX_STEPS = 3000
@@ -80,6 +80,7 @@ class GradientsDemo(pn.viewable.Viewer):
         super().__init__(**params)
         self.job: LiveJob | None = None
         self.poller: Any = None
+        self.guard = SessionGuard(self._end_session)
         self.error = error_alert()
         self.error.css_classes = [*self.error.css_classes, "adding-error"]
         self.run_btn = pn.widgets.Button(label="Measure and train", color="primary",
@@ -172,7 +173,7 @@ class GradientsDemo(pn.viewable.Viewer):
         try:
             job, note = experiment(self.config())
         except ValueError as exc:
-            show_error(self.error, html.escape(str(exc)))
+            show_error(self.error, str(exc))
             return
         for src in (*self.profile_src.values(), *self.after_src.values()):
             src.data = {"t": [], "g": []}
@@ -186,9 +187,21 @@ class GradientsDemo(pn.viewable.Viewer):
         job.start()
         self.poller = pn.state.add_periodic_callback(self._poll, period=250)
 
+    def _end_session(self, why: str) -> None:
+        """The tab is gone: cancel the job (it stops at its next event) and the poller."""
+        if self.job is not None:
+            self.job.cancel()
+            log.info("a Sequences tab is gone (%s): its gradients job is cancelled", why)
+        if self.poller is not None:
+            try:
+                self.poller.stop()
+            except Exception:  # noqa: BLE001  (the session is being torn down)
+                pass
+        self.job, self.poller = None, None
+
     def _poll(self) -> None:
         job = self.job
-        if job is None:
+        if job is None or not self.guard.still_connected():
             return
         batch: dict[str, tuple[list, list, list]] = {n: ([], [], []) for n in RUN_COLORS}
         for kind, payload in job.drain():
@@ -239,7 +252,7 @@ class GradientsDemo(pn.viewable.Viewer):
         self.job = None
         self.run_btn.disabled, self.cancel_btn.disabled = False, True
         if kind == "error":
-            show_error(self.error, f"The experiment failed: {html.escape(message)}")
+            show_error(self.error, f"The experiment failed: {message}")
             self.status.object = "failed"
             return
         self.status.object = f"<span class='adding-done'>{html.escape(message)}</span>"

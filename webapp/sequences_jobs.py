@@ -16,6 +16,8 @@ from typing import Any
 
 from webapp import common
 
+CLOSED_TAB_POLLS = 20  # polls (5 s at 250 ms) without a connection: the tab is gone
+
 
 def resolve_device(wanted: str) -> tuple[str, str]:
     """("cpu" or "gpu", a note when the GPU was wanted but is unavailable)."""
@@ -79,3 +81,20 @@ class LiveJob:
             self.events.put(("error", f"{type(exc).__name__}: {exc}"))
         finally:
             self.finished.set()
+
+
+class SessionGuard:
+    """Ends a demo's job when its tab goes: at the end of the session, or after
+    CLOSED_TAB_POLLS polls that found no connection (Bokeh ends a session only a while
+    after its tab closed). `stop(why)` is the demo's clean-up."""
+
+    def __init__(self, stop: Callable[[str], None]) -> None:
+        self.stop, self.missed = stop, 0
+        common.on_session_end(lambda: stop("its session ended"))
+
+    def still_connected(self) -> bool:
+        self.missed = 0 if common.session_connected() is not False else self.missed + 1
+        if self.missed >= CLOSED_TAB_POLLS:
+            self.stop("no connection for 5 s")
+            return False
+        return True

@@ -25,10 +25,11 @@ from webapp.common import (
     decode_data_url,
     device_lock,
     error_alert,
+    log,
     once,
     show_error,
 )
-from webapp.sequences_jobs import LiveJob, resolve_device
+from webapp.sequences_jobs import LiveJob, SessionGuard, resolve_device
 
 KINDS = ("RNN", "LSTM", "attention")
 COLORS = {"RNN": "#cf222e", "LSTM": "#1f6feb", "attention": "#8250df"}
@@ -121,6 +122,7 @@ class RowsDemo(pn.viewable.Viewer):
         self.trained: dict[str, Any] = {}
         self.job: LiveJob | None = None
         self.poller: Any = None
+        self.guard = SessionGuard(self._end_session)
         self.error = error_alert()
         self.error.css_classes = [*self.error.css_classes, "rows-error"]
         self.canvas = DrawCanvas(size=224, pixels=280, pen=20, throttle_ms=200)
@@ -228,7 +230,7 @@ class RowsDemo(pn.viewable.Viewer):
         try:
             job, models, note = train_job(self.config())
         except Exception as exc:  # noqa: BLE001  (shown, never a crash)
-            show_error(self.error, f"Could not start: {html.escape(str(exc))}")
+            show_error(self.error, f"Could not start: {exc}")
             return
         for k in KINDS:
             self.loss_src[k].data = {"step": [], "loss": []}
@@ -240,9 +242,21 @@ class RowsDemo(pn.viewable.Viewer):
         job.start()
         self.poller = pn.state.add_periodic_callback(self._poll, period=250)
 
+    def _end_session(self, why: str) -> None:
+        """The tab is gone: cancel the job (it stops at its next event) and the poller."""
+        if self.job is not None:
+            self.job.cancel()
+            log.info("a Sequences tab is gone (%s): its rows job is cancelled", why)
+        if self.poller is not None:
+            try:
+                self.poller.stop()
+            except Exception:  # noqa: BLE001  (the session is being torn down)
+                pass
+        self.job, self.poller = None, None
+
     def _poll(self) -> None:
         job = self.job
-        if job is None:
+        if job is None or not self.guard.still_connected():
             return
         steps: dict[str, tuple[list, list]] = {k: ([], []) for k in KINDS}
         for kind, payload in job.drain():
@@ -274,7 +288,7 @@ class RowsDemo(pn.viewable.Viewer):
         self.job = None
         self.train_btn.disabled, self.cancel_btn.disabled = False, True
         if kind == "error":
-            show_error(self.error, f"Training failed: {html.escape(message)}")
+            show_error(self.error, f"Training failed: {message}")
             self.status.object = "failed"
             return
         accs = {k: self.acc_src[k].data["acc"] for k in KINDS}
@@ -299,7 +313,7 @@ class RowsDemo(pn.viewable.Viewer):
         try:
             x, seen = read_drawing(url, self.current_models())
         except Exception as exc:  # noqa: BLE001
-            show_error(self.error, f"Could not read the drawing: {html.escape(str(exc))}")
+            show_error(self.error, f"Could not read the drawing: {exc}")
             return
         show_error(self.error, "")
         self.show(x, seen)
