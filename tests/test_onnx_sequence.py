@@ -288,3 +288,13 @@ def test_unsupported_recurrent_attributes_are_named_at_load():
     data = _graph("GRU", T, B, I, H, 1, 0, {}, dict(direction="sideways"), 2)
     with pytest.raises(eo.UnsupportedOpError, match="direction='sideways'"):
         eo.load(data)
+
+
+def test_a_recurrent_node_asking_for_too_much_is_refused_before_it_runs():
+    from engine.onnx.limits import Limits
+
+    data = _graph("LSTM", 4, 2, 3, 5, 1, 0, {}, {}, 3)
+    model = eo.load(data, limits=Limits(max_elements=100))
+    with pytest.raises(eo.OnnxError, match="LSTM"):
+        model(randn(4, 2, 3))  # 4 steps x 2 x 4 gates x 5 units = 160 elements
+    assert eo.load(data)(randn(4, 2, 3))[0].shape == (4, 1, 2, 5)

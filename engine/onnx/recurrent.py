@@ -111,6 +111,8 @@ def _run(kind: str, ctx: Any, X: Value, W: Value, R: Value, B: Value, lens: Valu
         x = x.transpose(0, 1)  # (T, B, I)
     T, batch = x.shape[0], x.shape[1]
     G = {"LSTM": 4, "GRU": 3, "RNN": 1}[kind]
+    ctx.guard((T, batch, G * H), kind)  # the gates of every step, before computing them
+    ctx.guard((T, D, batch, H), kind)
     Bt = ctx.t(B) if B is not None else None
     states = []
     for s in (h0, c0):
