@@ -94,6 +94,10 @@ def test_state_dict_names_and_shapes_are_torchs():
     ours = nn.TransformerEncoderLayer(8, 2, 16).state_dict()
     theirs = tnn.TransformerEncoderLayer(8, 2, 16).state_dict()
     assert list(ours) == list(theirs)
+    kw = dict(add_bias_kv=True, kdim=3, vdim=5)
+    ours, theirs = nn.MultiheadAttention(8, 2, **kw), tnn.MultiheadAttention(8, 2, **kw)
+    assert [(k, v.shape) for k, v in ours.state_dict().items()] == \
+        [(k, tuple(v.shape)) for k, v in theirs.state_dict().items()]
 
 
 def test_dropout_between_layers_acts_only_in_training():
@@ -136,6 +140,9 @@ MHA_CASES = [
     dict(batch_first=True),
     dict(batch_first=True, bias=False),
     dict(batch_first=False, kdim=5, vdim=3),
+    dict(batch_first=True, add_bias_kv=True),
+    dict(batch_first=False, add_zero_attn=True, kdim=5, vdim=3),
+    dict(batch_first=True, add_bias_kv=True, add_zero_attn=True),
 ]
 
 
@@ -166,13 +173,14 @@ MASKS = {
 
 
 @pytest.mark.parametrize("mask", list(MASKS))
-def test_multihead_attention_masks_match_torch(mask, device):
+@pytest.mark.parametrize("extra", [{}, dict(add_bias_kv=True, add_zero_attn=True)])
+def test_multihead_attention_masks_match_torch(mask, extra, device):
     E, h, L, S, B = 8, 2, 5, 5, 3
     masks = MASKS[mask](L, S, B, h)
     for v in masks.values():  # never a fully masked row (NaN in both, nothing to compare)
         if v.dtype == bool:
             v[..., 0] = False
-    ours, theirs = nn.MultiheadAttention(E, h), tnn.MultiheadAttention(E, h)
+    ours, theirs = nn.MultiheadAttention(E, h, **extra), tnn.MultiheadAttention(E, h, **extra)
 
     def call(m, xs):
         import torch as t_

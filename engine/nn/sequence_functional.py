@@ -238,9 +238,10 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
 
 
 def _merge_masks(attn_mask: Any, key_padding_mask: Any, like: Tensor, B: int, heads: int,
-                 L: int, S: int) -> Tensor | None:
+                 L: int, S: int, extra: int = 0) -> Tensor | None:
     """MultiheadAttention's masks (True = NOT allowed, or additive floats) as one additive
-    (B, heads, L, S)-broadcastable float mask, or None."""
+    (B, heads, L, S + extra)-broadcastable float mask, or None; `extra` key columns (the
+    learned bias_k and the zero key of add_zero_attn) are never masked."""
     out = None
     op = "MultiheadAttention"
     if attn_mask is not None:
@@ -253,16 +254,25 @@ def _merge_masks(attn_mask: Any, key_padding_mask: Any, like: Tensor, B: int, he
             raise ValueError(f"{op}: attn_mask must have shape ({L}, {S}) or "
                              f"({B * heads}, {L}, {S}) (batch * num_heads, L, S), got "
                              f"{m.shape}")
-        out = _additive(m, like) if m.dtype == bool else m
+        out = _pad_keys(_additive(m, like) if m.dtype == bool else m, extra)
     if key_padding_mask is not None:
         m = _mask_tensor(key_padding_mask, like, f"{op}: key_padding_mask")
         if m.shape != (B, S):
             raise ValueError(f"{op}: key_padding_mask must have shape (batch, S) = "
                              f"({B}, {S}), got {m.shape}")
         m = m.reshape(B, 1, 1, S)
-        add = _additive(m, like) if m.dtype == bool else m
+        add = _pad_keys(_additive(m, like) if m.dtype == bool else m, extra)
         out = add if out is None else out + add
     return out
+
+
+def _pad_keys(mask: Tensor, extra: int) -> Tensor:
+    """An additive mask with `extra` zero (allowed) columns appended."""
+    if not extra:
+        return mask
+    zeros = Tensor(np.zeros((*mask.shape[:-1], extra), mask.dtype), device=mask.device,
+                   dtype=mask.dtype)
+    return cat([mask, zeros], -1)
 
 
 def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, num_heads: int,
@@ -271,12 +281,15 @@ def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, num_
                                  key_padding_mask: Any = None, need_weights: bool = True,
                                  attn_mask: Any = None, average_attn_weights: bool = True,
                                  dropout_p: float = 0.0, training: bool = False,
-                                 is_causal: bool = False) -> tuple[Tensor, Tensor | None]:
+                                 is_causal: bool = False, bias_k: Tensor | None = None,
+                                 bias_v: Tensor | None = None, add_zero_attn: bool = False
+                                 ) -> tuple[Tensor, Tensor | None]:
     """Batch-first multi-head attention: query (B, L, E), key/value (B, S, Ek/Ev).
 
     `in_proj` is (w_q, w_k, w_v, b_q, b_k, b_v). Returns (output (B, L, E), weights):
-    weights are (B, L, S) averaged over heads, (B, heads, L, S) if not averaged, or None
-    when need_weights is False."""
+    weights are (B, L, S') averaged over heads, (B, heads, L, S') if not averaged, or None
+    when need_weights is False; S' = S plus one key for bias_k/bias_v (a learned key and
+    value appended to every sequence) and one for add_zero_attn (a zero key and value)."""
     B, L, E = query.shape
     S = key.shape[1]
     hd = E // num_heads
@@ -286,12 +299,22 @@ def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, num_
         return t.reshape(B, n, num_heads, hd).permute(0, 2, 1, 3)
 
     q = heads(F.linear(query, w_q, b_q), L)
-    k = heads(F.linear(key, w_k, b_k), S)
-    v = heads(F.linear(value, w_v, b_v), S)
+    kp, vp = F.linear(key, w_k, b_k), F.linear(value, w_v, b_v)
+    extra = 0
+    if bias_k is not None and bias_v is not None:
+        kp = cat([kp, bias_k.reshape(1, 1, E).expand(B, 1, E)], 1)
+        vp = cat([vp, bias_v.reshape(1, 1, E).expand(B, 1, E)], 1)
+        extra += 1
+    k, v = heads(kp, S + extra), heads(vp, S + extra)
+    if add_zero_attn:
+        zeros = Tensor(np.zeros((B, num_heads, 1, hd), q.dtype), device=q.device,
+                       dtype=q.dtype)
+        k, v = cat([k, zeros], 2), cat([v, zeros], 2)
+        extra += 1
     if is_causal and attn_mask is None:  # PyTorch: is_causal is only a hint about attn_mask
         raise ValueError("MultiheadAttention: is_causal=True needs the causal attn_mask too "
                          "(it is a hint, as in PyTorch); pass attn_mask")
-    mask = _merge_masks(attn_mask, key_padding_mask, q, B, num_heads, L, S)
+    mask = _merge_masks(attn_mask, key_padding_mask, q, B, num_heads, L, S, extra)
     out, w = scaled_dot_product_attention(q, k, v, mask, dropout_p if training else 0.0,
                                           return_weights=True)
     out = out.permute(0, 2, 1, 3).reshape(B, L, E)

@@ -25,8 +25,10 @@ class MultiheadAttention(Module):
     average_attn_weights=True, is_causal=False) -> (output, weights or None).
 
     Shapes (batch_first=False): query (L, N, E), key/value (S, N, E_k/E_v); unbatched
-    (L, E) also works. Masks follow PyTorch: in a bool mask True means "may NOT attend";
-    a float mask is added to the scores. attn_mask is (L, S) or (N * num_heads, L, S),
+    (L, E) also works. `add_bias_kv` adds the parameters bias_k and bias_v (1, 1, E), a key
+    and value appended to every sequence; `add_zero_attn` appends a zero key and value.
+    Masks follow PyTorch: in a bool mask True means "may NOT attend"; a float mask is added
+    to the scores. attn_mask is (L, S) or (N * num_heads, L, S),
     key_padding_mask (N, S). Weights are averaged over heads unless asked otherwise.
     """
 
@@ -38,9 +40,6 @@ class MultiheadAttention(Module):
         if embed_dim <= 0 or num_heads <= 0 or embed_dim % num_heads:
             raise ValueError(f"MultiheadAttention: embed_dim ({embed_dim}) must be a positive "
                              f"multiple of num_heads ({num_heads})")
-        if add_bias_kv or add_zero_attn:
-            raise NotImplementedError("MultiheadAttention: add_bias_kv and add_zero_attn are "
-                                      "not supported")
         self.embed_dim, self.num_heads = int(embed_dim), int(num_heads)
         self.kdim = int(kdim) if kdim is not None else self.embed_dim
         self.vdim = int(vdim) if vdim is not None else self.embed_dim
@@ -62,6 +61,13 @@ class MultiheadAttention(Module):
         else:
             self.register_parameter("in_proj_bias", None)
         self.out_proj = Linear(E, E, bias=bias, device=device, dtype=dtype)
+        if add_bias_kv:  # a learned key and value appended to every sequence
+            self.bias_k = empty_parameter((1, 1, E), device, dtype)
+            self.bias_v = empty_parameter((1, 1, E), device, dtype)
+        else:
+            self.register_parameter("bias_k", None)
+            self.register_parameter("bias_v", None)
+        self.add_zero_attn = bool(add_zero_attn)
         self._reset_parameters()
 
     def _reset_parameters(self) -> None:
@@ -74,6 +80,9 @@ class MultiheadAttention(Module):
         if self.in_proj_bias is not None:
             init.zeros_(self.in_proj_bias)
             init.zeros_(self.out_proj.bias)
+        for b in (self.bias_k, self.bias_v):
+            if b is not None:
+                init.xavier_normal_(b)
 
     def _projections(self) -> tuple[Tensor | None, ...]:
         E = self.embed_dim
@@ -124,7 +133,8 @@ class MultiheadAttention(Module):
             q, k, v, self.num_heads, self._projections(), self.out_proj.weight,
             self.out_proj.bias, key_padding_mask=key_padding_mask, need_weights=need_weights,
             attn_mask=attn_mask, average_attn_weights=average_attn_weights,
-            dropout_p=self.dropout, training=self.training, is_causal=is_causal)
+            dropout_p=self.dropout, training=self.training, is_causal=is_causal,
+            bias_k=self.bias_k, bias_v=self.bias_v, add_zero_attn=self.add_zero_attn)
         if unbatched:
             return out.squeeze(0), (w.squeeze(0) if w is not None else None)
         if not self.batch_first:
