@@ -1,6 +1,6 @@
-// Activations that never overflow, shared by kernel files (included with
-// `//! include activation.wgsl`; see shader_source in engine/backends/gpu/device.py).
-// The same formulas as elementwise.wgsl's unary tanh and sigmoid.
+// Activations that never overflow, shared by kernel files (elementwise's unary tanh and
+// sigmoid, the recurrent steps), pasted by `//! include activation.wgsl` (see
+// shader_source in engine/backends/gpu/device.py).
 
 fn tanh_(x: f32) -> f32 {
   let ax = abs(x);

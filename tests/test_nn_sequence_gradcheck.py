@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import engine
-from engine import Tensor, backends, nn
+from engine import Tensor, backends, fused, nn
 from engine.autograd import trace
+from engine.fused.recurrent import _NAMES, GATES
 from engine.nn import sequence_functional as SF
-from engine.nn import sequence_kernels as K
 from tests.gradcheck import gradcheck
 from tests.sequence_helpers import device_params, need_device
 from tests.test_nn_gradcheck import module_gradcheck
@@ -25,16 +25,16 @@ def randn(*shape: int) -> np.ndarray:
 
 # -- finite differences (float64) -----------------------------------------------------------
 
-@pytest.mark.parametrize("mode", list(K.GATES))
+@pytest.mark.parametrize("mode", list(GATES))
 @pytest.mark.parametrize("reverse", [False, True])
 def test_fused_scan_gradcheck(mode, reverse):
     T, B, I, H = 4, 2, 3, 3
-    G = K.GATES[mode]
+    G = GATES[mode]
     args = [randn(T, B, I), randn(B, H), randn(B, H), randn(G * H, I) * 0.5,
             randn(G * H, H) * 0.5, randn(G * H), randn(G * H)]
 
     def fn(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
-        out = K.recurrent_scan(mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse=reverse)
+        out = SF.recurrent_scan(mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse=reverse)
         return out + 0.0 * c0.sum()  # c0 is unused outside LSTM: still gets a gradient
     if mode == "RNN_RELU":  # keep pre-activations away from the kink at 0
         args[5] = args[5] + 3.0
@@ -103,7 +103,7 @@ def test_attention_and_transformer_gradcheck():
 
 # -- fast paths against the reference --------------------------------------------------------
 
-@pytest.mark.parametrize("mode", list(K.GATES))
+@pytest.mark.parametrize("mode", list(GATES))
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("bias,size", [(True, (3, 6)), (False, (3, 6)), (True, (2, 70))])
 @pytest.mark.parametrize("device", device_params())
@@ -112,27 +112,30 @@ def test_fast_path_matches_reference(mode, reverse, bias, size, device):
     on the same device: the packed output and every input's gradient. H=70 spans two of
     the GPU kernels' 64-unit tiles."""
     need_device(device)
-    assert K.has_fast_path(backends.get(device))
+    assert fused.recurrent_scan.fast_paths(backends.get(device))
     T, I = 7, 5
     B, H = size
-    G = K.GATES[mode]
+    G = GATES[mode]
     arrays = [randn(T, B, I), randn(B, H), randn(B, H), randn(G * H, I) * 0.4,
               randn(G * H, H) / np.sqrt(H), randn(G * H), randn(G * H)]
     w = randn(T + (mode == "LSTM"), B, H).astype(np.float32)
     results = []
-    for scan in (K.recurrent_scan, SF.scan_reference):
+    for reference in (False, True):
         ts = [Tensor(a.astype(np.float32), requires_grad=True, device=device) for a in arrays]
         c0 = ts[2] if mode == "LSTM" else None
         b_ih, b_hh = (ts[5], ts[6]) if bias else (None, None)
         with trace() as tr:
-            out = scan(mode, ts[0], ts[1], c0, ts[3], ts[4], b_ih, b_hh, reverse=reverse)
+            out = SF.scan_reference(mode, ts[0], ts[1], c0, ts[3], ts[4], b_ih, b_hh,
+                                    reverse=reverse) if reference else \
+                SF.recurrent_scan(mode, ts[0], ts[1], c0, ts[3], ts[4], b_ih, b_hh,
+                                  reverse=reverse)
         (out * Tensor(w, device=device)).sum().backward()
         results.append((out.numpy(), [t.grad.numpy() if t.grad is not None else None
                                       for t in ts], len(tr.records)))
     (o_fast, g_fast, n_fast), (o_ref, g_ref, n_ref) = results
     assert n_fast == 1 and n_ref > 5 * T  # one op instead of several per step
     np.testing.assert_allclose(o_fast, o_ref, rtol=1e-5, atol=1e-6)
-    for name, a, b in zip(K._NAMES, g_fast, g_ref):
+    for name, a, b in zip(_NAMES, g_fast, g_ref):
         assert (a is None) == (b is None), name
         if a is not None:
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=name)
@@ -215,3 +218,31 @@ def test_wrong_rank_feature_size_and_state_shapes_say_expected_and_given():
         nn.MultiheadAttention(6, 4)
     with pytest.raises(ValueError, match="nonlinearity"):
         nn.RNN(2, 2, nonlinearity="sigmoid")
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
+def test_a_core_only_device_runs_the_reference(kind):
+    """A device with only the twenty core primitives (no recurrent_scan) runs the scan's
+    Tensor-op reference and gets the CPU fast path's outputs and gradients."""
+    from tests.test_core_backend import CoreOnly
+
+    engine.manual_seed(3)
+    cpu = getattr(nn, kind)(3, 4, num_layers=2, bidirectional=True)
+    x = randn(5, 2, 3).astype(np.float32)
+    results = []
+    with backends.override("gpu", CoreOnly()) as core:
+        for device in ("cpu", "gpu"):
+            m = getattr(nn, kind)(3, 4, num_layers=2, bidirectional=True)
+            m.load_state_dict(cpu.state_dict())
+            m.to(device)
+            xt = Tensor(x, device=device, requires_grad=True)
+            out, _ = m(xt)
+            out.sum().backward()
+            results.append((out.numpy(), xt.grad.numpy(),
+                            [p.grad.numpy() for p in m.parameters()]))
+        assert not fused.recurrent_scan.fast_paths(core) and core.calls["matmul"] > 0
+    (o1, g1, p1), (o2, g2, p2) = results
+    np.testing.assert_allclose(o2, o1, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(g2, g1, rtol=1e-5, atol=1e-6)
+    for a, b in zip(p1, p2):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)

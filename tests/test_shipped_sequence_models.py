@@ -44,10 +44,10 @@ def test_shipped_files_hold_the_models_and_their_cards(name, kind, op):
 
 
 def test_shipped_lstm_runs_the_fused_scan():
+    from engine import fused
     from engine.autograd import trace
-    from engine.nn.sequence_kernels import RecurrentScan
 
     m = engine.onnx.load(Path(MODELS) / "seq_lstm.onnx", device="cpu")
     with trace() as tr:
         m(np.zeros((2, 28, 28), np.float32))
-    assert sum(1 for r in tr.records if r[0] is RecurrentScan) == 1
+    assert sum(1 for r in tr.records if r[0] is fused.recurrent_scan) == 1

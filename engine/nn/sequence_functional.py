@@ -4,7 +4,7 @@ attention (PyTorch's `torch.nn.functional` names where PyTorch has them).
 The cells here are the *reference* math of the recurrent layers: a step written with
 Tensor ops, so autograd differentiates it. `recurrent_layer` runs a whole (multi-layer,
 bidirectional) RNN/LSTM/GRU; each layer and direction is one fused scan
-(`engine.nn.sequence_kernels`) whose fast paths are checked against these cells.
+(`engine.fused.recurrent`) whose fast paths are checked against these cells.
 """
 
 from __future__ import annotations
@@ -15,63 +15,21 @@ from typing import Any
 
 import numpy as np
 
+from .. import fused
+from ..fused.recurrent import (
+    GATES,
+    gru_gates,
+    lstm_gates,
+    recurrent_projection,
+    rnn_gates,
+)
 from ..tensor import Tensor, cat, stack, where
 from . import functional as F
-from . import sequence_kernels as K
 
-MODES = K.GATES  # {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
-
-
-# -- cells: one step, the reference math -------------------------------------------------
-
-# `gh` is the recurrent projection W_hh h + b_hh; None when the state is zero and there
-# is no b_hh (so a zero state needs no zero tensor: one-step cells stay traceable for export).
-
-def _plus(a: Tensor, b: Tensor | None) -> Tensor:
-    return a if b is None else a + b
+MODES = GATES  # {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
 
-def rnn_gates(gx: Tensor, gh: Tensor | None, nonlinearity: str = "tanh") -> Tensor:
-    """h' = act(W_ih x + b_ih + W_hh h + b_hh), given the two projections."""
-    pre = _plus(gx, gh)
-    return pre.tanh() if nonlinearity == "tanh" else pre.relu()
-
-
-def lstm_gates(gx: Tensor, gh: Tensor | None, c: Tensor | None, gates: dict | None = None
-               ) -> tuple[Tensor, Tensor]:
-    """(h', c') from the projections (gate order i, f, g, o as in PyTorch):
-    c' = f * c + i * g: the forget gate f decides what of the old cell to keep, the input
-    gate i how much of the candidate g to write; h' = o * tanh(c'). c None: zero.
-    A `gates` dict receives the activations ("input", "forget", "candidate", "output")."""
-    H = gx.shape[-1] // 4
-    g = _plus(gx, gh)
-    i, f = g[..., :H].sigmoid(), g[..., H:2 * H].sigmoid()
-    cand, o = g[..., 2 * H:3 * H].tanh(), g[..., 3 * H:].sigmoid()
-    if gates is not None:
-        gates.update(input=i, forget=f, candidate=cand, output=o)
-    c2 = i * cand if c is None else f * c + i * cand
-    return o * c2.tanh(), c2
-
-
-def gru_gates(gx: Tensor, gh: Tensor | None, h: Tensor | None, gates: dict | None = None
-              ) -> Tensor:
-    """h' from the projections (gate order r, z, n as in PyTorch): the reset gate r
-    scales the recurrent part of the candidate n, the update gate z mixes old and new:
-    h' = (1 - z) * n + z * h. h None: zero. `gates` receives "reset" and "update"."""
-    H = gx.shape[-1] // 3
-    r = _plus(gx[..., :H], None if gh is None else gh[..., :H]).sigmoid()
-    z = _plus(gx[..., H:2 * H], None if gh is None else gh[..., H:2 * H]).sigmoid()
-    n = _plus(gx[..., 2 * H:], None if gh is None else r * gh[..., 2 * H:]).tanh()
-    if gates is not None:
-        gates.update(reset=r, update=z)
-    return n - z * n if h is None else n + z * (h - n)
-
-
-def recurrent_projection(h: Tensor | None, w_hh: Tensor, b_hh: Tensor | None
-                         ) -> Tensor | None:
-    """W_hh h + b_hh; just b_hh (or None) for a zero state."""
-    return b_hh if h is None else F.linear(h, w_hh, b_hh)
-
+# -- cells: one step (the reference math lives with the fused scan) ----------------------------
 
 def rnn_tanh_cell(x: Tensor, h: Tensor | None, w_ih: Tensor, w_hh: Tensor,
                   b_ih: Tensor | None = None, b_hh: Tensor | None = None) -> Tensor:
@@ -95,27 +53,21 @@ def gru_cell(x: Tensor, h: Tensor | None, w_ih: Tensor, w_hh: Tensor,
     return gru_gates(F.linear(x, w_ih, b_ih), recurrent_projection(h, w_hh, b_hh), h)
 
 
-def scan_reference(mode: str, x: Tensor, h0: Tensor | None, c0: Tensor | None, w_ih: Tensor,
-                   w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None,
+def scan_reference(mode: str, x: Tensor, h0: Tensor | None, c0: Tensor | None,
+                   w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None,
                    reverse: bool = False) -> Tensor:
-    """One layer and direction of a recurrent network, step by step with the cells above:
-    x (T, B, I) -> (T, B, H) hidden states in time order, plus c_T as row T for LSTM.
-    This is the reference of the fused scan (same inputs, same packed output)."""
-    T = x.shape[0]
-    gx = F.linear(x, w_ih, b_ih)  # every step's input projection in one GEMM
-    h, c = h0, c0  # None: zero
-    outs: list[Tensor | None] = [None] * T
-    for t in (range(T - 1, -1, -1) if reverse else range(T)):
-        gh = recurrent_projection(h, w_hh, b_hh)
-        if mode == "LSTM":
-            h, c = lstm_gates(gx[t], gh, c)
-        elif mode == "GRU":
-            h = gru_gates(gx[t], gh, h)
-        else:
-            h = rnn_gates(gx[t], gh, "tanh" if mode == "RNN_TANH" else "relu")
-        outs[t] = h
-    out = stack(outs)
-    return cat([out, c.unsqueeze(0)], 0) if mode == "LSTM" else out
+    """One layer and direction step by step with the cells (the fused scan's reference):
+    x (T, B, I) -> (T, B, H) hidden states in time order, plus c_T as row T for LSTM."""
+    return fused.recurrent_scan.reference(x, h0, c0, w_ih, w_hh, b_ih, b_hh, mode=mode,
+                                          reverse=reverse)
+
+
+def recurrent_scan(mode: str, x: Tensor, h0: Tensor | None, c0: Tensor | None,
+                   w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None,
+                   reverse: bool = False) -> Tensor:
+    """The fused scan (engine.fused.recurrent): its fast path where the device has one."""
+    return fused.recurrent_scan(x, h0, c0 if mode == "LSTM" else None, w_ih, w_hh, b_ih,
+                                b_hh, mode=mode, reverse=bool(reverse))
 
 
 # -- whole layers ---------------------------------------------------------------------------
@@ -123,18 +75,18 @@ def scan_reference(mode: str, x: Tensor, h0: Tensor | None, c0: Tensor | None, w
 def recurrent_layer(mode: str, x: Tensor, hx: Tensor | None, cx: Tensor | None,
                     weights: Sequence[Sequence[Tensor | None]], num_layers: int,
                     bidirectional: bool, dropout: float = 0.0, training: bool = False,
-                    fused: bool = True) -> tuple[Tensor, Tensor, Tensor | None]:
+                    fused_scan: bool = True) -> tuple[Tensor, Tensor, Tensor | None]:
     """A stacked, optionally bidirectional RNN/LSTM/GRU over time-major x (T, B, I).
 
     `weights[layer * D + d]` is (w_ih, w_hh, b_ih, b_hh) for direction d (0 forward,
     1 reverse); hx/cx are (num_layers * D, B, H) or None (zeros). Returns (output
     (T, B, D*H), h_n, c_n); c_n is None except for LSTM. Dropout is applied to every
-    layer's output but the last, in training, as in PyTorch. `fused=False` runs the
+    layer's output but the last, in training, as in PyTorch. `fused_scan=False` runs the
     step-by-step reference instead.
     """
     D = 2 if bidirectional else 1
     T = x.shape[0]
-    scan = K.recurrent_scan if fused else scan_reference
+    scan = recurrent_scan if fused_scan else scan_reference
     inp = x
     h_n, c_n = [], []
     for layer in range(num_layers):

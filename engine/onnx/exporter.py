@@ -24,9 +24,8 @@ import onnx
 from onnx import helper
 
 from .. import functions as ops
-from .. import nn
+from .. import fused, nn
 from ..autograd import no_grad, trace
-from ..nn import sequence_kernels
 from ..nn.utils import model_device
 from ..tensor import Tensor
 from ._proto import ONNX_TYPE
@@ -324,7 +323,7 @@ FUNCTION_EMITTERS: dict[type, Callable[[_Rec], None]] = {
     ops.MaxPool2d: _maxpool,
     ops.AvgPool2d: _avgpool,
     ops.BatchNormTrain: _batchnorm_train,
-    sequence_kernels.RecurrentScan: export_scan,  # one RNN/LSTM/GRU node (issue 15)
+    fused.recurrent_scan: export_scan,  # one RNN/LSTM/GRU node (issue 15)
 }
 
 

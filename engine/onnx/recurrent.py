@@ -8,7 +8,7 @@ every sequence full length, GRU with linear_before_reset=1), runs on the engine'
 scan; anything else runs a step-by-step Tensor-op loop. Both are differentiable, so an
 imported recurrent model trains like a hand-built one.
 
-Export (`export_scan`, a row of the exporter's table): a fused scan record becomes one
+Export (`export_scan`, a row of the exporter's table): a recorded `fused.recurrent_scan` becomes one
 ONNX node. Its weights stay the model's named parameters in PyTorch's layout and gate
 order (`rnn.weight_ih_l0`, ...), reordered into ONNX's (LSTM i, o, f, c; GRU z, r, h)
 by Split/Concat nodes that runtimes fold, so the file's state dict is the model's.
@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from ..fused import recurrent_scan
+from ..fused.recurrent import GATES
 from ..nn import functional as F
-from ..nn import sequence_kernels as K
 from ..tensor import Tensor, cat, stack, where
 from .errors import ExecutionError
 
@@ -147,11 +148,12 @@ def _run(kind: str, ctx: Any, X: Value, W: Value, R: Value, B: Value, lens: Valu
         c = states[1][d] if states[1] is not None else None
         if plain:
             mode = kind if kind != "RNN" else ("RNN_RELU" if relu else "RNN_TANH")
-            packed = K.recurrent_scan(
-                mode, x, h, c if kind == "LSTM" else None, _reorder(W[d], kind, FROM_ONNX),
+            packed = recurrent_scan(
+                x, h, c if kind == "LSTM" else None, _reorder(W[d], kind, FROM_ONNX),
                 _reorder(R[d], kind, FROM_ONNX),
                 None if wb is None else _reorder(wb, kind, FROM_ONNX),
-                None if rb is None else _reorder(rb, kind, FROM_ONNX), reverse=reverse)
+                None if rb is None else _reorder(rb, kind, FROM_ONNX), mode=mode,
+                reverse=reverse)
             ys.append(packed[:T] if kind == "LSTM" else packed)
             hs.append(packed[0] if reverse else packed[T - 1])
             if kind == "LSTM":
@@ -258,7 +260,7 @@ def export_scan(r: Any) -> None:
     kind = "RNN" if mode.startswith("RNN") else mode
     x, h0, c0, w_ih, w_hh, b_ih, b_hh = r.args
     H = w_hh.shape[1]
-    G = K.GATES[mode]
+    G = GATES[mode]
 
     def onnx_layout(i: int) -> str:  # engine weight/bias arg i -> ONNX order, direction axis
         name = r.arg(i)

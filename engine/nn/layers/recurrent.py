@@ -139,7 +139,7 @@ class RNNBase(Module):
             c0 = c0.unsqueeze(1) if c0 is not None else None
         out, h_n, c_n = SF.recurrent_layer(self.mode, x, h0, c0, self._weights(),
                                            self.num_layers, self.bidirectional, self.dropout,
-                                           self.training, fused=self.fused)
+                                           self.training, fused_scan=self.fused)
         if unbatched:
             out, h_n = out.squeeze(1), h_n.squeeze(1)
             c_n = c_n.squeeze(1) if c_n is not None else None
