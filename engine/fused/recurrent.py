@@ -107,15 +107,17 @@ def _scan_ref(x: Tensor, h0: Tensor | None, c0: Tensor | None, w_ih: Tensor, w_h
 
 
 def _samples(rng: np.random.Generator) -> list[Sample]:
-    out = []
-    for mode, reverse, bias, (steps, B, I, H) in (
-            ("LSTM", False, True, (5, 3, 4, 6)), ("LSTM", True, False, (3, 2, 3, 70)),
-            ("GRU", True, True, (5, 3, 4, 6)), ("GRU", False, False, (4, 2, 3, 5)),
-            ("RNN_TANH", False, True, (6, 2, 3, 4)), ("RNN_RELU", True, True, (5, 3, 2, 4))):
-        G = GATES[mode]
+    """Every mode in both directions, with and without biases, and at H=70 (more than one
+    of the GPU kernels' 64-thread workgroups per row)."""
+    def r(*shape: int, scale: float = 1.0) -> np.ndarray:
+        return (rng.standard_normal(shape) * scale).astype(np.float32)
 
-        def r(*shape: int, scale: float = 1.0) -> np.ndarray:
-            return (rng.standard_normal(shape) * scale).astype(np.float32)
+    out = []
+    cases = [(m, False, True, (5, 3, 4, 6)) for m in GATES] + \
+        [(m, True, m == "RNN_RELU", (3, 2, 3, 70)) for m in GATES] + \
+        [("LSTM", True, True, (4, 2, 3, 5)), ("GRU", False, False, (4, 2, 3, 5))]
+    for mode, reverse, bias, (steps, B, I, H) in cases:
+        G = GATES[mode]
         b = (r(G * H), r(G * H)) if bias else (None, None)
         if mode == "RNN_RELU":  # pre-activations away from the kink at 0
             b = (b[0] + 2.0, b[1])
@@ -125,6 +127,8 @@ def _samples(rng: np.random.Generator) -> list[Sample]:
     # zero initial states (None: made inside the scan)
     out.append(Sample((r(4, 2, 3), None, None, r(16, 3, scale=0.4), r(16, 4, scale=0.5),
                        r(16), None), {"mode": "LSTM", "reverse": False}))
+    out.append(Sample((r(3, 2, 3), None, None, r(12, 3, scale=0.4), r(12, 4, scale=0.5),
+                       None, r(12)), {"mode": "GRU", "reverse": True}))
     return out
 
 
