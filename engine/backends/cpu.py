@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .cpu_kernels import NumpyKernels
+from .cpu_recurrent import NumpyRecurrentKernels
 
 # erf element by element with math.erf: exact to float64, and NumPy stays the engine's only
 # compiled dependency (no scipy, which the browser build lacks). About 0.3 us per value.
@@ -74,7 +75,7 @@ _BINARY = {
 _REDUCE = {"sum": np.sum, "max": np.max, "min": np.min}
 
 
-class CpuBackend(NumpyKernels):
+class CpuBackend(NumpyKernels, NumpyRecurrentKernels):
     name = "cpu"
 
     def describe(self) -> str:
