@@ -64,6 +64,12 @@ def first_engine(page: Any) -> None:
     wait_text(page, ".onnx-report", r"every op is supported", STEP_S)
 
 
+def first_sequences(page: Any) -> None:
+    page.locator("canvas.dc-canvas").first.wait_for()
+    draw(page, [(150, 40), (145, 240)])
+    wait_text(page, ".rows-result", r"LSTM.*attention", STEP_S)
+
+
 # The first result per page (a page the site has that is not named here is timed to
 # interactive only); pages come from the build's site.json (the app's page registry).
 FIRST = {
@@ -73,6 +79,7 @@ FIRST = {
     "art": first_art,
     "playground": first_playground,
     "engine": first_engine,
+    "sequences": first_sequences,
 }
 QUERIES = {"playground": "?data=moons&epochs=5"}
 

@@ -152,6 +152,15 @@ def engine_page(v: Visit, tmp_path: Path) -> None:
     assert "Could not use" in err
 
 
+def sequences_page(v: Visit, tmp_path: Path) -> None:
+    """Draw a 1: the shipped LSTM and attention models read it row by row (training them
+    here is the server tests' part: minutes of WebAssembly)."""
+    v.page.locator("canvas.dc-canvas").first.wait_for()
+    draw(v.page, [(150, 40), (145, 240)])
+    result = wait_text(v.page, ".rows-result", r"LSTM.*attention", STEP_S)
+    assert "shipped" in result and result.count("1") >= 2, result
+
+
 def registered_pages() -> list[str]:
     """The pages the site has: the start page and the app's registry, in its order (a
     page added to webapp.common.PAGES is tested here with no change to this file)."""
@@ -167,6 +176,7 @@ SLUGS = registered_pages()
 ACTIONS: dict[str, Callable[[Visit, Path], None]] = {
     "app": app_page, "digits": digits_page, "cifar10": cifar10_page, "movies": movies_page,
     "art": art_page, "playground": playground_page, "engine": engine_page,
+    "sequences": sequences_page,
 }
 QUERIES = {  # the largest network for 30 epochs: still running when Cancel lands
     "playground": "?data=moons&epochs=30&width=256&depth=8",
