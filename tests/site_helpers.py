@@ -40,7 +40,7 @@ def pyodide_release() -> Path:
 def build_site(out: Path, *args: str) -> Path:
     """`python build.py site --out OUT ARGS` (this interpreter: the tests run in .venv)."""
     proc = subprocess.run([sys.executable, "-m", "tools.site", "site", "--out", str(out),
-                           *args], cwd=ROOT, capture_output=True, text=True, timeout=900)
+                           *args], cwd=ROOT, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return out
 

@@ -113,39 +113,47 @@ def compile_wheels(wheels: list[Path], release_dir: Path) -> None:
 def compile_release(release_dir: Path, wheel_files: list[str], stdlib_out: Path,
                     overlay: Path) -> None:
     """`stdlib_out`: the release's stdlib zip with NAME.pyc entries added; `overlay` (a
-    zip): the __pycache__/ bytecode of the release wheels `wheel_files`."""
+    zip): the __pycache__/ bytecode of the release wheels `wheel_files`. Each is cached on
+    its own (online and offline builds need different wheels, the same standard library)."""
     CACHE.mkdir(parents=True, exist_ok=True)
     stdlib = release_dir / "python_stdlib.zip"
-    key = _digest(_release_id(release_dir), stdlib.read_bytes(),
-                  json.dumps(sorted(wheel_files)).encode())
-    cached_lib, cached_overlay = CACHE / f"{key}-python_stdlib.zip", CACHE / f"{key}-pyc.zip"
-    if not (cached_lib.is_file() and cached_overlay.is_file()):
-        say(f"compiling the standard library and {len(wheel_files)} release wheel(s) to "
-            "bytecode with Pyodide's own Python (Node)")
+    rid = _release_id(release_dir)
+    cached_lib = CACHE / f"{_digest(rid, stdlib.read_bytes())}-python_stdlib.zip"
+    cached_overlay = CACHE / f"{_digest(rid, json.dumps(sorted(wheel_files)).encode())}-pyc.zip"
+    todo_lib, todo_overlay = not cached_lib.is_file(), not cached_overlay.is_file()
+    if todo_lib or todo_overlay:
+        what = (["the standard library"] if todo_lib else []) + \
+            ([f"{len(wheel_files)} release wheel(s)"] if todo_overlay else [])
+        say(f"compiling {' and '.join(what)} to bytecode with Pyodide's own Python (Node)")
         with tempfile.TemporaryDirectory() as tmp:
             host = Path(tmp)
-            with zipfile.ZipFile(stdlib) as zf:
-                _extract_sources(zf, host / "stdlib")
-            for i, name in enumerate(wheel_files):
-                with zipfile.ZipFile(release_dir / name) as zf:
-                    _extract_sources(zf, host / f"r{i}")
-            _run(release_dir, host, [{"dir": "stdlib", "ddir": STDLIB_DIR, "legacy": True}]
-                 + [{"dir": f"r{i}", "ddir": "", "legacy": False}
-                    for i in range(len(wheel_files))])
-            with zipfile.ZipFile(stdlib) as src, \
-                    zipfile.ZipFile(host / "lib.zip", "w", zipfile.ZIP_DEFLATED) as dst:
-                for info in src.infolist():
-                    dst.writestr(info, src.read(info.filename))
-                root = host / "stdlib"
-                for p in sorted(root.rglob("*.pyc")):
-                    dst.write(p, p.relative_to(root).as_posix())
-            with zipfile.ZipFile(host / "pyc.zip", "w", zipfile.ZIP_DEFLATED) as dst:
-                for i in range(len(wheel_files)):
-                    root = host / f"r{i}"
+            jobs: list[dict[str, object]] = []
+            if todo_lib:
+                with zipfile.ZipFile(stdlib) as zf:
+                    _extract_sources(zf, host / "stdlib")
+                jobs.append({"dir": "stdlib", "ddir": STDLIB_DIR, "legacy": True})
+            if todo_overlay:
+                for i, name in enumerate(wheel_files):
+                    with zipfile.ZipFile(release_dir / name) as zf:
+                        _extract_sources(zf, host / f"r{i}")
+                    jobs.append({"dir": f"r{i}", "ddir": "", "legacy": False})
+            _run(release_dir, host, jobs)
+            if todo_lib:
+                with zipfile.ZipFile(stdlib) as src, \
+                        zipfile.ZipFile(host / "lib.zip", "w", zipfile.ZIP_DEFLATED) as dst:
+                    for info in src.infolist():
+                        dst.writestr(info, src.read(info.filename))
+                    root = host / "stdlib"
                     for p in sorted(root.rglob("*.pyc")):
                         dst.write(p, p.relative_to(root).as_posix())
-            shutil.copy2(host / "lib.zip", cached_lib)
-            shutil.copy2(host / "pyc.zip", cached_overlay)
+                shutil.copy2(host / "lib.zip", cached_lib)
+            if todo_overlay:
+                with zipfile.ZipFile(host / "pyc.zip", "w", zipfile.ZIP_DEFLATED) as dst:
+                    for i in range(len(wheel_files)):
+                        root = host / f"r{i}"
+                        for p in sorted(root.rglob("*.pyc")):
+                            dst.write(p, p.relative_to(root).as_posix())
+                shutil.copy2(host / "pyc.zip", cached_overlay)
     for dest in (stdlib_out, overlay):
         dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(cached_lib, stdlib_out)
