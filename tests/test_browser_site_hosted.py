@@ -1,0 +1,93 @@
+"""The hosted (online) static site end to end: it names the CDNs; here each CDN URL is
+answered from the local Pyodide release or the installed Panel/Bokeh by request
+interception, so every URL it names is proven to resolve to the file it must be; any other
+request is refused. Every page of the app's registry, as in tests/test_browser_site.py
+(its own module: Playwright's sync API allows one instance at a time, and that module's
+last browser lives until it ends)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import pytest
+
+from tests.browser_helpers import CHROMIUM_ARGS, chromium
+from tests.site_helpers import Visit, build_site, pyodide_release, serve
+from tests.test_browser_site import ONLY_LOOPBACK, SLUGS, page_path, run_page
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def cdn_files() -> list[tuple[re.Pattern[str], Callable[[re.Match[str]], Path]]]:
+    """Which local file answers each CDN URL the hosted build names."""
+    import bokeh
+    import panel
+
+    release = pyodide_release()
+    panel_dist = Path(panel.__file__).parent / "dist"
+    bokeh_js = Path(bokeh.__file__).parent / "server" / "static" / "js"
+    version = __import__("json").loads((release / "package.json").read_text())["version"]
+    return [
+        (re.compile(rf"https://cdn\.jsdelivr\.net/pyodide/v{re.escape(version)}/full/"
+                    r"([^/?#]+)"), lambda m: release / m.group(1)),
+        (re.compile(r"https://cdn\.holoviz\.org/panel/[^/]+/dist/([^?#]+)"),
+         lambda m: panel_dist / m.group(1)),
+        (re.compile(r"https://cdn\.bokeh\.org/bokeh/release/([^?#]+?)-\d+\.\d+\.\d+"
+                    r"((?:\.min)?\.js)"), lambda m: bokeh_js / (m.group(1) + m.group(2))),
+    ]
+
+
+@pytest.fixture(scope="module")
+def hosted(tmp_path_factory) -> Iterator[tuple[str, Any, list[str]]]:
+    """The online build (Pyodide = the local release's version) and a Chromium context
+    whose CDN requests are answered from local files; unknown URLs are refused."""
+    release = pyodide_release()
+    version = __import__("json").loads((release / "package.json").read_text())["version"]
+    out = build_site(tmp_path_factory.mktemp("site") / "online", "--pyodide-version",
+                     version)
+    rules, answered = cdn_files(), []
+
+    def answer(route: Any) -> None:
+        url = route.request.url
+        if url.startswith(base):
+            route.continue_()
+            return
+        for pattern, local in rules:
+            m = pattern.match(url)
+            if m:
+                path = local(m)  # the URL's path, decoded (es-module-shims@%5E1.10.0)
+                path = Path(unquote(str(path)))
+                if path.is_file():
+                    answered.append(url)
+                    route.fulfill(path=str(path), headers={
+                        "Access-Control-Allow-Origin": "*"})
+                else:
+                    route.fulfill(status=404, body=f"{path} is not in the local copy")
+                return
+        route.abort()
+
+    with serve(out) as base, chromium(CHROMIUM_ARGS + [ONLY_LOOPBACK]) as browser:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        context.route("**/*", answer)
+        yield base, context, answered
+        context.close()
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+def test_hosted_page(hosted, slug, tmp_path):
+    base, context, answered = hosted
+    cdns = ("https://cdn.jsdelivr.net/", "https://cdn.holoviz.org/", "https://cdn.bokeh.org/")
+    v = Visit(context, base, page_path(slug),
+              local=lambda url: url.startswith((base, *cdns)))
+    try:
+        run_page(v, slug, tmp_path, "webgpu")
+        seen = set(answered)
+        assert any(u.startswith(cdns[0]) and u.endswith("pyodide.asm.wasm") for u in seen)
+        assert any(u.startswith(cdns[1]) for u in seen) and \
+            any(u.startswith(cdns[2]) for u in seen), sorted(seen)[:10]
+    finally:
+        v.close()
