@@ -28,7 +28,7 @@ from . import backends
 from .autograd import no_grad
 from .backends import DeviceError
 from .creation import zeros_like
-from .nn.utils import model_device
+from .nn.utils import evaluating, model_device
 from .random import generator
 from .tensor import Tensor
 
@@ -292,27 +292,20 @@ def _lr(optimizer: Any) -> float:
 def _run_eval(model: Any, source: _Source, loss_fn: Callable | None,
               metrics: dict[str, MetricFn], batch_size: int, device: str) -> dict[str, float]:
     """Mean loss and metrics over a dataset in eval mode, accumulated on the device."""
-    was_training = getattr(model, "training", True)
-    if hasattr(model, "eval"):
-        model.eval()
     totals: dict[str, Any] = {}
     n = 0
-    try:
-        with no_grad():
-            for xb, yb in source.batches(batch_size, shuffle=False):
-                x, y = _to_device(xb, device), _to_device(yb, device)
-                out = model(x)
-                k = len(x)
-                vals = {name: fn(out, y) for name, fn in metrics.items()}
-                if loss_fn is not None:
-                    vals = {"loss": loss_fn(out, y), **vals}
-                for name, v in vals.items():
-                    v = v * float(k)
-                    totals[name] = v if name not in totals else totals[name] + v
-                n += k
-    finally:
-        if was_training and hasattr(model, "train"):
-            model.train()
+    with evaluating(model):
+        for xb, yb in source.batches(batch_size, shuffle=False):
+            x, y = _to_device(xb, device), _to_device(yb, device)
+            out = model(x)
+            k = len(x)
+            vals = {name: fn(out, y) for name, fn in metrics.items()}
+            if loss_fn is not None:
+                vals = {"loss": loss_fn(out, y), **vals}
+            for name, v in vals.items():
+                v = v * float(k)
+                totals[name] = v if name not in totals else totals[name] + v
+            n += k
     return {name: _scalar(v) / max(n, 1) for name, v in totals.items()}
 
 
@@ -340,17 +333,10 @@ def predict(model: Any, X: Any, batch_size: int = 256, device: str | None = None
     """The model's outputs for every row of X as one host array (eval mode, no_grad)."""
     x_all = np.asarray(X.numpy() if isinstance(X, Tensor) else X)
     dev = model_device(model) if device is None else backends.resolve(device)
-    was_training = getattr(model, "training", True)
-    if hasattr(model, "eval"):
-        model.eval()
     outs = []
-    try:
-        with no_grad():
-            for start in range(0, len(x_all), batch_size):
-                outs.append(model(_to_device(x_all[start:start + batch_size], dev)).numpy())
-    finally:
-        if was_training and hasattr(model, "train"):
-            model.train()
+    with evaluating(model):
+        for start in range(0, len(x_all), batch_size):
+            outs.append(model(_to_device(x_all[start:start + batch_size], dev)).numpy())
     return np.concatenate(outs) if outs else np.zeros((0,), np.float32)
 
 

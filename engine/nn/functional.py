@@ -17,6 +17,7 @@ import numpy as np
 from .. import functions as ops
 from .. import fused
 from ..autograd import no_grad
+from ..backends.window import ceil_extra, same_padding
 from ..creation import full
 from ..random import generator
 from ..tensor import Tensor, cat, minimum, where
@@ -126,11 +127,11 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 
         elif padding == "same":
             if s != (1, 1):
                 raise ValueError(f"{op}: padding='same' needs stride 1, got stride {s}")
-            total = [d[i] * (k[i] - 1) for i in range(2)]
-            p = (total[0] // 2, total[1] // 2)
-            extra = (total[0] - 2 * p[0], total[1] - 2 * p[1])
-            if extra != (0, 0):  # asymmetric: one more row/column at the far side
-                x = pad(x, (0, extra[1], 0, extra[0]))
+            (ph, eh), (pw, ew) = (same_padding(x.shape[2 + i], k[i], 1, d[i])
+                                  for i in range(2))
+            p = (ph, pw)
+            if (eh, ew) != p:  # asymmetric: one more row/column at the far side
+                x = pad(x, (0, ew - pw, 0, eh - ph))
         else:
             raise ValueError(f"{op}: padding must be an int, a pair, 'same' or 'valid', "
                              f"got {padding!r}")
@@ -170,22 +171,13 @@ def _pool_args(x: Tensor, kernel_size: Any, stride: Any, padding: Any, dilation:
     return k, s, p, d
 
 
-def _ceil_extra(size: int, k: int, s: int, p: int, d: int) -> int:
-    """Extra far-side padding that makes floor-mode pooling produce ceil-mode's size."""
-    span = d * (k - 1) + 1
-    out = -(-(size + 2 * p - span) // s) + 1
-    if (out - 1) * s >= size + p:  # the last window must start inside the input
-        out -= 1
-    return max(0, (out - 1) * s + span - (size + 2 * p))
-
-
 def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
                dilation: Any = 1, ceil_mode: bool = False) -> Tensor:
     """Max over each window; padding counts as -inf. Stride defaults to the kernel size."""
     k, s, p, d = _pool_args(x, kernel_size, stride, padding, dilation, "max_pool2d")
     if ceil_mode:
-        eh = _ceil_extra(x.shape[2], k[0], s[0], p[0], d[0])
-        ew = _ceil_extra(x.shape[3], k[1], s[1], p[1], d[1])
+        eh = ceil_extra(x.shape[2], k[0], s[0], p[0], d[0])
+        ew = ceil_extra(x.shape[3], k[1], s[1], p[1], d[1])
         if eh or ew:
             x = pad(x, (0, ew, 0, eh), value=-math.inf)
     return fused.max_pool2d(x, kernel=k, stride=s, padding=p, dilation=d)

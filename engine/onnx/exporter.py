@@ -26,6 +26,7 @@ from onnx import helper
 from .. import functions as ops
 from .. import nn
 from ..autograd import no_grad, trace
+from ..backends.window import conv_transpose_out_size
 from ..nn.utils import model_device
 from ..tensor import Tensor
 from ._proto import ONNX_TYPE
@@ -259,7 +260,7 @@ def _conv_transpose(r: _Rec) -> None:
     x, w = r.args[0], r.args[1]
     s, p = r.kw.get("stride", (1, 1)), r.kw.get("padding", (0, 0))
     d = r.kw.get("dilation", (1, 1))
-    natural = [s[i] * (x.shape[2 + i] - 1) + (w.shape[2 + i] - 1) * d[i] + 1 - 2 * p[i]
+    natural = [conv_transpose_out_size(x.shape[2 + i], w.shape[2 + i], s[i], p[i], d[i])
                for i in range(2)]
     outpad = [int(r.out.shape[2 + i] - natural[i]) for i in range(2)]
     r.emit("ConvTranspose", [r.arg(0), r.arg(1)], kernel_shape=list(w.shape[2:]),

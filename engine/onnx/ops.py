@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 
 from .. import functions as ops
+from ..backends.window import ceil_extra, conv_transpose_out_size, same_padding
+from ..creation import from_numpy
 from ..nn import functional as F
 from ..tensor import Tensor, cat, maximum, minimum, where
 from ._proto import DTYPES, UnsupportedAttribute
@@ -63,7 +65,7 @@ class Ctx:
             return x
         arr = np.asarray(x)
         if self.cache is None:  # host mode: CPU tensors over the same memory, any dtype
-            return Tensor._wrap(arr, "cpu")
+            return from_numpy(arr)
         key = (id(x), self.device)
         hit = self.cache.get(key)
         if hit is not None and hit[0] is x:
@@ -163,27 +165,19 @@ def _to2d(vals: list[int] | None, nd: int, fill: int) -> list[int]:
 
 def _pads(auto_pad: str, pads: list[int] | None, size: list[int], k: list[int],
           s: list[int], d: list[int], nd: int, ceil: bool = False) -> tuple[list, list]:
-    """(begin, end) pads for 2 spatial dims, from explicit pads or auto_pad."""
+    """(begin, end) pads for 2 spatial dims, from explicit pads or auto_pad; ceil-mode's
+    output size becomes extra end padding (window.ceil_extra)."""
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-        begin, end = [], []
-        for n, kk, ss, dd in zip(size, k, s, d):
-            total = max(0, (-(-n // ss) - 1) * ss + (kk - 1) * dd + 1 - n)
-            lo = total // 2 if auto_pad == "SAME_UPPER" else total - total // 2
-            begin.append(lo)
-            end.append(total - lo)
-        return begin, end
+        both = [same_padding(n, kk, ss, dd, auto_pad == "SAME_UPPER")
+                for n, kk, ss, dd in zip(size, k, s, d)]
+        return [lo for lo, _ in both], [hi for _, hi in both]
     if auto_pad == "VALID" or not pads:
         begin, end = [0, 0], [0, 0]
     else:
         begin, end = _to2d(pads[:nd], nd, 0), _to2d(pads[nd:], nd, 0)
-    if ceil:  # ceil-mode output size as extra end padding (windows may not start in it)
-        for i in range(2):
-            span = (k[i] - 1) * d[i] + 1
-            total = size[i] + begin[i] + end[i]
-            out = -(-(total - span) // s[i]) + 1
-            if (out - 1) * s[i] >= size[i] + begin[i]:
-                out -= 1
-            end[i] += max(0, (out - 1) * s[i] + span - total)
+    if ceil:
+        end = [end[i] + ceil_extra(size[i], k[i], s[i], begin[i], d[i], end[i])
+               for i in range(2)]
     return begin, end
 
 
@@ -241,7 +235,7 @@ def conv_transpose(ctx: Ctx, x: Value, w: Value, b: Value = None, *, auto_pad: s
     k, s, d = list(w4.shape[2:]), _to2d(strides, nd, 1), _to2d(dilations, nd, 1)
     op = _to2d(output_padding, nd, 0)
     size = list(x4.shape[2:])
-    full = [s[i] * (size[i] - 1) + (k[i] - 1) * d[i] + 1 + op[i] for i in range(2)]
+    full = [conv_transpose_out_size(size[i], k[i], s[i], 0, d[i], op[i]) for i in range(2)]
     if output_shape or auto_pad in ("SAME_UPPER", "SAME_LOWER"):  # the spec's formula
         want = _to2d(list(output_shape)[-nd:], nd, 1) if output_shape else \
             [size[i] * s[i] for i in range(2)]
@@ -296,7 +290,7 @@ def avg_pool(ctx: Ctx, x: Value, *, auto_pad: str, ceil_mode: int, count_include
     else:
         counted[:, :, begin[0]: begin[0] + size[0], begin[1]: begin[1] + size[1]] = 1
     num = ops.AvgPool2d.apply(_pad_hw(x4, begin, cend, 0.0, ctx), **kw)
-    den = ops.AvgPool2d.apply(Tensor._wrap(counted, "cpu"), **kw).numpy()
+    den = ops.AvgPool2d.apply(from_numpy(counted), **kw).numpy()
     return _from4d(num / ctx.t(den), nd)
 
 
