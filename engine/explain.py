@@ -15,7 +15,6 @@ import numpy as np
 
 from . import nn
 from .autograd import no_grad
-from .nn.utils import evaluating
 from .nn.utils import model_device as _device
 from .tensor import Tensor
 from .train import predict
@@ -89,12 +88,16 @@ def unit_stats(model: nn.Module, x: np.ndarray) -> list[dict[str, Any]]:
         if isinstance(m, ACTIVATIONS):
             handles.append(m.register_forward_hook(
                 lambda mod, inp, out, name=name: acts.append((name, mod, out.numpy()))))
+    was = model.training
+    model.eval()
     try:
-        with evaluating(model):
+        with no_grad():
             model(Tensor(np.ascontiguousarray(x, np.float32), device=_device(model)))
     finally:
         for hd in handles:
             hd.remove()
+        if was:
+            model.train()
     rows = []
     for i, (name, mod, a) in enumerate(acts):
         a = a.reshape(len(a), -1)
