@@ -181,11 +181,13 @@ def _pads(auto_pad: str, pads: list[int] | None, size: list[int], k: list[int],
     return begin, end
 
 
-def _pad_hw(x: Tensor, begin: list[int], end: list[int], value: float,
-            ctx: Ctx | None = None) -> Tensor:
-    if ctx is not None:  # padding comes from the file: bound what it makes us allocate
-        ctx.guard((*x.shape[:2], x.shape[2] + begin[0] + end[0], x.shape[3] + begin[1]
-                   + end[1]), ctx.node.op_type if ctx.node is not None else "pad")
+def _guard_padded(ctx: Ctx, x: Tensor, begin: list[int], end: list[int]) -> None:
+    """Padding comes from the file: bound what it makes us allocate before padding."""
+    ctx.guard((*x.shape[:2], x.shape[2] + begin[0] + end[0], x.shape[3] + begin[1] + end[1]),
+              ctx.node.op_type if ctx.node is not None else "pad")
+
+
+def _pad_hw(x: Tensor, begin: list[int], end: list[int], value: float) -> Tensor:
     if not any(begin) and not any(end):
         return x
     return ops.Pad.apply(x, widths=[(0, 0), (0, 0), (begin[0], end[0]), (begin[1], end[1])],
@@ -262,36 +264,23 @@ def max_pool(ctx: Ctx, x: Value, *, auto_pad: str, ceil_mode: int, dilations: An
     x4 = _as4d(x, nd)
     k, s, d = _to2d(kernel_shape, nd, 1), _to2d(strides, nd, 1), _to2d(dilations, nd, 1)
     begin, end = _pads(auto_pad, pads, list(x4.shape[2:]), k, s, d, nd, bool(ceil_mode))
-    x4 = _pad_hw(x4, begin, end, -math.inf, ctx)
-    y = ops.MaxPool2d.apply(x4, kernel=tuple(k), stride=tuple(s), padding=(0, 0),
-                            dilation=tuple(d))
-    return _from4d(y, nd)
+    _guard_padded(ctx, x4, begin, end)
+    return _from4d(F.max_pool2d_padded(x4, k, s, begin, end, d), nd)
 
 
 def avg_pool(ctx: Ctx, x: Value, *, auto_pad: str, ceil_mode: int, count_include_pad: int,
              dilations: Any, kernel_shape: list[int], pads: Any, strides: Any) -> Tensor:
-    """Sum of each padded window divided by the count of cells that ONNX counts."""
     x = ctx.t(x)
     nd = _spatial(x, "AveragePool")
     if dilations and any(v != 1 for v in dilations):
         raise ExecutionError("AveragePool: dilations other than 1 are not supported")
     x4 = _as4d(x, nd)
     k, s = _to2d(kernel_shape, nd, 1), _to2d(strides, nd, 1)
-    size = list(x4.shape[2:])
-    begin, end = _pads(auto_pad, pads, size, k, s, [1, 1], nd)
-    _, cend = _pads("NOTSET", begin + end, size, k, s, [1, 1], 2, bool(ceil_mode))
-    kw = {"kernel": tuple(k), "stride": tuple(s), "padding": (0, 0), "count_include_pad": True}
-    if cend == end and (not any(begin + end) or count_include_pad):
-        return _from4d(ops.AvgPool2d.apply(_pad_hw(x4, begin, end, 0.0, ctx), **kw), nd)
-    counted = np.zeros((1, 1, size[0] + begin[0] + cend[0], size[1] + begin[1] + cend[1]),
-                       dtype=x.dtype)
-    if count_include_pad:
-        counted[:, :, : size[0] + begin[0] + end[0], : size[1] + begin[1] + end[1]] = 1
-    else:
-        counted[:, :, begin[0]: begin[0] + size[0], begin[1]: begin[1] + size[1]] = 1
-    num = ops.AvgPool2d.apply(_pad_hw(x4, begin, cend, 0.0, ctx), **kw)
-    den = ops.AvgPool2d.apply(from_numpy(counted), **kw).numpy()
-    return _from4d(num / ctx.t(den), nd)
+    begin, end = _pads(auto_pad, pads, list(x4.shape[2:]), k, s, [1, 1], nd)
+    _guard_padded(ctx, x4, begin, _pads("NOTSET", begin + end, list(x4.shape[2:]), k, s,
+                                        [1, 1], 2, bool(ceil_mode))[1])
+    return _from4d(F.avg_pool2d_padded(x4, k, s, begin, end, bool(ceil_mode),
+                                       bool(count_include_pad)), nd)
 
 
 def global_pool(kind: str) -> Callable[..., Any]:
@@ -335,12 +324,14 @@ def _dropout_legacy(ctx: Ctx, x: Value, *, ratio: float = 0.5, is_test: int = 0,
 
 
 def prelu(ctx: Ctx, x: Value, slope: Value) -> Tensor:
-    x = ctx.t(x)
-    return where(x > 0, x, x * ctx.t(slope))
+    x, slope = ctx.t(x), ctx.t(slope)
+    if slope.ndim == 1 and x.ndim > 2:  # ONNX broadcasts a 1-D slope along the last axis
+        slope = slope.reshape(1, -1)
+    return F.prelu(x, slope)
 
 
 def hard_sigmoid(ctx: Ctx, x: Value, *, alpha: float, beta: float) -> Tensor:
-    return (ctx.t(x) * alpha + beta).clip(0.0, 1.0)
+    return F.hardsigmoid(ctx.t(x), alpha, beta)
 
 
 def gelu(ctx: Ctx, x: Value, *, approximate: str) -> Tensor:
@@ -653,7 +644,7 @@ OPS: dict[str, Op] = {
     "Elu": Op(lambda ctx, x, *, alpha: F.elu(ctx.t(x), alpha), {"alpha": 1.0}),
     "PRelu": Op(prelu),
     "HardSigmoid": Op(hard_sigmoid, {"alpha": 0.2, "beta": 0.5}),
-    "HardSwish": Op(lambda ctx, x: ctx.t(x) * hard_sigmoid(ctx, x, alpha=1 / 6, beta=0.5)),
+    "HardSwish": Op(_unary(F.hardswish)),
     "Gelu": Op(gelu, {"approximate": "none"}),
     # axis: the spec's default is -1 from opset 13 and 1 (with 2-D coercion) before it
     "Softmax": Op(_axis_softmax("softmax"), {"axis": None}),
