@@ -1,4 +1,4 @@
-"""The one table: ONNX op name -> engine implementation, with the spec's attribute defaults.
+"""ONNX import: the engine implementation of each op (the table in `table.py` names them).
 
 Each implementation takes a `Ctx` and the node's inputs, which are either NumPy arrays
 (constants and shape arithmetic, known on the host) or engine Tensors (data on the
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,18 +23,15 @@ from .. import functions as ops
 from ..backends.window import ceil_extra, conv_transpose_out_size, same_padding
 from ..creation import from_numpy
 from ..nn import functional as F
-from ..tensor import Tensor, cat, maximum, minimum, where
-from ._proto import DTYPES, UnsupportedAttribute
-from .errors import ExecutionError, UnsupportedOpError
+from ..tensor import Tensor, cat, where
+from ._proto import DTYPES
+from .errors import ExecutionError
 from .limits import (
     DEFAULT,
     Limits,
     SpendBudget,
     broadcast_shapes,
     check_shape,
-    cut,
-    listed,
-    short,
 )
 
 Value = Any  # np.ndarray (host) or Tensor (device)
@@ -93,16 +89,6 @@ class Ctx:
         return shape
 
 
-@dataclass(frozen=True)
-class Op:
-    fn: Callable[..., Any]
-    attrs: dict[str, Any] = field(default_factory=dict)  # ONNX spec defaults
-    consts: tuple[int, ...] = ()   # attribute-like inputs (shapes, axes, pads): host values
-    buffers: tuple[int, ...] = ()  # float initializers here are state, not parameters
-    check: Callable[[dict[str, Any]], str | None] | None = None  # load-time attribute check
-    outputs: int = 1  # how many outputs the implementation produces
-
-
 # -- helpers ---------------------------------------------------------------------------
 
 def _is_int(t: Tensor) -> bool:
@@ -116,7 +102,7 @@ def _scalar(x: Value) -> float | None:
     return None
 
 
-def _binary(name: str) -> Callable[..., Any]:
+def binary(name: str) -> Callable[..., Any]:
     def fn(ctx: Ctx, a: Value, b: Value) -> Value:
         sb = _scalar(b) if isinstance(a, Tensor) else None
         if sb is not None and not _is_int(a):
@@ -133,11 +119,11 @@ def _binary(name: str) -> Callable[..., Any]:
     return fn
 
 
-def _unary(f: Callable[[Tensor], Tensor]) -> Callable[..., Any]:
+def unary(f: Callable[[Tensor], Tensor]) -> Callable[..., Any]:
     return lambda ctx, x: f(ctx.t(x))
 
 
-def _axis_softmax(kind: str) -> Callable[..., Any]:
+def axis_softmax(kind: str) -> Callable[..., Any]:
     f = F.softmax if kind == "softmax" else F.log_softmax
 
     def fn(ctx: Ctx, x: Value, axis: int | None = None) -> Tensor:
@@ -202,7 +188,7 @@ def _from4d(y: Tensor, nd: int) -> Tensor:
     return y.reshape(y.shape[0], y.shape[1], y.shape[3]) if nd == 1 else y
 
 
-def _check_auto_pad(a: dict) -> str | None:
+def check_auto_pad(a: dict) -> str | None:
     ap = a.get("auto_pad", "NOTSET")
     return None if ap in ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER") else \
         f"auto_pad={ap!r} is not a valid setting"
@@ -318,7 +304,7 @@ def dropout(ctx: Ctx, x: Value, ratio: Value = None, training_mode: Value = None
     return y
 
 
-def _dropout_legacy(ctx: Ctx, x: Value, *, ratio: float = 0.5, is_test: int = 0,
+def dropout_legacy(ctx: Ctx, x: Value, *, ratio: float = 0.5, is_test: int = 0,
                     seed: Any = None) -> Any:
     return dropout(ctx, x, np.asarray(ratio, np.float32), None, is_test=is_test)
 
@@ -328,14 +314,6 @@ def prelu(ctx: Ctx, x: Value, slope: Value) -> Tensor:
     if slope.ndim == 1 and x.ndim > 2:  # ONNX broadcasts a 1-D slope along the last axis
         slope = slope.reshape(1, -1)
     return F.prelu(x, slope)
-
-
-def hard_sigmoid(ctx: Ctx, x: Value, *, alpha: float, beta: float) -> Tensor:
-    return F.hardsigmoid(ctx.t(x), alpha, beta)
-
-
-def gelu(ctx: Ctx, x: Value, *, approximate: str) -> Tensor:
-    return F.gelu(ctx.t(x), approximate)
 
 
 # -- shape and movement ------------------------------------------------------------------
@@ -383,7 +361,7 @@ def split(ctx: Ctx, x: Value, split: Value = None, *, axis: int,
     return tuple(out)
 
 
-def _split_legacy(ctx: Ctx, x: Value, *, axis: int, split: Any = None) -> tuple:
+def split_legacy(ctx: Ctx, x: Value, *, axis: int, split: Any = None) -> tuple:
     return globals()["split"](ctx, x, None if split is None else np.asarray(split), axis=axis)
 
 
@@ -402,7 +380,7 @@ def slice_(ctx: Ctx, x: Value, starts: Value, ends: Value, axes: Value = None,
     return x[tuple(index)]
 
 
-def _slice_legacy(ctx: Ctx, x: Value, *, starts: list, ends: list, axes: Any = None) -> Tensor:
+def slice_legacy(ctx: Ctx, x: Value, *, starts: list, ends: list, axes: Any = None) -> Tensor:
     return slice_(ctx, x, np.asarray(starts), np.asarray(ends),
                   None if axes is None else np.asarray(axes))
 
@@ -471,7 +449,7 @@ def unsqueeze(ctx: Ctx, x: Value, axes: Value = None, *, axes_attr: Any = None) 
     return x.reshape(*[1 if i in ax else next(dims) for i in range(r)])
 
 
-def _reduce(kind: str) -> Callable[..., Any]:
+def reduce(kind: str) -> Callable[..., Any]:
     def fn(ctx: Ctx, x: Value, axes: Value = None, *, keepdims: int,
            noop_with_empty_axes: int, axes_attr: Any = None) -> Tensor:
         x = ctx.t(x)
@@ -534,7 +512,7 @@ def pad(ctx: Ctx, x: Value, pads: Value = None, value: Value = None, axes: Value
     return ops.Pad.apply(x, widths=widths, value=float(fill))
 
 
-def _check_pad(a: dict) -> str | None:
+def check_pad(a: dict) -> str | None:
     return None if a.get("mode", "constant") == "constant" else \
         f"mode={a['mode']!r} (only 'constant' padding is supported)"
 
@@ -548,7 +526,7 @@ def cast(ctx: Ctx, x: Value, *, to: int, saturate: int = 1, round_mode: str = "u
     return x if x.dtype == dt else x.astype(dt)
 
 
-def _check_cast(a: dict) -> str | None:
+def check_cast(a: dict) -> str | None:
     return None if a.get("to") in DTYPES else f"to={a.get('to')} is not a supported type"
 
 
@@ -614,151 +592,3 @@ def gemm(ctx: Ctx, a: Value, b: Value, c: Value = None, *, alpha: float, beta: f
 
 def identity(ctx: Ctx, x: Value) -> Value:
     return x
-
-
-_POOL = {"auto_pad": "NOTSET", "kernel_shape": None, "pads": None, "strides": None,
-         "ceil_mode": 0}
-_REDUCE = {"keepdims": 1, "noop_with_empty_axes": 0, "axes_attr": None}
-
-# The table. Attribute defaults are the ONNX spec's; `axes_attr`, `pads_attr`, ... are the
-# older opsets' attribute forms of what later became inputs (the importer renames them).
-OPS: dict[str, Op] = {
-    "Conv": Op(conv, {"auto_pad": "NOTSET", "dilations": None, "group": 1,
-                      "kernel_shape": None, "pads": None, "strides": None},
-               check=_check_auto_pad),
-    "ConvTranspose": Op(conv_transpose, {"auto_pad": "NOTSET", "dilations": None, "group": 1,
-                                         "kernel_shape": None, "output_padding": None,
-                                         "output_shape": None, "pads": None, "strides": None},
-                        check=_check_auto_pad),
-    "Gemm": Op(gemm, {"alpha": 1.0, "beta": 1.0, "transA": 0, "transB": 0}),
-    "MatMul": Op(lambda ctx, a, b: ctx.t(a) @ ctx.t(b)),
-    "Add": Op(_binary("Add")), "Sub": Op(_binary("Sub")), "Mul": Op(_binary("Mul")),
-    "Div": Op(_binary("Div")), "Pow": Op(_binary("Pow")),
-    "Sqrt": Op(_unary(Tensor.sqrt)), "Exp": Op(_unary(Tensor.exp)),
-    "Log": Op(_unary(Tensor.log)), "Neg": Op(_unary(Tensor.__neg__)),
-    "Abs": Op(_unary(Tensor.abs)), "Reciprocal": Op(_unary(lambda x: 1.0 / x)),
-    "Erf": Op(_unary(lambda x: ops.Erf.apply(x))),
-    "Relu": Op(_unary(F.relu)), "Sigmoid": Op(_unary(F.sigmoid)), "Tanh": Op(_unary(F.tanh)),
-    "Softplus": Op(_unary(F.softplus)),
-    "LeakyRelu": Op(lambda ctx, x, *, alpha: F.leaky_relu(ctx.t(x), alpha), {"alpha": 0.01}),
-    "Elu": Op(lambda ctx, x, *, alpha: F.elu(ctx.t(x), alpha), {"alpha": 1.0}),
-    "PRelu": Op(prelu),
-    "HardSigmoid": Op(hard_sigmoid, {"alpha": 0.2, "beta": 0.5}),
-    "HardSwish": Op(_unary(F.hardswish)),
-    "Gelu": Op(gelu, {"approximate": "none"}),
-    # axis: the spec's default is -1 from opset 13 and 1 (with 2-D coercion) before it
-    "Softmax": Op(_axis_softmax("softmax"), {"axis": None}),
-    "LogSoftmax": Op(_axis_softmax("log_softmax"), {"axis": None}),
-    "MaxPool": Op(max_pool, {**_POOL, "dilations": None, "storage_order": 0},
-                  check=lambda a: _check_auto_pad(a) or (
-                      "storage_order=1 is not supported" if a.get("storage_order") else None)),
-    "AveragePool": Op(avg_pool, {**_POOL, "count_include_pad": 0, "dilations": None},
-                      check=_check_auto_pad),
-    "GlobalAveragePool": Op(global_pool("avg")), "GlobalMaxPool": Op(global_pool("max")),
-    "BatchNormalization": Op(batch_norm, {"epsilon": 1e-5, "momentum": 0.9, "training_mode": 0,
-                                          "spatial": 1},
-                             buffers=(3, 4), outputs=3),
-    "Dropout": Op(dropout, {"seed": None, "is_test": 0}, consts=(1, 2), outputs=2),
-    "Flatten": Op(flatten, {"axis": 1}),
-    "Reshape": Op(reshape, {"allowzero": 0}, consts=(1,)),
-    "Transpose": Op(transpose, {"perm": None}),
-    "Concat": Op(concat, {"axis": None}),
-    "Split": Op(split, {"axis": 0, "num_outputs": None}, consts=(1,), outputs=1 << 16),
-    "Slice": Op(slice_, consts=(1, 2, 3, 4)),
-    "Gather": Op(gather, {"axis": 0}),
-    "Shape": Op(shape, {"start": 0, "end": None}),
-    "Size": Op(size),
-    "Constant": Op(constant, {k: None for k in (
-        "value", "value_float", "value_floats", "value_int", "value_ints", "value_string",
-        "value_strings", "sparse_value")}),
-    "ConstantOfShape": Op(constant_of_shape, {"value": None}, consts=(0,)),
-    "Identity": Op(identity),
-    "Squeeze": Op(squeeze, {"axes_attr": None}, consts=(1,)),
-    "Unsqueeze": Op(unsqueeze, {"axes_attr": None}, consts=(1,)),
-    "ReduceMean": Op(_reduce("mean"), _REDUCE, consts=(1,)),
-    "ReduceMax": Op(_reduce("max"), _REDUCE, consts=(1,)),
-    "ReduceMin": Op(_reduce("min"), _REDUCE, consts=(1,)),
-    "ReduceSum": Op(_reduce("sum"), _REDUCE, consts=(1,)),
-    "ReduceSumSquare": Op(_reduce("sumsquare"), _REDUCE, consts=(1,)),
-    "ReduceL2": Op(_reduce("l2"), _REDUCE, consts=(1,)),
-    "Clip": Op(clip, {"min": None, "max": None}, consts=(1, 2)),
-    "Pad": Op(pad, {"mode": "constant", "pads_attr": None, "value_attr": 0.0},
-              consts=(1, 2, 3), check=_check_pad),
-    "Cast": Op(cast, {"to": None, "saturate": 1, "round_mode": "up"}, check=_check_cast),
-    "CastLike": Op(lambda ctx, x, like, *, saturate=1, round_mode="up": cast(
-        ctx, x, to=next(k for k, v in DTYPES.items() if v == like.dtype)),
-        {"saturate": 1, "round_mode": "up"}),
-    "GatherElements": Op(gather_elements, {"axis": 0}),
-    "Max": Op(variadic(maximum)), "Min": Op(variadic(minimum)),
-    "Sum": Op(variadic(Tensor.__add__)), "Mean": Op(variadic(Tensor.__add__, mean=True)),
-    "Expand": Op(expand, consts=(1,)),
-    "Where": Op(where_),
-    "Equal": Op(compare("eq")), "Less": Op(compare("lt")), "Greater": Op(compare("gt")),
-    "LessOrEqual": Op(compare("le")), "GreaterOrEqual": Op(compare("ge")),
-    "Range": Op(range_, consts=(0, 1, 2)),
-}
-
-# Attributes that older opsets used for what is now an input: (op, opset below which it is
-# an attribute, attribute name, name the implementation takes).
-LEGACY_ATTRS: dict[str, tuple[int, dict[str, str]]] = {
-    "Squeeze": (13, {"axes": "axes_attr"}), "Unsqueeze": (13, {"axes": "axes_attr"}),
-    "ReduceSum": (13, {"axes": "axes_attr"}), "ReduceMean": (18, {"axes": "axes_attr"}),
-    "ReduceMax": (18, {"axes": "axes_attr"}), "ReduceMin": (18, {"axes": "axes_attr"}),
-    "ReduceSumSquare": (18, {"axes": "axes_attr"}), "ReduceL2": (18, {"axes": "axes_attr"}),
-    "Pad": (11, {"pads": "pads_attr", "value": "value_attr"}),
-}
-
-# Ops whose older forms take everything as attributes: a separate implementation each.
-LEGACY_OPS: dict[tuple[str, int], Op] = {
-    ("Split", 13): Op(_split_legacy, {"axis": 0, "split": None}, outputs=1 << 16),
-    ("Slice", 10): Op(_slice_legacy, {"starts": None, "ends": None, "axes": None}),
-    ("Dropout", 12): Op(_dropout_legacy, {"ratio": 0.5, "is_test": 0, "seed": None},
-                        outputs=2),
-}
-
-
-def resolve(op_type: str, opset: int) -> Op | None:
-    """The table row for an op at an opset (older attribute-only forms included)."""
-    for (name, below), row in LEGACY_OPS.items():
-        if name == op_type and opset < below:
-            return row
-    return OPS.get(op_type)
-
-
-def unsupported(nodes: list[Any], opset: int, attrs: list[dict[str, Any]]) -> None:
-    """Raise one UnsupportedOpError naming every node the engine cannot run (its message
-    lists the first few, `ops` has them all)."""
-    bad: list[tuple[str, str, str]] = []
-    for i, (node, a) in enumerate(zip(nodes, attrs)):
-        why = _unsupported_reason(node, opset, a)
-        if why is not None:
-            op = f"{node.domain}.{node.op_type}" if node.domain not in ("", "ai.onnx") \
-                else node.op_type
-            bad.append((node.name or f"#{i}", op, why))
-    if bad:
-        lines = listed([f"  node {short(n)}: {cut(op)} ({why})" for n, op, why in bad],
-                       sep="\n")
-        kinds = listed([cut(k) for k in sorted({op for _, op, _ in bad})])
-        raise UnsupportedOpError(
-            f"the model uses {len(bad):,} node(s) the engine does not support ({kinds}):\n"
-            f"{lines}\nSupported ops: {', '.join(sorted(OPS))}", bad)
-
-
-def _unsupported_reason(node: Any, opset: int, a: dict[str, Any]) -> str | None:
-    if node.domain not in ("", "ai.onnx"):
-        return "custom domain"
-    row = resolve(node.op_type, opset)
-    if row is None:
-        return "op not implemented"
-    unknown = sorted(set(a) - set(row.attrs))
-    n_out = max((j + 1 for j, o in enumerate(node.output) if o), default=0)
-    odd = [v for v in a.values() if isinstance(v, UnsupportedAttribute)]
-    if odd:
-        return f"{odd[0]!r} is not supported"
-    if unknown:
-        return f"unknown attribute(s) {listed([cut(u) for u in unknown], limit=5)}"
-    if n_out > row.outputs:
-        return f"{n_out} outputs requested, only the first {row.outputs} are supported"
-    if row.check is not None:
-        return row.check({**row.attrs, **a})
-    return None
