@@ -11,9 +11,7 @@ from typing import Any
 import numpy as np
 
 from .. import fused
-from ..autograd import no_grad
 from ..backends.window import ceil_extra
-from ..creation import from_numpy
 from ..tensor import Tensor, cat
 from ._checks import _need_float, _pair
 
@@ -95,22 +93,21 @@ def avg_pool2d_padded(x: Tensor, kernel: Sequence[int], stride: Sequence[int],
 
     Each window's sum (of the zero-padded input) is divided by the number of cells it
     counts: padding included or not, never ceil mode's extra cells. Those counts depend
-    only on shapes, so they are computed once on the host and divide as a constant."""
+    only on shapes: they are counted on the host (NumPy) and scale as one constant."""
     k, s = tuple(kernel), tuple(stride)
     cend = _ceil_end(x, k, s, begin, end, (1, 1)) if ceil_mode else [int(e) for e in end]
     kw = {"kernel": k, "stride": s, "padding": (0, 0), "count_include_pad": True}
     if cend == list(end) and (not any(begin) and not any(end) or count_include_pad):
         return fused.avg_pool2d(_padded(x, begin, end, 0.0), **kw)
     h, w = x.shape[2], x.shape[3]
-    counted = np.zeros((1, 1, h + begin[0] + cend[0], w + begin[1] + cend[1]), x.dtype)
+    counted = np.zeros((h + begin[0] + cend[0], w + begin[1] + cend[1]))
     if count_include_pad:
-        counted[:, :, : h + begin[0] + end[0], : w + begin[1] + end[1]] = 1
+        counted[: h + begin[0] + end[0], : w + begin[1] + end[1]] = 1
     else:
-        counted[:, :, begin[0]: begin[0] + h, begin[1]: begin[1] + w] = 1
-    num = fused.avg_pool2d(_padded(x, begin, cend, 0.0), **kw)
-    with no_grad():
-        den = fused.avg_pool2d(from_numpy(counted), **kw).numpy()
-    return num / Tensor(den, device=x.device, dtype=x.dtype)
+        counted[begin[0]: begin[0] + h, begin[1]: begin[1] + w] = 1
+    counts = np.lib.stride_tricks.sliding_window_view(counted, k)[::s[0], ::s[1]].sum((-2, -1))
+    num = fused.avg_pool2d(_padded(x, begin, cend, 0.0), **kw)  # window sum / (kH kW)
+    return num * Tensor(k[0] * k[1] / counts, device=x.device, dtype=x.dtype)
 
 
 def _adaptive_size(out: Any, x: Tensor) -> tuple[int, int]:
