@@ -119,3 +119,20 @@ def test_divergence_guard_restores_the_snapshot_or_the_host_copy():
         model[0].bias.copy_(np.nan)
     with pytest.raises(ValueError, match="contain NaN or inf before training"):
         DivergenceGuard(model, history)
+
+
+def test_evaluating_is_eval_and_no_grad_and_restores_the_mode_even_on_errors():
+    from engine.nn.utils import evaluating
+
+    model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))
+    with evaluating(model):
+        assert not model.training and not engine.is_grad_enabled()
+        assert not model(engine.Tensor(np.ones((1, 2)))).requires_grad
+    assert model.training and engine.is_grad_enabled()
+    with pytest.raises(RuntimeError, match="boom"), evaluating(model):
+        raise RuntimeError("boom")
+    assert model.training
+    model.eval()
+    with evaluating(model):
+        pass
+    assert not model.training  # an eval-mode model stays in eval mode
