@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import functions as fn
-from .. import nn
+from .. import fused, nn
 from ..nn import functional as F
 from ..tensor import Tensor, maximum, minimum
 from . import emitters as E
 from . import ops as I
+from . import recurrent
 from ._proto import DTYPES, UnsupportedAttribute
 from .errors import UnsupportedOpError
 from .limits import cut, listed, short
@@ -172,6 +173,14 @@ OPS: dict[str, Op] = {
     "Equal": Op(I.compare("eq")), "Less": Op(I.compare("lt")), "Greater": Op(I.compare("gt")),
     "LessOrEqual": Op(I.compare("le")), "GreaterOrEqual": Op(I.compare("ge")),
     "Range": Op(I.range_, consts=(0, 1, 2)),
+    # recurrent layers (issue 15, onnx/recurrent.py): sequence_lens (input 4) is read on the
+    # host; a traced fused.recurrent_scan exports as one RNN, GRU or LSTM node (its mode)
+    "RNN": Op(recurrent.rnn, recurrent.ATTRS["RNN"], consts=(4,), outputs=2,
+              check=recurrent.check("RNN"), export={fused.recurrent_scan: recurrent.export_scan}),
+    "GRU": Op(recurrent.gru, recurrent.ATTRS["GRU"], consts=(4,), outputs=2,
+              check=recurrent.check("GRU")),
+    "LSTM": Op(recurrent.lstm, recurrent.ATTRS["LSTM"], consts=(4,), outputs=3,
+               check=recurrent.check("LSTM")),
 }
 
 # Attributes that older opsets used for what is now an input: (op, opset below which it is
