@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .cpu_channels_last import ChannelsLastKernels
 from .cpu_kernels import NumpyKernels
 
 try:  # scipy's erf is exact to float64; the fallback is vectorised math.erf
@@ -71,7 +72,7 @@ _BINARY = {
 _REDUCE = {"sum": np.sum, "max": np.max, "min": np.min}
 
 
-class CpuBackend(NumpyKernels):
+class CpuBackend(ChannelsLastKernels, NumpyKernels):
     name = "cpu"
 
     def describe(self) -> str:

@@ -1,0 +1,226 @@
+"""Channels-last NumPy kernels of the CPU backend: convolution, batch norm, max pooling.
+
+Why channels-last. In an NCHW array a pixel's channels lie H*W floats apart, so im2col
+gathers single floats and a convolution's GEMM (pixels x channels) comes out in the wrong
+order and must be transposed back. With the channels innermost (NHWC):
+
+- im2col is one strided copy whose inner runs are kW*C contiguous floats (`_patches`);
+- the GEMM `patches @ W` writes the output directly in NHWC order, bias added in place;
+- batch-norm statistics are column sums of a (pixels, C) matrix;
+- a pooling tap is a strided view with C contiguous floats per pixel.
+
+The arrays keep their NCHW *shape*: a channels-last array is the view
+`buffer.transpose(0, 3, 1, 2)` of an NHWC buffer, so every other op (NumPy works on any
+strides) and every caller still see an ordinary (N, C, H, W) tensor. NumPy's ufuncs keep
+their inputs' memory order, so ReLU, a residual add, dropout ... stay channels-last
+between the layers; only a reshape that mixes channels with pixels (nn.Flatten) copies
+back to NCHW order. An input that is not channels-last (the data batch) is converted once,
+in the same copy that pads it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from .window import conv_out_size
+
+Pair = tuple[int, int]
+
+
+def nhwc(x: np.ndarray) -> np.ndarray:
+    """The (N, H, W, C) view of an NCHW-shaped array; a copy only if x is not channels-last."""
+    v = x.transpose(0, 2, 3, 1)
+    return v if v.flags.c_contiguous else np.ascontiguousarray(v)
+
+
+def is_channels_last(x: np.ndarray) -> bool:
+    return x.ndim == 4 and x.transpose(0, 2, 3, 1).flags.c_contiguous
+
+
+def _padded(x: np.ndarray, pad: Pair, value: float = 0.0) -> np.ndarray:
+    """NHWC copy of NCHW-shaped x with `value` borders: layout change and padding in one
+    pass (no copy at all without padding when x is already channels-last)."""
+    ph, pw = pad
+    if (ph, pw) == (0, 0):
+        return nhwc(x)
+    n, c, h, w = x.shape
+    out = np.empty((n, h + 2 * ph, w + 2 * pw, c), dtype=x.dtype)
+    out[:, :ph] = value
+    out[:, ph + h:] = value
+    out[:, ph: ph + h, :pw] = value
+    out[:, ph: ph + h, pw + w:] = value
+    out[:, ph: ph + h, pw: pw + w] = x.transpose(0, 2, 3, 1)
+    return out
+
+
+def _patches(xp: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair,
+             out_hw: Pair) -> np.ndarray:
+    """im2col of padded NHWC `xp`: (N*Ho*Wo, kH*kW*C), row = one output pixel's window in
+    (tap row, tap column, channel) order. One copy of a strided view."""
+    n, _, _, c = xp.shape
+    sn, sh, sw, sc = xp.strides
+    (kh, kw), (ho, wo) = kernel, out_hw
+    win = as_strided(xp, (n, ho, wo, kh, kw, c),
+                     (sn, sh * stride[0], sw * stride[1], sh * dilation[0], sw * dilation[1], sc),
+                     writeable=False)
+    return win.reshape(n * ho * wo, kh * kw * c)
+
+
+def _wmat(w: np.ndarray) -> np.ndarray:
+    """(C_out, C, kH, kW) weight as the (kH*kW*C, C_out) matrix matching `_patches`."""
+    co, c, kh, kw = w.shape
+    return w.transpose(2, 3, 1, 0).reshape(kh * kw * c, co)
+
+
+def _tap_range(size: int, out: int, offset: int, stride: int) -> tuple[slice, slice] | None:
+    """For one kernel tap at `offset` (= tap * dilation - pad) along an axis: the output
+    positions o whose input o * stride + offset lies inside [0, size), and those inputs."""
+    lo = max(0, -(offset // stride))  # ceil(-offset / stride)
+    hi = min(out, (size - 1 - offset) // stride + 1)
+    if hi <= lo:
+        return None
+    first = lo * stride + offset
+    return slice(lo, hi), slice(first, first + (hi - lo - 1) * stride + 1, stride)
+
+
+class _TapArgmax:
+    """Max pooling's argmax on a channels-last input: the winning tap (0 .. kH*kW-1) of
+    every output element, in NHWC order, with the window geometry the gradient needs."""
+
+    __slots__ = ("taps", "geometry")
+
+    def __init__(self, taps: np.ndarray, geometry: tuple) -> None:
+        self.taps, self.geometry = taps, geometry
+
+
+def _tap_slices(size_hw: Pair, out_hw: Pair, kernel: Pair, stride: Pair, pad: Pair,
+                dilation: Pair):
+    """(tap index, output slices, input slices) of every kernel tap that touches the
+    unpadded input: the strided add/compare of one tap, with borders clipped."""
+    for i in range(kernel[0]):
+        rows = _tap_range(size_hw[0], out_hw[0], i * dilation[0] - pad[0], stride[0])
+        if rows is None:
+            continue
+        for j in range(kernel[1]):
+            cols = _tap_range(size_hw[1], out_hw[1], j * dilation[1] - pad[1], stride[1])
+            if cols is not None:
+                yield i * kernel[1] + j, (rows[0], cols[0]), (rows[1], cols[1])
+
+
+class ChannelsLastKernels:
+    """Mixed into `CpuBackend` (before `NumpyKernels`): the fast kernels named above.
+    Batch norm and max pooling take this path for channels-last input (what the
+    convolution returns) and defer to `NumpyKernels` otherwise."""
+
+    # -- convolution (groups=1) ----------------------------------------------------------
+    def conv2d_nhwc(self, x, w, bias, stride: Pair, pad: Pair, dilation: Pair, keep: bool):
+        """(y channels-last, the patch matrix if `keep` else None): y = patches @ W + bias."""
+        n, _, h, wd = x.shape
+        co, _, kh, kw = w.shape
+        ho = conv_out_size(h, kh, stride[0], pad[0], dilation[0])
+        wo = conv_out_size(wd, kw, stride[1], pad[1], dilation[1])
+        cols = _patches(_padded(x, pad), (kh, kw), stride, dilation, (ho, wo))
+        y = cols @ _wmat(w)
+        if bias is not None:
+            y += bias  # the fused bias: in place on the GEMM output, no second array
+        return y.reshape(n, ho, wo, co).transpose(0, 3, 1, 2), (cols if keep else None)
+
+    def conv2d_nhwc_grad(self, gy, cols, w, x_shape, stride: Pair, pad: Pair, dilation: Pair,
+                         need_x: bool, need_w: bool, need_b: bool):
+        """(gx, gw, gb), each None unless needed. gw = gy^T @ patches (the forward's patch
+        matrix, kept); gx = col2im(gy @ W^T), a strided add per kernel tap."""
+        co, c, kh, kw = w.shape
+        g2 = nhwc(gy).reshape(-1, co)
+        gb = g2.sum(axis=0) if need_b else None
+        gw = None
+        if need_w:
+            gw = np.ascontiguousarray((g2.T @ cols).reshape(co, kh, kw, c).transpose(0, 3, 1, 2))
+        gx = None
+        if need_x:
+            n, _, h, wd = x_shape
+            ho, wo = gy.shape[2], gy.shape[3]
+            gcols = (g2 @ _wmat(w).T).reshape(n, ho, wo, kh, kw, c)
+            gxh = np.zeros((n, h, wd, c), dtype=gy.dtype)
+            for i in range(kh):
+                rows = _tap_range(h, ho, i * dilation[0] - pad[0], stride[0])
+                if rows is None:
+                    continue
+                for j in range(kw):
+                    cols_ = _tap_range(wd, wo, j * dilation[1] - pad[1], stride[1])
+                    if cols_ is not None:
+                        gxh[:, rows[1], cols_[1]] += gcols[:, rows[0], cols_[0], i, j]
+            gx = gxh.transpose(0, 3, 1, 2)
+        return gx, gw, gb
+
+    # -- batch norm over (N, H, W) of a channels-last array -------------------------------
+    def batch_norm_train(self, x, gamma, beta, axes, eps: float):
+        if tuple(axes) != (0, 2, 3) or not is_channels_last(x):
+            return super().batch_norm_train(x, gamma, beta, axes, eps)
+        n, c, h, w = x.shape
+        x2 = nhwc(x).reshape(-1, c)  # (pixels, C), a view
+        mean = x2.mean(axis=0)
+        y = x2 - mean
+        var = np.einsum("ij,ij->j", y, y) / x2.shape[0]  # no squared temporary
+        invstd = (1.0 / np.sqrt(var + eps)).astype(x.dtype, copy=False)
+        y *= invstd * gamma
+        y += beta
+        return (y.reshape(n, h, w, c).transpose(0, 3, 1, 2), mean.astype(x.dtype, copy=False),
+                invstd)
+
+    def batch_norm_grad(self, gy, x, gamma, mean, invstd, axes):
+        if tuple(axes) != (0, 2, 3) or not is_channels_last(x):
+            return super().batch_norm_grad(gy, x, gamma, mean, invstd, axes)
+        n, c, h, w = x.shape
+        x2, g2 = nhwc(x).reshape(-1, c), nhwc(gy).reshape(-1, c)
+        m = x2.shape[0]
+        gbeta = g2.sum(axis=0)
+        # sum(gy * xhat) = invstd * (sum(gy * x) - mean * sum(gy)): no xhat array
+        ggamma = (np.einsum("ij,ij->j", g2, x2) - mean * gbeta) * invstd
+        # gx = gamma * invstd * (gy - gbeta / m - xhat * ggamma / m), in one temporary
+        k = gamma * invstd
+        gx = x2 - mean
+        gx *= -(invstd * ggamma / m) * k
+        gx += g2 * k
+        gx -= k * gbeta / m
+        return (gx.reshape(n, h, w, c).transpose(0, 3, 1, 2).astype(x.dtype, copy=False),
+                ggamma.astype(gamma.dtype, copy=False), gbeta)
+
+    # -- max pooling ----------------------------------------------------------------------
+    def maxpool2d(self, x, kernel: Pair, stride: Pair, pad: Pair, dilation: Pair):
+        """One pass per tap over strided NHWC views (C contiguous floats per pixel); the
+        argmax is the winning tap's number (int8 for up to 127 taps), not a flat index."""
+        if not is_channels_last(x) or kernel[0] * kernel[1] > 127:
+            return super().maxpool2d(x, kernel, stride, pad, dilation)
+        n, c, h, w = x.shape
+        ho = conv_out_size(h, kernel[0], stride[0], pad[0], dilation[0])
+        wo = conv_out_size(w, kernel[1], stride[1], pad[1], dilation[1])
+        xp = _padded(x, pad, -np.inf)
+        sn, sh, sw, sc = xp.strides
+        best = taps = better = None
+        for k in range(kernel[0] * kernel[1]):
+            i, j = divmod(k, kernel[1])
+            tap = as_strided(xp[:, i * dilation[0]:, j * dilation[1]:], (n, ho, wo, c),
+                             (sn, sh * stride[0], sw * stride[1], sc), writeable=False)
+            if best is None:
+                best = tap.copy()
+                taps = np.zeros(best.shape, dtype=np.int8)
+                better = np.empty(best.shape, dtype=bool)
+                continue
+            np.greater(tap, best, out=better)  # strict: the first maximum wins, like torch
+            np.maximum(best, tap, out=best)
+            np.copyto(taps, np.int8(k), where=better)
+        geometry = ((h, w), (ho, wo), kernel, stride, pad, dilation)
+        return best.transpose(0, 3, 1, 2), _TapArgmax(taps, geometry)
+
+    def maxpool2d_grad(self, gy, argmax, x_shape):
+        if not isinstance(argmax, _TapArgmax):
+            return super().maxpool2d_grad(gy, argmax, x_shape)
+        n, c, h, w = x_shape
+        g = nhwc(gy)
+        gx = np.zeros((n, h, w, c), dtype=gy.dtype)
+        hit = np.empty(g.shape, dtype=bool)
+        for k, (oi, oj), (xi, xj) in _tap_slices(*argmax.geometry):
+            np.equal(argmax.taps[:, oi, oj], k, out=hit[:, oi, oj])
+            gx[:, xi, xj] += np.multiply(g[:, oi, oj], hit[:, oi, oj])
+        return gx.transpose(0, 3, 1, 2)
