@@ -108,6 +108,22 @@ def torch_resnet9(torch: Any, width: int = 16) -> Any:
                          nn.Flatten(), nn.Linear(8 * w, 10))
 
 
+def row_lstm(nn: Any) -> Any:
+    """The shipped sequence demo's digit reader (engine.sequences.RowClassifier, LSTM,
+    hidden 128): 28 rows of 28 pixels, one per step, logits from the last hidden state."""
+
+    class RowLSTM(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = nn.LSTM(28, 128, batch_first=True)
+            self.fc = nn.Linear(128, 10)
+
+        def forward(self, x: Any) -> Any:
+            out, _ = self.rnn(x)
+            return self.fc(out[:, -1])
+    return RowLSTM()
+
+
 def same_shapes(em: Any, tm: Any, what: str) -> None:
     es = [tuple(p.shape) for p in em.parameters()]
     ts = [tuple(p.shape) for p in tm.parameters()]
@@ -135,7 +151,7 @@ def engine_train_step(model: Any, x: Any, y: Any, **sgd: Any) -> Callable[[], An
 
 def torch_train_step(torch: Any, model: Any, x: Any, y: Any, **sgd: Any) -> Callable[[], Any]:
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, **sgd)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    xt, yt = (a if torch.is_tensor(a) else torch.from_numpy(a) for a in (x, y))  # or CUDA
 
     def step() -> None:
         opt.zero_grad()
@@ -207,6 +223,17 @@ def rows(np: Any, torch: Any) -> list[Row]:
         return torch_train_step(torch, tm, xr, yc, **sgd)
     out.append(Row("resnet9", "CIFAR-10 ResNet-9 (width 16, shipped) training, batch 128",
                    "samples/s", 128, resnet_engine, torch and resnet_torch))
+
+    if hasattr(enn, "LSTM"):
+        xs = rng.random((64, 28, 28), dtype=np.float32)
+        ys = rng.integers(0, 10, 64)
+        out.append(Row("lstm", "LSTM row reader (hidden 128, 28 steps) training, batch 64",
+                       "samples/s", 64, lambda: engine_train_step(row_lstm(enn), xs, ys),
+                       torch and (lambda: torch_train_step(torch, row_lstm(torch.nn), xs,
+                                                           ys))))
+    else:
+        print("bench cpu: skipping the LSTM row: this engine has no nn.LSTM yet (the "
+              "recurrent layers of issue 15)")
     return out
 
 

@@ -66,8 +66,15 @@ def test_batch_norm_channels_last():
 @pytest.mark.parametrize("geo", [((1, 1), (1, 1), (1, 1)), ((2, 1), (0, 2), (1, 2))])
 def test_conv_of_a_channels_last_input(geo):
     stride, padding, dilation = geo
-    _check(fused.conv2d, [channels_last(r(2, 4, 8, 7)), r(5, 4, 3, 3), r(5)],
+    _check(fused.conv2d, [channels_last(r(2, 8, 8, 7)), r(16, 8, 3, 3), r(16)],
            {"stride": stride, "padding": padding, "dilation": dilation})
+
+
+def test_narrow_conv_stays_nchw():
+    """LeNet-5's 1->6 layer is faster through the NCHW kernels (`conv._wide`)."""
+    x = Tensor(r(2, 1, 8, 8), requires_grad=True)
+    y = fused.conv2d(x, Tensor(r(6, 1, 5, 5)), None, padding=(2, 2))
+    assert y.data.flags.c_contiguous
 
 
 def test_first_maximum_wins_on_ties():

@@ -84,28 +84,25 @@ def _tap_range(size: int, out: int, offset: int, stride: int) -> tuple[slice, sl
     return slice(lo, hi), slice(first, first + (hi - lo - 1) * stride + 1, stride)
 
 
-class _TapArgmax:
-    """Max pooling's argmax on a channels-last input: the winning tap (0 .. kH*kW-1) of
-    every output element, in NHWC order, with the window geometry the gradient needs."""
+class _Winners:
+    """What max pooling's gradient needs on a channels-last input: the padded NHWC input
+    and the NHWC output, and the window geometry."""
 
-    __slots__ = ("taps", "geometry")
+    __slots__ = ("xp", "best", "geometry")
 
-    def __init__(self, taps: np.ndarray, geometry: tuple) -> None:
-        self.taps, self.geometry = taps, geometry
+    def __init__(self, xp: np.ndarray, best: np.ndarray, geometry: tuple) -> None:
+        self.xp, self.best, self.geometry = xp, best, geometry
 
 
-def _tap_slices(size_hw: Pair, out_hw: Pair, kernel: Pair, stride: Pair, pad: Pair,
-                dilation: Pair):
-    """(tap index, output slices, input slices) of every kernel tap that touches the
-    unpadded input: the strided add/compare of one tap, with borders clipped."""
+def _pool_taps(xp: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair, out_hw: Pair,
+               writeable: bool = False):
+    """Each kernel tap of padded NHWC `xp` as an (N, Ho, Wo, C) strided view."""
+    n, _, _, c = xp.shape
+    sn, sh, sw, sc = xp.strides
     for i in range(kernel[0]):
-        rows = _tap_range(size_hw[0], out_hw[0], i * dilation[0] - pad[0], stride[0])
-        if rows is None:
-            continue
         for j in range(kernel[1]):
-            cols = _tap_range(size_hw[1], out_hw[1], j * dilation[1] - pad[1], stride[1])
-            if cols is not None:
-                yield i * kernel[1] + j, (rows[0], cols[0]), (rows[1], cols[1])
+            yield as_strided(xp[:, i * dilation[0]:, j * dilation[1]:], (n, *out_hw, c),
+                             (sn, sh * stride[0], sw * stride[1], sc), writeable=writeable)
 
 
 class ChannelsLastKernels:
@@ -188,39 +185,36 @@ class ChannelsLastKernels:
 
     # -- max pooling ----------------------------------------------------------------------
     def maxpool2d(self, x, kernel: Pair, stride: Pair, pad: Pair, dilation: Pair):
-        """One pass per tap over strided NHWC views (C contiguous floats per pixel); the
-        argmax is the winning tap's number (int8 for up to 127 taps), not a flat index."""
-        if not is_channels_last(x) or kernel[0] * kernel[1] > 127:
+        """The maximum over strided NHWC tap views (C contiguous floats per pixel), with no
+        argmax array: the gradient finds the winning taps again by comparing the padded
+        input (kept, a reference when there is no padding) with the output."""
+        if not is_channels_last(x):
             return super().maxpool2d(x, kernel, stride, pad, dilation)
         n, c, h, w = x.shape
         ho = conv_out_size(h, kernel[0], stride[0], pad[0], dilation[0])
         wo = conv_out_size(w, kernel[1], stride[1], pad[1], dilation[1])
         xp = _padded(x, pad, -np.inf)
-        sn, sh, sw, sc = xp.strides
-        best = taps = better = None
-        for k in range(kernel[0] * kernel[1]):
-            i, j = divmod(k, kernel[1])
-            tap = as_strided(xp[:, i * dilation[0]:, j * dilation[1]:], (n, ho, wo, c),
-                             (sn, sh * stride[0], sw * stride[1], sc), writeable=False)
-            if best is None:
-                best = tap.copy()
-                taps = np.zeros(best.shape, dtype=np.int8)
-                better = np.empty(best.shape, dtype=bool)
-                continue
-            np.greater(tap, best, out=better)  # strict: the first maximum wins, like torch
+        taps = _pool_taps(xp, kernel, stride, dilation, (ho, wo))
+        best = next(taps).copy()
+        for tap in taps:
             np.maximum(best, tap, out=best)
-            np.copyto(taps, np.int8(k), where=better)
-        geometry = ((h, w), (ho, wo), kernel, stride, pad, dilation)
-        return best.transpose(0, 3, 1, 2), _TapArgmax(taps, geometry)
+        return best.transpose(0, 3, 1, 2), _Winners(xp, best, (kernel, stride, dilation, pad))
 
     def maxpool2d_grad(self, gy, argmax, x_shape):
-        if not isinstance(argmax, _TapArgmax):
+        if not isinstance(argmax, _Winners):
             return super().maxpool2d_grad(gy, argmax, x_shape)
+        kernel, stride, dilation, (ph, pw) = argmax.geometry
         n, c, h, w = x_shape
         g = nhwc(gy)
-        gx = np.zeros((n, h, w, c), dtype=gy.dtype)
-        hit = np.empty(g.shape, dtype=bool)
-        for k, (oi, oj), (xi, xj) in _tap_slices(*argmax.geometry):
-            np.equal(argmax.taps[:, oi, oj], k, out=hit[:, oi, oj])
-            gx[:, xi, xj] += np.multiply(g[:, oi, oj], hit[:, oi, oj])
-        return gx.transpose(0, 3, 1, 2)
+        best = argmax.best
+        gxp = np.zeros(argmax.xp.shape, dtype=gy.dtype)
+        taken = np.zeros(best.shape, dtype=bool)  # windows whose first maximum is found
+        hit = np.empty(best.shape, dtype=bool)
+        for tap, gtap in zip(_pool_taps(argmax.xp, kernel, stride, dilation, best.shape[1:3]),
+                             _pool_taps(gxp, kernel, stride, dilation, best.shape[1:3],
+                                        writeable=True)):
+            np.equal(tap, best, out=hit)
+            hit &= ~taken  # strict: the first maximum wins, like torch
+            taken |= hit
+            gtap += np.multiply(g, hit, dtype=g.dtype)
+        return gxp[:, ph: ph + h, pw: pw + w].transpose(0, 3, 1, 2)
