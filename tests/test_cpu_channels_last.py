@@ -63,10 +63,16 @@ def test_batch_norm_channels_last():
     _check(fused.batch_norm, [x, r(6), r(6)], {"axes": (0, 2, 3), "eps": 1e-5})
 
 
-@pytest.mark.parametrize("geo", [((1, 1), (1, 1), (1, 1)), ((2, 1), (0, 2), (1, 2))])
-def test_conv_of_a_channels_last_input(geo):
+@pytest.mark.parametrize("c", [8, 40])  # the input gradient by convolution up to 32
+@pytest.mark.parametrize("geo", [
+    ((1, 1), (1, 1), (1, 1)),  # stride 1: the input gradient as a convolution of gy
+    ((1, 1), (0, 2), (1, 2)),  # ... dilated, padded by (k - 1) * d - p = (2, 2)
+    ((1, 1), (3, 1), (1, 1)),  # padding beyond the kernel: col2im
+    ((2, 1), (0, 2), (1, 2)),  # strided: col2im
+])
+def test_conv_of_a_channels_last_input(geo, c):
     stride, padding, dilation = geo
-    _check(fused.conv2d, [channels_last(r(2, 8, 8, 7)), r(16, 8, 3, 3), r(16)],
+    _check(fused.conv2d, [channels_last(r(2, c, 8, 7)), r(16, c, 3, 3), r(16)],
            {"stride": stride, "padding": padding, "dilation": dilation})
 
 

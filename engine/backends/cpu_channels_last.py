@@ -134,7 +134,16 @@ class ChannelsLastKernels:
         if need_w:
             gw = np.ascontiguousarray((g2.T @ cols).reshape(co, kh, kw, c).transpose(0, 3, 1, 2))
         gx = None
-        if need_x:
+        q = [(k - 1) * d - p for k, d, p in zip((kh, kw), dilation, pad)]
+        if need_x and stride == (1, 1) and min(q) >= 0 and c <= 32:
+            # stride 1: gx is the convolution of gy with the flipped, channel-transposed
+            # kernel, padded by (k - 1) * d - p: an im2col + GEMM of gy. Cheaper than the
+            # col2im below while C is small (its strided adds touch C floats at a time);
+            # measured on ResNet-9's layers: 50 vs 65 ms at C=16, 17 vs 22 at C=32, but
+            # 22 vs 16 at C=64
+            wf = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+            gx = self.conv2d_nhwc(gy, wf, None, (1, 1), tuple(q), dilation, False)[0]
+        elif need_x:
             n, _, h, wd = x_shape
             ho, wo = gy.shape[2], gy.shape[3]
             gcols = (g2 @ _wmat(w).T).reshape(n, ho, wo, kh, kw, c)
