@@ -63,7 +63,7 @@ def test_batch_norm_channels_last():
     _check(fused.batch_norm, [x, r(6), r(6)], {"axes": (0, 2, 3), "eps": 1e-5})
 
 
-@pytest.mark.parametrize("c", [8, 40])  # the input gradient by convolution up to 32
+@pytest.mark.parametrize("c", [8, 40])  # the input gradient by convolution, by col2im
 @pytest.mark.parametrize("geo", [
     ((1, 1), (1, 1), (1, 1)),  # stride 1: the input gradient as a convolution of gy
     ((1, 1), (0, 2), (1, 2)),  # ... dilated, padded by (k - 1) * d - p = (2, 2)
