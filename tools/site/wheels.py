@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -50,6 +51,9 @@ def build_project_wheel(dest: Path) -> Path:
     """`pip wheel . --no-deps` (build isolation: pip installs the build backend that
     pyproject.toml names); checks that the shaders and the demo files are inside."""
     dest.mkdir(parents=True, exist_ok=True)
+    # setuptools stages the sources in build/ and never removes what left the source tree:
+    # a stale build/ would put a deleted module into the wheel
+    shutil.rmtree(ROOT / "build", ignore_errors=True)
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps",
                "--disable-pip-version-check", "-q", "-w", tmp]
