@@ -21,7 +21,9 @@ w_j is an interpolation filter learned from this image; <v_j, v_c> bends it per 
 through k factors (a low-rank filter bank). It is fitted by autograd (Adam) on Tensors,
 through the fused fm_pairwise kernel, on the CPU or the GPU. Why a learned filter: it
 adapts to the image's own texture (brush strokes, fur), where a fixed smoothness prior
-(biharmonic) blurs; the two are averaged where the neighbourhood is observed (engine.inpaint).
+(biharmonic) blurs. A second FM (residual_values, fit_residual_fm), learned on observed
+pixels held out of both, corrects the smooth fill by the first FM where the neighbourhood
+is observed (engine.inpaint).
 NumPy only (runs in Pyodide).
 """
 
