@@ -1,7 +1,9 @@
 """NumPy implementation of the Backend protocol (the core primitives).
 
 The NumPy fast kernels of the fused ops (convolution, pooling, batch norm, softmax, the
-FM interaction, optimizer updates) live in `cpu_kernels.py`; `CpuBackend` has both.
+FM interaction, optimizer updates) live in `cpu_kernels.py`, the recurrent scan in
+`cpu_recurrent.py`, and `cpu_channels_last.py` overrides convolution, batch norm and max
+pooling with channels-last kernels where they pay; `CpuBackend` has them all.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .cpu_channels_last import ChannelsLastKernels
 from .cpu_kernels import NumpyKernels
+from .cpu_recurrent import NumpyRecurrentKernels
 
 try:  # scipy's erf is exact to float64; the fallback is vectorised math.erf
     from scipy.special import erf as _erf
@@ -71,7 +75,7 @@ _BINARY = {
 _REDUCE = {"sum": np.sum, "max": np.max, "min": np.min}
 
 
-class CpuBackend(NumpyKernels):
+class CpuBackend(ChannelsLastKernels, NumpyKernels, NumpyRecurrentKernels):
     name = "cpu"
 
     def describe(self) -> str:
