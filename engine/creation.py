@@ -1,4 +1,5 @@
-"""New tensors filled with a value, on any device (the Tensor-level `full`)."""
+"""New tensors: filled with a value on any device (the Tensor-level `full`), or a CPU
+tensor over a NumPy array's memory (`from_numpy`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,16 @@ def full(shape: Sequence[int], value: float, *, dtype: Any = None,
     dev = backends.resolve(device)
     dt = _as_dtype(dtype) if dtype is not None else np.dtype(np.float32)
     return Tensor._wrap(backends.get(dev).full(tuple(int(s) for s in shape), value, dt), dev)
+
+
+def from_numpy(a: np.ndarray) -> Tensor:
+    """A CPU tensor sharing `a`'s memory and dtype, as `torch.from_numpy` (no copy, no
+    float32 cast): host-side arithmetic on arrays of any NumPy dtype, such as the shape
+    computations ONNX import folds on the host. `Tensor(a)` is the copying constructor
+    that applies the engine's dtype rules."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"from_numpy needs a NumPy array, not {type(a).__name__}")
+    return Tensor._wrap(a, "cpu")
 
 
 def zeros(shape: Sequence[int], *, dtype: Any = None, device: str | None = None) -> Tensor:

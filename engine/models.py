@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from . import nn
@@ -37,6 +39,17 @@ class Normalize(nn.Module):
 
 CIFAR_MEAN = [0.4914, 0.4822, 0.4465]
 CIFAR_STD = [0.2470, 0.2435, 0.2616]
+
+
+def load_lenet5(path: Any, device: str = "cpu") -> nn.Sequential:
+    """A LeNet-5 saved as ONNX (the shipped digits model) as this module's `lenet5`
+    Sequential, in eval mode: named layers the web app can show one by one, and a fresh
+    copy each call that can be trained without touching anyone else's."""
+    from . import onnx
+
+    net = lenet5()
+    net.load_state_dict(onnx.load(path, device="cpu").state_dict())
+    return net.to(device).eval()
 
 
 def conv_bn(cin: int, cout: int, pool: bool = False) -> nn.Sequential:

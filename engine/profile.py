@@ -112,4 +112,29 @@ class profile:  # noqa: N801  (a context manager used like a function)
             _local.prof = self._prev
 
 
-__all__ = ["profile", "Profile"]
+def profile_train_step(model: Any, x: Any, y: Any, device: str,
+                       loss_fn: Callable[..., Any] | None = None,
+                       optimizer: Any = None) -> Profile:
+    """Profile one training step (forward, loss, backward, optimizer step, reading the
+    loss) of `model` on (x, y), after one warm-up step whose gradients are discarded (it
+    compiles the GPU pipelines). Moves the model to `device` in train mode; `loss_fn`
+    defaults to cross-entropy, `optimizer` to Adam(lr=1e-4): the step a demo times."""
+    from . import optim
+    from .nn.functional import cross_entropy
+    from .tensor import Tensor
+
+    loss_fn = loss_fn or cross_entropy
+    model = model.to(device).train()
+    opt = optimizer or optim.Adam(model.parameters(), lr=1e-4)
+    xt, yt = Tensor(x, device=device), Tensor(y, device=device)
+    loss_fn(model(xt), yt).backward()
+    opt.zero_grad()
+    with profile(device) as prof:
+        loss = loss_fn(model(xt), yt)
+        loss.backward()
+        opt.step()
+        loss.item()
+    return prof
+
+
+__all__ = ["profile", "Profile", "profile_train_step"]

@@ -7,11 +7,15 @@ import numpy as np
 import pytest
 
 from engine.data.transforms import (
+    center_square,
+    fit_within,
+    image_batch,
     mean_std,
     mnist_preprocess,
     normalize,
     random_crop,
     random_hflip,
+    resize,
     to_chw,
 )
 
@@ -159,3 +163,30 @@ def test_mnist_preprocess_explicit_inversion_and_errors():
         mnist_preprocess(np.full((4, 4), np.nan))
     with pytest.raises(ValueError, match="grayscale"):
         mnist_preprocess(np.zeros((4, 4, 2)))
+
+
+def test_image_batch_is_nchw_in_unit_range():
+    rgb = np.random.default_rng(0).integers(0, 256, (2, 5, 7, 3), dtype=np.uint8)
+    x = image_batch(rgb)
+    assert x.shape == (2, 3, 5, 7) and x.dtype == np.float32 and x.flags.c_contiguous
+    np.testing.assert_allclose(x[1, 2, 4, 6], rgb[1, 4, 6, 2] / 255, rtol=1e-6)
+    gray = image_batch(np.full((3, 4, 4), 255, np.uint8))
+    assert gray.shape == (3, 1, 4, 4) and np.all(gray == 1.0)
+    with pytest.raises(ValueError, match=r"\(N, H, W\) or \(N, H, W, C\)"):
+        image_batch(np.zeros((4, 4), np.uint8))
+
+
+def test_center_square_takes_the_middle_and_fit_within_keeps_the_aspect():
+    img = np.zeros((40, 100, 3), np.uint8)
+    img[:, 30:70] = 200  # the centre 40x40 square is uniform
+    img[:, :30], img[:, 70:] = 10, 90  # the sides must not leak in
+    small = center_square(img, 8)
+    assert small.shape == (8, 8, 3) and np.all(small == 200)
+    tall = np.zeros((300, 60, 3), np.uint8)
+    assert fit_within(tall, 100).shape == (100, 20, 3)
+    assert fit_within(img, 256).shape == (102, 256, 3)
+    assert resize(img, (4, 10), "nearest").shape == (4, 10, 3)
+    with pytest.raises(ValueError, match="resample must be one of"):
+        resize(img, 4, "cubic-ish")
+    with pytest.raises(ValueError, match="the image is empty"):
+        center_square(np.zeros((0, 5, 3), np.uint8), 4)

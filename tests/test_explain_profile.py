@@ -10,7 +10,7 @@ import pytest
 import engine
 from engine import explain, nn
 from engine.data.toy import KINDS, make_toy
-from engine.profile import profile
+from engine.profile import profile, profile_train_step
 
 
 def small_cnn() -> nn.Sequential:
@@ -110,6 +110,18 @@ def test_profile_counts_primitives_of_a_training_step():
     before = dict(prof.calls)
     m(x)
     assert prof.calls == before
+
+
+def test_profile_train_step_times_one_step_after_a_warm_up():
+    m = small_cnn()
+    x, y = np.ones((2, 1, 8, 8), np.float32), np.array([0, 2])
+    before = [p.numpy().copy() for p in m.parameters()]
+    prof = profile_train_step(m, x, y, "cpu")
+    assert prof.calls["adam_step_"] == len(before)  # one step inside the block, not two
+    assert prof.calls["conv2d"] == 1 and 0 < prof.total <= prof.wall
+    after = [p.numpy() for p in m.parameters()]
+    assert any(not np.array_equal(a, b) for a, b in zip(after, before))  # it did train
+    assert m.training
 
 
 def test_profile_ignores_other_threads():

@@ -110,6 +110,14 @@ def test_avg_pool2d(k, s, p, include):
     run_both(ours, theirs, randn(2, 3, 7, 8))
 
 
+@pytest.mark.parametrize("include", [True, False])
+@pytest.mark.parametrize("k,s,p", [(2, 2, 0), (3, 2, 1), (3, 3, 1), ((3, 2), (2, 3), (1, 0))])
+def test_avg_pool2d_ceil_mode(k, s, p, include):
+    ours = nn.AvgPool2d(k, s, p, ceil_mode=True, count_include_pad=include)
+    theirs = torch.nn.AvgPool2d(k, s, p, ceil_mode=True, count_include_pad=include)
+    run_both(ours, theirs, randn(2, 3, 7, 8))
+
+
 @pytest.mark.parametrize("out", [1, (2, 4), (3, 5), (None, 2), (7, 3)])
 def test_adaptive_avg_pool2d(out):
     run_both(nn.AdaptiveAvgPool2d(out), torch.nn.AdaptiveAvgPool2d(out), randn(2, 3, 7, 8))
@@ -216,11 +224,27 @@ def test_embedding():
 @pytest.mark.parametrize("name,kw", [("leaky_relu", {"negative_slope": 0.1}), ("elu", {}),
                                      ("gelu", {}), ("gelu", {"approximate": "tanh"}),
                                      ("silu", {}), ("softplus", {}), ("log_softmax", {"dim": 1}),
+                                     ("hardsigmoid", {}), ("hardswish", {}),
                                      ("softmax", {"dim": 0})])
 def test_activations(name, kw):
     x = randn(4, 5) * 3
     close(getattr(F, name)(Tensor(x), **kw),
           getattr(torch.nn.functional, name)(torch.from_numpy(x), **kw))
+
+
+@pytest.mark.parametrize("shape,wshape", [((4, 3, 5, 5), (3,)), ((4, 3, 5, 5), (1,)),
+                                          ((6, 3), (3,))])
+def test_prelu_forward_and_gradients(shape, wshape):
+    x, w = randn(*shape), np.abs(randn(*wshape)) * 0.3
+    xe, we = Tensor(x, requires_grad=True), Tensor(w, requires_grad=True)
+    xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    ye, yt = F.prelu(xe, we), torch.nn.functional.prelu(xt, wt)
+    close(ye, yt)
+    g = randn(*shape)
+    (ye * Tensor(g)).sum().backward()
+    (yt * torch.from_numpy(g)).sum().backward()
+    close(xe.grad, xt.grad)
+    close(we.grad, wt.grad, rtol=1e-4, atol=1e-5)
 
 
 def test_clip_grad_norm_matches_torch():

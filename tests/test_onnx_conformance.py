@@ -17,7 +17,7 @@ import pytest
 onnx_backend_test = pytest.importorskip("onnx.backend.test")
 
 from engine.onnx.backend import EngineBackend  # noqa: E402
-from engine.onnx.ops import OPS  # noqa: E402
+from engine.onnx.table import OPS  # noqa: E402
 
 EXCLUDED: dict[str, str] = {
     r"(?<![a-z])u?int(8|16)|uint(32|64)": "engine tensors are float32/float64/int32/int64/bool;"

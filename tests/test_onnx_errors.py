@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 import engine.onnx as eo
-from engine.onnx import ops as onnx_ops
+from engine.onnx import table as onnx_table
 
 N = helper.make_node
 
@@ -198,7 +198,7 @@ def test_fuzz_loader_raises_only_onnx_errors(seed: bytes, edits, cut) -> None:
         pass
 
 
-_OPS = sorted(onnx_ops.OPS)
+_OPS = sorted(onnx_table.OPS)
 _INTS = [-2**62, -5, -1, 0, 1, 2, 3, 7, 100, 2**31, 2**62]
 
 

@@ -179,3 +179,21 @@ def test_round_trip_on_gpu(tmp_path) -> None:
     out = back(x)
     assert out.device == "gpu"
     assert np.abs(out.numpy() - ref).max() <= 1e-4
+
+
+def test_ceil_mode_pools_export_as_plain_nodes_and_match_torch() -> None:
+    torch = pytest.importorskip("torch")
+    m = nn.Sequential(nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False),
+                      nn.MaxPool2d(2, ceil_mode=True))
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 9)).astype(np.float32)
+    proto = eo.export(m, x)
+    ops = [n.op_type for n in proto.graph.node]
+    # the divisor of ceil mode's partial windows is one constant, not a traced computation
+    assert ops.count("AveragePool") == 1 and "Div" not in ops
+    ref = torch.nn.Sequential(
+        torch.nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False),
+        torch.nn.MaxPool2d(2, ceil_mode=True))(torch.from_numpy(x)).numpy()
+    got = ort.InferenceSession(proto.SerializeToString()).run(None, {"input": x})[0]
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(eo.load(proto.SerializeToString())(Tensor(x)).numpy(), ref,
+                               rtol=1e-5, atol=1e-6)

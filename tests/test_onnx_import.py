@@ -261,3 +261,18 @@ def test_cli_info(tmp_path) -> None:
     assert run.returncode == 1 and "act: Celu" in run.stdout and "NO" in run.stdout
     desc = eo.describe(str(path))
     assert desc["op_counts"]["Transpose"] == 2 and desc["supported"]
+
+
+def test_one_table_serves_import_and_export(monkeypatch):
+    from engine import functions
+    from engine.onnx import exporter, table
+
+    assert exporter.EXPORTERS is table.EXPORTERS  # the exporter has no table of its own
+    rows = {k: name for name, row in table.OPS.items() for k in row.export}
+    assert rows[functions.Conv2d] == "Conv" and rows[functions.RSub] == "Sub"
+    assert {name for name, row in table.OPS.items() if row.layers} >= {
+        "Gemm", "BatchNormalization", "Flatten", "GlobalAveragePool"}
+    monkeypatch.setitem(table.OPS, "Twin", table.Op(lambda ctx, x: x,
+                                                    export={functions.Add: lambda r: None}))
+    with pytest.raises(RuntimeError, match="exported by two rows"):
+        table._export_tables()

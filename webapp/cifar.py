@@ -53,27 +53,20 @@ def classifier(device: str) -> object:
 
 def prepare_upload(data: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
     """Uploaded bytes -> (preview uint8 RGB, 32x32 uint8 RGB of the centre square)."""
-    from PIL import Image
-
     from engine.data.images import decode_image
+    from engine.data.transforms import center_square, fit_within
 
     rgb = decode_image(data, "RGB", max_pixels=25_000_000, name=name)
-    h, w = rgb.shape[:2]
-    s = min(h, w)
-    square = rgb[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
-    small = np.asarray(Image.fromarray(square).resize((SIDE, SIDE), Image.Resampling.LANCZOS))
-    scale = PREVIEW / max(h, w)
-    preview = np.asarray(Image.fromarray(rgb).resize(
-        (max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR))
-    return preview, small
+    return fit_within(rgb, PREVIEW), center_square(rgb, SIDE)
 
 
 def classify(img32: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(class probabilities, occlusion saliency for the top class) of a 32x32 RGB image."""
     from engine import explain
+    from engine.data.transforms import image_batch
     from webapp.common import device_lock
 
-    x = img32.transpose(2, 0, 1).astype(np.float32) / 255.0
+    x = image_batch(img32[None])[0]
     net = classifier()
     with device_lock():
         probs = explain.probabilities(net, x[None])[0]

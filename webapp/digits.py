@@ -30,14 +30,9 @@ TILE_GAP = 2
 @once_per_device
 def lenet(device: str) -> object:
     """The shipped LeNet-5 (ONNX) as an engine Sequential, so each layer can be shown."""
-    import engine
-    import engine.onnx
-    from engine.models import lenet5
+    from engine.models import load_lenet5
 
-    onnx_model = engine.onnx.load(MODELS / "lenet5.onnx", device="cpu")
-    net = lenet5()
-    net.load_state_dict(onnx_model.state_dict())
-    return net.to(device).eval()
+    return load_lenet5(MODELS / "lenet5.onnx", device)
 
 
 def read_digit(data_url: str) -> tuple[np.ndarray, np.ndarray, list[tuple[str, np.ndarray]]]:

@@ -19,6 +19,7 @@ from webapp.common import (
     ASSETS,
     CSS,
     MAX_ONNX_BYTES,
+    MODELS,
     NO_ONNX_EXPORT,
     available_devices,
     bokeh_update,
@@ -41,45 +42,32 @@ pre.report {font-size: 0.85em; white-space: pre-wrap;}
 """
 
 
+def _mnist(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first n shipped MNIST test digits as a network input (N, 1, 28, 28), labels."""
+    from engine.data.transforms import image_batch
+
+    with np.load(ASSETS / "mnist_samples.npz", allow_pickle=False) as z:
+        return image_batch(z["images"][:n]), z["labels"][:n]
+
+
 def profile_step(device: str, use_latest: bool) -> tuple[list[tuple[str, int, float]], float,
                                                          str]:
     """Time one training step (forward, backward, Adam) per Backend primitive."""
-    from engine.models import lenet5
-    from webapp.digits import lenet
+    from engine.models import load_lenet5
+    from engine.profile import profile_train_step
     from webapp.playground import latest_model
 
-    with np.load(ASSETS / "mnist_samples.npz", allow_pickle=False) as z:
-        x = (z["images"][:32, None] / np.float32(255)).astype(np.float32)
-        y = z["labels"][:32]
     latest = latest_model() if use_latest else None
     if latest is not None:
         model, example, label = latest
         what = f"Playground run {label}, batch of 32 copies of one input"
         x, y = np.repeat(example, 32, axis=0), np.zeros(32, np.int64)
     else:
-        model, what = lenet5(), "LeNet-5 (a copy of the Digits model), batch of 32 digits"
-        model.load_state_dict(lenet().state_dict())
+        model = load_lenet5(MODELS / "lenet5.onnx")
+        what = "LeNet-5 (a copy of the Digits model), batch of 32 digits"
+        x, y = _mnist(32)
     with device_lock(device):
-        return _timed_step(model, x, y, device, what)
-
-
-def _timed_step(model: Any, x: np.ndarray, y: np.ndarray, device: str, what: str
-                ) -> tuple[list[tuple[str, int, float]], float, str]:
-    import engine
-    from engine import nn, optim
-    from engine.profile import profile
-
-    model = model.to(device).train()
-    opt = optim.Adam(model.parameters(), lr=1e-4)
-    xt, yt = engine.Tensor(x, device=device), engine.Tensor(y, device=device)
-    loss = nn.functional.cross_entropy(model(xt), yt)  # warm-up (GPU pipelines compile)
-    loss.backward()
-    opt.zero_grad()
-    with profile(device) as prof:
-        loss = nn.functional.cross_entropy(model(xt), yt)
-        loss.backward()
-        opt.step()
-        loss.item()
+        prof = profile_train_step(model, x, y, device)
     return prof.table(), prof.wall, what
 
 
@@ -117,18 +105,17 @@ def run_onnx(data: bytes) -> tuple[str, str]:
 
 def _example_input(dims: list[int]) -> tuple[np.ndarray, str]:
     """A shipped test image shaped for the model's input, or a grey one."""
-    if dims[1:] == [1, 28, 28]:
-        with np.load(ASSETS / "mnist_samples.npz", allow_pickle=False) as z:
-            return (z["images"][:1, None] / np.float32(255)).astype(np.float32), \
-                f"MNIST test digit (a {int(z['labels'][0])})"
-    if dims[1:] == [784]:
-        with np.load(ASSETS / "mnist_samples.npz", allow_pickle=False) as z:
-            return (z["images"][:1].reshape(1, -1) / np.float32(255)).astype(np.float32), \
-                f"MNIST test digit (a {int(z['labels'][0])}), flattened"
+    from engine.data.transforms import image_batch
+
+    if dims[1:] in ([1, 28, 28], [784]):
+        x, labels = _mnist(1)
+        flat = dims[1:] == [784]
+        return (x.reshape(1, -1) if flat else x), \
+            f"MNIST test digit (a {int(labels[0])})" + (", flattened" if flat else "")
     if dims[1:] == [3, 32, 32]:
         with np.load(ASSETS / "cifar10_samples.npz", allow_pickle=False) as z:
-            img = z["images"][:1].transpose(0, 3, 1, 2) / np.float32(255)
-            return img.astype(np.float32), f"CIFAR-10 test image ({z['classes'][z['labels'][0]]})"
+            return image_batch(z["images"][:1]), \
+                f"CIFAR-10 test image ({z['classes'][z['labels'][0]]})"
     if int(np.prod(dims)) > 4_000_000:
         raise ValueError(f"the model's input {dims} is too large for this demo")
     return np.full(dims, 0.5, np.float32), f"a grey input of shape {tuple(dims)}"

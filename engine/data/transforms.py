@@ -1,4 +1,5 @@
-"""Array transforms for training and for the drawing demo; NumPy only (Pillow for resizing).
+"""Array transforms for training and for the demos (a drawn digit, a photo of any shape as
+a network input); NumPy only (Pillow for resizing).
 
 Batch transforms are vectorised over the batch (one gather, no per-image Python loop)
 because they run every training step. Layout is channels-last ("NHWC", what loaders
@@ -119,6 +120,53 @@ def to_chw(x: np.ndarray) -> np.ndarray:
     if x.ndim not in (3, 4):
         raise ValueError(f"to_chw expects (H, W, C) or (N, H, W, C), got shape {x.shape}")
     return np.ascontiguousarray(np.moveaxis(x, -1, -3))
+
+
+def image_batch(images: np.ndarray) -> np.ndarray:
+    """Host images as a network's input: float32 (N, C, H, W) in [0, 1] from uint8 or
+    float (N, H, W) grayscale (one channel) or (N, H, W, C) channels-last batches."""
+    x = to_float(images)
+    if x.ndim == 3:
+        return np.ascontiguousarray(x[:, None])
+    if x.ndim == 4:
+        return to_chw(x)
+    raise ValueError(f"image_batch expects (N, H, W) or (N, H, W, C) images, got shape "
+                     f"{x.shape}")
+
+
+_RESAMPLE = ("nearest", "bilinear", "bicubic", "lanczos")
+
+
+def resize(img: np.ndarray, size: int | Sequence[int], resample: str = "bilinear"
+           ) -> np.ndarray:
+    """An (H, W[, C]) uint8 image resized to `size` (h, w) with Pillow's filter."""
+    from PIL import Image
+
+    if resample not in _RESAMPLE:
+        raise ValueError(f"resample must be one of {_RESAMPLE}, not {resample!r}")
+    h, w = _pair(size)
+    if h < 1 or w < 1:
+        raise ValueError(f"resize: the size must be positive, got {(h, w)}")
+    flt = getattr(Image.Resampling, resample.upper())
+    return np.asarray(Image.fromarray(np.asarray(img)).resize((w, h), flt))
+
+
+def center_square(img: np.ndarray, size: int, resample: str = "lanczos") -> np.ndarray:
+    """The largest centred square of an (H, W[, C]) image, resized to size x size: how
+    a photo of any shape becomes a square classifier's input (CIFAR-10: 32)."""
+    h, w = img.shape[:2]
+    s = min(h, w)
+    if s == 0:
+        raise ValueError(f"center_square: the image is empty (shape {img.shape})")
+    top, left = (h - s) // 2, (w - s) // 2
+    return resize(img[top:top + s, left:left + s], size, resample)
+
+
+def fit_within(img: np.ndarray, side: int, resample: str = "bilinear") -> np.ndarray:
+    """An (H, W[, C]) image scaled so its longer side is `side`, keeping its aspect."""
+    h, w = img.shape[:2]
+    scale = side / max(h, w, 1)
+    return resize(img, (max(1, round(h * scale)), max(1, round(w * scale))), resample)
 
 
 def _gray01(img: np.ndarray) -> np.ndarray:

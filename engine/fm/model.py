@@ -209,8 +209,7 @@ class FactorizationMachine(nn.Module):
             raise ValueError(f"optimizer must be 'adam' or 'sgd', not {optimizer!r}")
         if abs(float(self.w0.numpy()[0])) == 0.0:
             with no_grad():
-                self.w0.data = Tensor(np.full(1, y.mean()), device=self.w0.device,
-                                      dtype=self.w0.dtype).data
+                self.w0.copy_(np.full(1, y.mean()))
         rng = np.random.default_rng(seed)
         n = len(y)
         for _ in range(epochs):

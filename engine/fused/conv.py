@@ -12,7 +12,7 @@ import numpy as np
 from .. import functions as F
 from .. import tensor as T
 from ..autograd import is_grad_enabled
-from ..backends.window import conv_out_size
+from ..backends.window import conv_out_size, conv_transpose_out_size
 from .movement import pad
 from .registry import Function, FusedKernel, Sample
 
@@ -129,7 +129,7 @@ def _conv_transpose2d_ref(x: T.Tensor, w: T.Tensor, out_hw: Pair = (0, 0),
     wt = w.reshape(groups, ci // groups, cog * kh * kw).transpose(1, 2)
     contrib = (wt @ x.reshape(n, groups, ci // groups, h * wd)).reshape(n, co, kh * kw, h, wd)
     size = [max(out_hw[a] + 2 * padding[a],
-                (x.shape[2 + a] - 1) * stride[a] + ((kh, kw)[a] - 1) * dilation[a] + 1)
+                conv_transpose_out_size(x.shape[2 + a], (kh, kw)[a], stride[a], 0, dilation[a]))
             for a in range(2)]
     total = None
     for i in range(kh):

@@ -17,42 +17,23 @@ import numpy as np
 from .. import functions as ops
 from .. import fused
 from ..autograd import no_grad
+from ..backends.window import same_padding
 from ..creation import full
 from ..random import generator
-from ..tensor import Tensor, cat, minimum, where
+from ..tensor import Tensor, minimum, where
+from ._checks import _FLOATS, _need_float, _pair, _same_dtype  # noqa: F401  (F._pair)
+from .functional_pooling import (  # noqa: F401  (nn.functional's public API)
+    adaptive_avg_pool2d,
+    avg_pool2d,
+    avg_pool2d_padded,
+    max_pool2d,
+    max_pool2d_padded,
+)
 
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _REDUCTIONS = ("mean", "sum", "none")
 
 
-# -- argument helpers ------------------------------------------------------------------
-
-def _pair(v: Any, name: str, op: str) -> tuple[int, int]:
-    """An int or a pair of ints as an (h, w) pair."""
-    if isinstance(v, (int, np.integer)):
-        return int(v), int(v)
-    t = tuple(int(x) for x in v)
-    if len(t) != 2:
-        raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {v!r}")
-    return t[0], t[1]
-
-
-def _need_float(x: Tensor, op: str, what: str = "input") -> None:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{op}: {what} must be a Tensor, got {type(x).__name__}; "
-                        "wrap it with engine.Tensor(...)")
-    if x.dtype not in _FLOATS:
-        raise TypeError(f"{op}: {what} must be a floating-point tensor, got {x.dtype}; "
-                        "convert with .float()")
-
-
-def _same_dtype(op: str, x: Tensor, w: Tensor, what: str = "weight") -> None:
-    if x.dtype != w.dtype:
-        hint = ".double()" if w.dtype == np.float64 else ".float()"
-        raise TypeError(f"{op}: input dtype {x.dtype} does not match {what} dtype {w.dtype}; "
-                        f"convert the input with {hint} or the module with "
-                        f".to(dtype={str(x.dtype)!r})")
-
+# -- argument helpers (checks shared with functional_pooling: _checks.py) ----------
 
 def _as_tensor(x: Any, like: Tensor) -> Tensor:
     """x as a Tensor on like's device with like's float dtype (targets given as arrays)."""
@@ -126,11 +107,11 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 
         elif padding == "same":
             if s != (1, 1):
                 raise ValueError(f"{op}: padding='same' needs stride 1, got stride {s}")
-            total = [d[i] * (k[i] - 1) for i in range(2)]
-            p = (total[0] // 2, total[1] // 2)
-            extra = (total[0] - 2 * p[0], total[1] - 2 * p[1])
-            if extra != (0, 0):  # asymmetric: one more row/column at the far side
-                x = pad(x, (0, extra[1], 0, extra[0]))
+            (ph, eh), (pw, ew) = (same_padding(x.shape[2 + i], k[i], 1, d[i])
+                                  for i in range(2))
+            p = (ph, pw)
+            if (eh, ew) != p:  # asymmetric: one more row/column at the far side
+                x = pad(x, (0, ew - pw, 0, eh - ph))
         else:
             raise ValueError(f"{op}: padding must be an int, a pair, 'same' or 'valid', "
                              f"got {padding!r}")
@@ -147,100 +128,7 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 
     return fused.conv2d(x, weight, bias, stride=s, padding=p, dilation=d, groups=groups)
 
 
-# -- pooling ---------------------------------------------------------------------------
-
-def _pool_args(x: Tensor, kernel_size: Any, stride: Any, padding: Any, dilation: Any,
-               op: str) -> tuple[tuple[int, int], ...]:
-    _need_float(x, op)
-    if x.ndim != 4:
-        raise ValueError(f"{op}: expected a 4-D input (N, C, H, W), got shape {x.shape}")
-    k = _pair(kernel_size, "kernel_size", op)
-    s = k if stride is None else _pair(stride, "stride", op)
-    p, d = _pair(padding, "padding", op), _pair(dilation, "dilation", op)
-    if min(k) < 1 or min(s) < 1 or min(d) < 1:
-        raise ValueError(f"{op}: kernel_size, stride and dilation must be >= 1, got "
-                         f"kernel_size={k}, stride={s}, dilation={d}")
-    if p[0] > k[0] // 2 or p[1] > k[1] // 2 or min(p) < 0:
-        raise ValueError(f"{op}: padding {p} must be >= 0 and at most half the kernel "
-                         f"size {k}")
-    for i, dim in enumerate("HW"):
-        if x.shape[2 + i] + 2 * p[i] < d[i] * (k[i] - 1) + 1:
-            raise ValueError(f"{op}: input {dim}={x.shape[2 + i]} (padding {p[i]}) is smaller "
-                             f"than the kernel {k} (input shape {x.shape})")
-    return k, s, p, d
-
-
-def _ceil_extra(size: int, k: int, s: int, p: int, d: int) -> int:
-    """Extra far-side padding that makes floor-mode pooling produce ceil-mode's size."""
-    span = d * (k - 1) + 1
-    out = -(-(size + 2 * p - span) // s) + 1
-    if (out - 1) * s >= size + p:  # the last window must start inside the input
-        out -= 1
-    return max(0, (out - 1) * s + span - (size + 2 * p))
-
-
-def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
-               dilation: Any = 1, ceil_mode: bool = False) -> Tensor:
-    """Max over each window; padding counts as -inf. Stride defaults to the kernel size."""
-    k, s, p, d = _pool_args(x, kernel_size, stride, padding, dilation, "max_pool2d")
-    if ceil_mode:
-        eh = _ceil_extra(x.shape[2], k[0], s[0], p[0], d[0])
-        ew = _ceil_extra(x.shape[3], k[1], s[1], p[1], d[1])
-        if eh or ew:
-            x = pad(x, (0, ew, 0, eh), value=-math.inf)
-    return fused.max_pool2d(x, kernel=k, stride=s, padding=p, dilation=d)
-
-
-def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
-               ceil_mode: bool = False, count_include_pad: bool = True) -> Tensor:
-    """Mean over each window; with count_include_pad=False padded zeros are not counted."""
-    k, s, p, _ = _pool_args(x, kernel_size, stride, padding, 1, "avg_pool2d")
-    if ceil_mode:
-        raise NotImplementedError("avg_pool2d: ceil_mode=True is not supported; pad the "
-                                  "input or choose a kernel/stride that divides it")
-    return fused.avg_pool2d(x, kernel=k, stride=s, padding=p,
-                            count_include_pad=bool(count_include_pad))
-
-
-def _adaptive_size(out: Any, x: Tensor) -> tuple[int, int]:
-    if isinstance(out, (int, np.integer)) or out is None:
-        out = (out, out)
-    oh, ow = tuple(out)
-    return (x.shape[2] if oh is None else int(oh)), (x.shape[3] if ow is None else int(ow))
-
-
-def adaptive_avg_pool2d(x: Tensor, output_size: Any) -> Tensor:
-    """Average pooling to a fixed output size, windows placed exactly as PyTorch does.
-
-    Window i along a dim of size n covers [floor(i*n/o), ceil((i+1)*n/o)). When o divides n
-    this is one ordinary avg_pool2d; otherwise the mean is taken separably (rows, then
-    columns), which is exact because every window is a rectangle with equal weights.
-    """
-    op = "adaptive_avg_pool2d"
-    _need_float(x, op)
-    if x.ndim != 4:
-        raise ValueError(f"{op}: expected a 4-D input (N, C, H, W), got shape {x.shape}")
-    oh, ow = _adaptive_size(output_size, x)
-    h, w = x.shape[2], x.shape[3]
-    if oh < 1 or ow < 1:
-        raise ValueError(f"{op}: output size must be positive, got {(oh, ow)}")
-    if h % oh == 0 and w % ow == 0:
-        if (oh, ow) == (h, w):
-            return x
-        k = (h // oh, w // ow)
-        return fused.avg_pool2d(x, kernel=k, stride=k, padding=(0, 0), count_include_pad=True)
-    for axis, o in ((2, oh), (3, ow)):
-        n = x.shape[axis]
-        if o == n:
-            continue
-        parts = []
-        for i in range(o):
-            lo, hi = (i * n) // o, -((-(i + 1) * n) // o)
-            idx = (slice(None),) * axis + (slice(lo, hi),)
-            parts.append(x[idx].mean(axis, keepdims=True))
-        x = cat(parts, axis)
-    return x
-
+# -- pooling: functional_pooling.py (re-exported here) -------------------------------
 
 # -- normalisation ---------------------------------------------------------------------
 
@@ -354,6 +242,24 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
 
 def silu(x: Tensor) -> Tensor:
     return x * x.sigmoid()
+
+
+def hardsigmoid(x: Tensor, alpha: float = 1 / 6, beta: float = 0.5) -> Tensor:
+    """clip(alpha x + beta, 0, 1): PyTorch's defaults (1/6, 1/2); ONNX's are (0.2, 0.5)."""
+    return (x * alpha + beta).clip(0.0, 1.0)
+
+
+def hardswish(x: Tensor) -> Tensor:
+    """x * hardsigmoid(x), MobileNetV3's cheap swish."""
+    return x * hardsigmoid(x)
+
+
+def prelu(x: Tensor, weight: Tensor) -> Tensor:
+    """x where positive, else weight * x. A 1-D weight of C values is a slope per channel
+    (axis 1), as in PyTorch; any other shape broadcasts as NumPy does (ONNX's PRelu)."""
+    if weight.ndim == 1 and weight.shape[0] > 1 and x.ndim > 2:
+        weight = weight.reshape(weight.shape[0], *(1,) * (x.ndim - 2))
+    return where(x > 0, x, x * weight)
 
 
 def softplus(x: Tensor) -> Tensor:

@@ -1,4 +1,5 @@
-"""Gradient clipping (the standard fix for exploding gradients), and `model_device`.
+"""Gradient clipping (the standard fix for exploding gradients), `model_device` and
+`evaluating` (the one place that says where a model runs and how inference is entered).
 
 Both clipping functions rebind each parameter's `.grad` to a new Tensor (they never write
 into gradient arrays), and `clip_grad_norm_` stays on the device: the total norm is a
@@ -8,7 +9,8 @@ Tensor and the scale factor is applied without reading it back.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ..autograd import no_grad
@@ -21,6 +23,21 @@ def model_device(model: Any) -> str:
     for p in model.parameters():
         return p.device
     return getattr(model, "device", None) or "cpu"
+
+
+@contextmanager
+def evaluating(model: Any) -> Iterator[Any]:
+    """Inference on `model`: eval mode (dropout off, batch norm's running statistics) and
+    no_grad inside, the model's previous mode restored after, even on an error."""
+    was_training = getattr(model, "training", True)
+    if hasattr(model, "eval"):
+        model.eval()
+    try:
+        with no_grad():
+            yield model
+    finally:
+        if was_training and hasattr(model, "train"):
+            model.train()
 
 
 def _with_grads(parameters: Iterable[Tensor] | Tensor) -> list[Tensor]:

@@ -3,8 +3,8 @@
     engine.onnx.export(model, example_input, "model.onnx")   # trace -> ONNX file
     model = engine.onnx.load("model.onnx", device="auto")    # ONNX -> trainable nn.Module
 
-`ops.OPS` is the one table from ONNX op names to engine implementations. Every problem with
-a file or its inputs raises an `OnnxError` (see `errors`); what a file may cost (bytes,
+`table.OPS` is the one table from ONNX op names to the engine, import and export. Every
+problem with a file or its inputs raises an `OnnxError` (see `errors`); what a file may cost (bytes,
 nodes, tensor sizes, memory) is bounded by `Limits` (see `limits`). Loading needs no `onnx` package
 (`wire` reads the protobuf), so it also works in the browser (Pyodide); exporting builds
 the graph with `onnx.helper` and needs `pip install onnx`.
@@ -24,7 +24,7 @@ from .errors import (
 from .importer import DEFAULT_MAX_BYTES, OnnxModule, load
 from .info import describe
 from .limits import Limits
-from .ops import OPS
+from .table import OPS
 
 SUPPORTED_OPS = frozenset(OPS)
 

@@ -4,7 +4,8 @@ Tracing (`engine.autograd.trace`) records every differentiable op a forward appl
 any module (Sequential or a custom `forward`) exports without a second definition of its
 ops. Known layers are written whole, as the single ONNX op a runtime expects (Linear ->
 Gemm, eval BatchNorm -> BatchNormalization, AdaptiveAvgPool2d(1) -> GlobalAveragePool,
-Flatten -> Flatten); everything else is written op by op from `FUNCTION_EMITTERS`.
+Flatten -> Flatten); everything else is written op by op. Which emitter writes which
+record is the `export`/`layers` part of the op's row in `table.py`.
 
 The forward is traced twice, the second time with a different batch size and values:
 dims that change with the batch become symbolic (Reshape gets -1, the graph's inputs and
@@ -16,28 +17,26 @@ a comparison mask): that is an `ExportError`, never a silently wrong file.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import onnx
 from onnx import helper
 
-from .. import functions as ops
-from .. import fused, nn
+from .. import nn
 from ..autograd import no_grad, trace
 from ..nn.utils import model_device
 from ..tensor import Tensor
 from ._proto import ONNX_TYPE
 from .errors import ExportError
-from .recurrent import export_scan
+from .table import EXPORTERS, LAYER_EXPORTERS
 
 MIN_OPSET, MAX_OPSET = 13, 21
 INT_MAX = 2**63 - 1
 
 
 class ModuleCall:
-    """Stands in the trace for a whole known layer (see MODULE_EMITTERS)."""
+    """Stands in the trace for a whole known layer (a row's `layers` in table.py)."""
 
 
 class _Builder:
@@ -148,224 +147,6 @@ class _Rec:
             self.emit(op, [x], axes=list(axes), **attrs)
 
 
-# -- emitters for differentiable ops ------------------------------------------------------
-
-def _binary(op: str) -> Callable[[_Rec], None]:
-    return lambda r: r.emit(op, [r.arg(0), r.arg(1)])
-
-
-def _unary(op: str, **attrs: Callable[[_Rec], Any]) -> Callable[[_Rec], None]:
-    return lambda r: r.emit(op, [r.arg(0)], **{k: f(r) for k, f in attrs.items()})
-
-
-def _reverse(op: str) -> Callable[[_Rec], None]:  # scalar (op) tensor
-    return lambda r: r.emit(op, [r.scalar(r.args[1]), r.arg(0)])
-
-
-def _clip(r: _Rec) -> None:
-    lo, hi = r.kw.get("lo"), r.kw.get("hi")
-    r.emit("Clip", [r.arg(0), "" if lo is None else r.scalar(lo),
-                    "" if hi is None else r.scalar(hi)])
-
-
-def _reshape(r: _Rec) -> None:
-    shape = list(r.out.shape)
-    batch = r.batch_dims()
-    if len(batch) > 1:
-        raise ExportError(f"{r.where}: reshape to {r.out.shape} has {len(batch)} dims that "
-                          "depend on the batch size; only one can (it becomes -1)")
-    for i in batch:
-        shape[i] = -1
-    r.emit("Reshape", [r.arg(0), r.b.ints(shape)])
-
-
-def _expand(r: _Rec) -> None:
-    shape, x = list(r.out.shape), r.args[0]
-    lead = len(shape) - x.ndim
-    for i in r.batch_dims():
-        if i < lead or x.shape[i - lead] != shape[i]:
-            raise ExportError(f"{r.where}: broadcasting to a batch-dependent shape is not "
-                              "exportable; broadcast with an operation instead (e.g. x + y)")
-        shape[i] = 1  # Expand broadcasts both ways: 1 keeps the input's (batch) dim
-    r.emit("Expand", [r.arg(0), r.b.ints(shape)])
-
-
-def _getitem(r: _Rec) -> None:
-    x, index = r.args[0], list(r.kw["index"])
-    if any(i is Ellipsis for i in index):
-        at = index.index(Ellipsis)
-        fill = x.ndim - sum(1 for i in index if i is not None and i is not Ellipsis)
-        index[at: at + 1] = [slice(None)] * fill
-    arrays = [i for i in index if isinstance(i, np.ndarray) and i.ndim > 0]
-    ints = [i for i in index if isinstance(i, (int, np.integer)) or (
-        isinstance(i, np.ndarray) and i.ndim == 0)]
-    if len(arrays) > 1 or (arrays and ints) or any(
-            isinstance(i, np.ndarray) and i.dtype == bool for i in index):
-        raise ExportError(f"{r.where}: only basic indexing (slices, ints, None) and a single "
-                          f"integer-array index can be exported, got {tuple(r.kw['index'])}")
-    name = r.arg(0)
-    starts, ends, axes, steps, picks, new = [], [], [], [], [], []
-    axis = out_pos = 0
-    for i in index:
-        if i is None:
-            new.append(out_pos)
-            out_pos += 1
-            continue
-        if isinstance(i, slice):
-            step = 1 if i.step is None else int(i.step)
-            if (i.start, i.stop, step) != (None, None, 1):
-                starts.append((0 if step > 0 else INT_MAX) if i.start is None else int(i.start))
-                ends.append((INT_MAX if step > 0 else -INT_MAX) if i.stop is None
-                            else int(i.stop))
-                axes.append(axis)
-                steps.append(step)
-            out_pos += 1
-        else:
-            arr = np.asarray(i, dtype=np.int64)
-            picks.append((axis, arr))
-            out_pos += arr.ndim
-        axis += 1
-    if axes:
-        name = r.node("Slice", [name, r.b.ints(starts), r.b.ints(ends), r.b.ints(axes),
-                                r.b.ints(steps)])
-    for ax, arr in reversed(picks):
-        name = r.node("Gather", [name, r.b.const(arr, "index")], axis=ax)
-    if new:
-        name = r.node("Unsqueeze", [name, r.b.ints(new)])
-    if name == r.arg(0):
-        name = r.node("Identity", [name])
-    r.ex.names[id(r.out)] = name
-
-
-def _pad(r: _Rec) -> None:
-    widths = r.kw["widths"]
-    pads = [int(lo) for lo, _ in widths] + [int(hi) for _, hi in widths]
-    r.emit("Pad", [r.arg(0), r.b.ints(pads), r.scalar(r.kw.get("value", 0.0))])
-
-
-def _pair_attrs(r: _Rec, padding: Any) -> dict[str, Any]:
-    return {"strides": list(r.kw.get("stride", (1, 1))),
-            "pads": [int(p) for p in padding] * 2}
-
-
-def _conv(r: _Rec) -> None:
-    ins = [r.arg(0), r.arg(1)] + ([r.arg(2)] if len(r.args) > 2 and r.args[2] is not None
-                                  else [])
-    r.emit("Conv", ins, kernel_shape=list(r.args[1].shape[2:]),
-           dilations=list(r.kw.get("dilation", (1, 1))), group=int(r.kw.get("groups", 1)),
-           **_pair_attrs(r, r.kw.get("padding", (0, 0))))
-
-
-def _conv_transpose(r: _Rec) -> None:
-    x, w = r.args[0], r.args[1]
-    s, p = r.kw.get("stride", (1, 1)), r.kw.get("padding", (0, 0))
-    d = r.kw.get("dilation", (1, 1))
-    natural = [s[i] * (x.shape[2 + i] - 1) + (w.shape[2 + i] - 1) * d[i] + 1 - 2 * p[i]
-               for i in range(2)]
-    outpad = [int(r.out.shape[2 + i] - natural[i]) for i in range(2)]
-    r.emit("ConvTranspose", [r.arg(0), r.arg(1)], kernel_shape=list(w.shape[2:]),
-           dilations=list(d), group=int(r.kw.get("groups", 1)),
-           output_padding=outpad if any(outpad) else None, **_pair_attrs(r, p))
-
-
-def _maxpool(r: _Rec) -> None:
-    d = list(r.kw.get("dilation", (1, 1)))
-    r.emit("MaxPool", [r.arg(0)], kernel_shape=list(r.kw.get("kernel", (2, 2))),
-           dilations=d if d != [1, 1] else None, **_pair_attrs(r, r.kw.get("padding", (0, 0))))
-
-
-def _avgpool(r: _Rec) -> None:
-    r.emit("AveragePool", [r.arg(0)], kernel_shape=list(r.kw.get("kernel", (2, 2))),
-           count_include_pad=int(r.kw.get("count_include_pad", True)),
-           **_pair_attrs(r, r.kw.get("padding", (0, 0))))
-
-
-def _reduce_max(r: _Rec) -> None:
-    op = "ReduceMin" if r.kw.get("op", "max") == "min" else "ReduceMax"
-    r.axes_input(op, r.arg(0), r.kw.get("axes", ()), 18,
-                 keepdims=int(bool(r.kw.get("keepdims", False))))
-
-
-def _batchnorm_train(r: _Rec) -> None:
-    raise ExportError(f"{r.where}: batch norm with batch statistics (track_running_stats="
-                      "False) has no ONNX inference equivalent; keep running statistics")
-
-
-FUNCTION_EMITTERS: dict[type, Callable[[_Rec], None]] = {
-    ops.Add: _binary("Add"), ops.Sub: _binary("Sub"), ops.Mul: _binary("Mul"),
-    ops.Div: _binary("Div"), ops.Pow: _binary("Pow"), ops.MatMul: _binary("MatMul"),
-    ops.RSub: _reverse("Sub"), ops.RDiv: _reverse("Div"),
-    ops.Maximum: lambda r: r.emit("Min" if r.kw.get("op") == "minimum" else "Max",
-                                  [r.arg(0), r.arg(1)]),
-    ops.Where: lambda r: r.emit("Where", [r.arg(0), r.arg(1), r.arg(2)]),
-    ops.Neg: _unary("Neg"), ops.Exp: _unary("Exp"), ops.Log: _unary("Log"),
-    ops.Sqrt: _unary("Sqrt"), ops.Abs: _unary("Abs"), ops.Relu: _unary("Relu"),
-    ops.Tanh: _unary("Tanh"), ops.Sigmoid: _unary("Sigmoid"), ops.Erf: _unary("Erf"),
-    ops.LeakyRelu: _unary("LeakyRelu", alpha=lambda r: float(r.kw.get("slope", 0.01))),
-    ops.Softmax: _unary("Softmax", axis=lambda r: int(r.kw.get("axis", -1))),
-    ops.LogSoftmax: _unary("LogSoftmax", axis=lambda r: int(r.kw.get("axis", -1))),
-    ops.Clip: _clip,
-    ops.Sum: lambda r: r.axes_input("ReduceSum", r.arg(0), r.kw.get("axes", ()), 13,
-                                    keepdims=int(bool(r.kw.get("keepdims", False)))),
-    ops.Max: _reduce_max,
-    ops.Reshape: _reshape,
-    ops.Permute: _unary("Transpose", perm=lambda r: list(r.kw["axes"])),
-    ops.BroadcastTo: _expand,
-    ops.GetItem: _getitem,
-    ops.Pad: _pad,
-    ops.Concat: lambda r: r.emit("Concat", [r.arg(i) for i in range(len(r.args))],
-                                 axis=int(r.kw.get("axis", 0))),
-    ops.TakeAlong: lambda r: r.emit("GatherElements", [r.arg(0), r.arg(1)],
-                                    axis=int(r.kw.get("axis", -1))),
-    ops.GatherRows: lambda r: r.emit("Gather", [r.arg(0), r.arg(1)], axis=0),
-    ops.Conv2d: _conv,
-    ops.ConvTranspose2d: _conv_transpose,
-    ops.MaxPool2d: _maxpool,
-    ops.AvgPool2d: _avgpool,
-    ops.BatchNormTrain: _batchnorm_train,
-    fused.recurrent_scan: export_scan,  # one RNN/LSTM/GRU node (issue 15)
-}
-
-
-# -- whole layers --------------------------------------------------------------------------
-
-def _linear(r: _Rec, m: nn.Linear) -> None:
-    ins = [r.arg(1), r.ex.ref(m.weight, m.weight, m.weight, r.where)]
-    if m.bias is not None:
-        ins.append(r.ex.ref(m.bias, m.bias, m.bias, r.where))
-    r.emit("Gemm", ins, transB=1)
-
-
-def _batchnorm(r: _Rec, m: Any) -> None:
-    c, dt = m.num_features, m.running_mean.dtype
-    scale = r.ex.ref(m.weight, m.weight, m.weight, r.where) if m.weight is not None else \
-        r.b.const(np.ones(c, dt))
-    bias = r.ex.ref(m.bias, m.bias, m.bias, r.where) if m.bias is not None else \
-        r.b.const(np.zeros(c, dt))
-    stats = [r.ex.ref(t, t, t, r.where) for t in (m.running_mean, m.running_var)]
-    r.emit("BatchNormalization", [r.arg(1), scale, bias, *stats], epsilon=float(m.eps),
-           momentum=1.0 - (m.momentum if m.momentum is not None else 0.1))
-
-
-MODULE_EMITTERS: dict[type, tuple[Callable[[nn.Module, Any, int], bool],
-                                  Callable[[_Rec, Any], None]]] = {
-    nn.Linear: (lambda m, x, o: x.ndim == 2, _linear),
-    nn.BatchNorm1d: (lambda m, x, o: not m.training and m.running_mean is not None,
-                     _batchnorm),
-    nn.BatchNorm2d: (lambda m, x, o: not m.training and m.running_mean is not None,
-                     _batchnorm),
-    nn.AdaptiveAvgPool2d: (lambda m, x, o: x.ndim == 4 and m.output_size in (1, (1, 1), [1, 1]),
-                           lambda r, m: r.emit("GlobalAveragePool", [r.arg(1)])),
-    nn.Flatten: (lambda m, x, o: m.start_dim == 1 and m.end_dim == -1 and x.ndim >= 2,
-                 lambda r, m: r.emit("Flatten", [r.arg(1)], axis=1)),
-    nn.ELU: (lambda m, x, o: True,
-             lambda r, m: r.emit("Elu", [r.arg(1)], alpha=float(m.alpha))),
-    nn.Softplus: (lambda m, x, o: True, lambda r, m: r.emit("Softplus", [r.arg(1)])),
-    nn.GELU: (lambda m, x, o: o >= 20,
-              lambda r, m: r.emit("Gelu", [r.arg(1)], approximate=m.approximate)),
-}
-
-
 # -- tracing -------------------------------------------------------------------------------
 
 def _trace(model: nn.Module, inputs: list[Tensor], opset: int) -> tuple[list, Any, dict]:
@@ -374,7 +155,7 @@ def _trace(model: nn.Module, inputs: list[Tensor], opset: int) -> tuple[list, An
     patched = []
     with trace() as tr:
         for name, mod in model.named_modules():
-            rule = MODULE_EMITTERS.get(type(mod))
+            rule = LAYER_EXPORTERS.get(type(mod))
 
             def fwd(*a: Any, _m: nn.Module = mod, _name: str = name, _rule: Any = rule,
                     _orig: Any = mod.forward, **k: Any) -> Any:
@@ -474,9 +255,9 @@ def export(model: nn.Module, example_input: Any, path: Any = None, opset: int = 
         if r1[0] is ModuleCall:
             mod = r1[1][0]
             r.like = r1[1][1]
-            MODULE_EMITTERS[type(mod)][1](r, mod)
+            LAYER_EXPORTERS[type(mod)][1](r, mod)
             continue
-        emit = FUNCTION_EMITTERS.get(r1[0])
+        emit = EXPORTERS.get(r1[0])
         if emit is None:
             raise ExportError(f"op {r1[0].__name__} (in {tag or 'the model'!r}) has no ONNX "
                               "export rule")

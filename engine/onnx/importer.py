@@ -3,7 +3,7 @@
 Order of work, so that a bad file fails before anything runs: size limit, protobuf parse,
 structure (every value defined once, nodes sortable, tensors the right size), one
 `UnsupportedOpError` for every op the engine lacks, then constant folding on the host.
-Nothing in the file is ever executed as code: ops are looked up in the table in `ops.py`.
+Nothing in the file is ever executed as code: ops are looked up in the table in `table.py`.
 What a file may make us spend (bytes, messages, nodes, elements, memory) is bounded by a
 `limits.Limits`, checked before anything is allocated.
 """
@@ -42,7 +42,8 @@ from .limits import (
     nbytes,
     short,
 )
-from .ops import LEGACY_ATTRS, Ctx, Op, resolve, unsupported
+from .ops import Ctx
+from .table import LEGACY_ATTRS, Op, resolve, unsupported
 
 DEFAULT_MAX_BYTES = DEFAULT.max_bytes
 MIN_OPSET, MAX_OPSET = 6, 28  # newer versions of the supported ops only add dtypes

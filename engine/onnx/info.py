@@ -12,7 +12,7 @@ from . import _proto
 from .errors import UnsupportedOpError
 from .importer import read_model
 from .limits import MAX_LISTED, Limits, check_nodes, cut, listing
-from .ops import resolve
+from .table import resolve
 
 
 def describe(source: Any, max_bytes: int | None = None, limits: Limits | None = None

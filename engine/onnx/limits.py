@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backends.window import conv_out_size, same_padding
 from .errors import ExecutionError, LimitError
 
 MAX_LISTED = 20   # items an error message or report lists before "... and N more"
@@ -214,10 +215,13 @@ def _conv(vals: Sequence[Any], attrs: dict) -> tuple[int, ...] | None:
     if len(w) != len(x) or len(strides) != nd or len(dilations) != nd or \
             min(strides + dilations + pads + [0]) < 0 or 0 in strides:
         return (x[0], w[0], *(max(n, 0) for n in padded))
-    if attrs.get("auto_pad") in ("SAME_UPPER", "SAME_LOWER"):
-        return (x[0], w[0], *(-(-n // s) for n, s in zip(x[2:], strides)))
-    spans = [(k - 1) * d + 1 for k, d in zip(w[2:], dilations)]
-    return (x[0], w[0], *(max(0, (n - k) // s + 1) for n, k, s in zip(padded, spans, strides)))
+    same = attrs.get("auto_pad") in ("SAME_UPPER", "SAME_LOWER")
+    out = []
+    for i, (n, k, s, d) in enumerate(zip(x[2:], w[2:], strides, dilations)):
+        lo, hi = same_padding(n, k, s, d) if same else \
+            (pads[i], pads[i + nd]) if len(pads) == 2 * nd else (0, 0)
+        out.append(max(0, conv_out_size(n, k, s, lo, d, p_end=hi)))
+    return (x[0], w[0], *out)
 
 
 def _largest_input(vals: Sequence[Any], attrs: dict) -> tuple[int, ...] | None:

@@ -1,4 +1,4 @@
-"""The one table: ONNX op name -> engine implementation, with the spec's attribute defaults.
+"""ONNX import: the engine implementation of each op (the table in `table.py` names them).
 
 Each implementation takes a `Ctx` and the node's inputs, which are either NumPy arrays
 (constants and shape arithmetic, known on the host) or engine Tensors (data on the
@@ -15,26 +15,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .. import functions as ops
+from ..backends.window import ceil_extra, conv_transpose_out_size, same_padding
+from ..creation import from_numpy
 from ..nn import functional as F
-from ..tensor import Tensor, cat, maximum, minimum, where
-from . import recurrent
-from ._proto import DTYPES, UnsupportedAttribute
-from .errors import ExecutionError, UnsupportedOpError
+from ..tensor import Tensor, cat, where
+from ._proto import DTYPES
+from .errors import ExecutionError
 from .limits import (
     DEFAULT,
     Limits,
     SpendBudget,
     broadcast_shapes,
     check_shape,
-    cut,
-    listed,
-    short,
 )
 
 Value = Any  # np.ndarray (host) or Tensor (device)
@@ -64,7 +61,7 @@ class Ctx:
             return x
         arr = np.asarray(x)
         if self.cache is None:  # host mode: CPU tensors over the same memory, any dtype
-            return Tensor._wrap(arr, "cpu")
+            return from_numpy(arr)
         key = (id(x), self.device)
         hit = self.cache.get(key)
         if hit is not None and hit[0] is x:
@@ -92,16 +89,6 @@ class Ctx:
         return shape
 
 
-@dataclass(frozen=True)
-class Op:
-    fn: Callable[..., Any]
-    attrs: dict[str, Any] = field(default_factory=dict)  # ONNX spec defaults
-    consts: tuple[int, ...] = ()   # attribute-like inputs (shapes, axes, pads): host values
-    buffers: tuple[int, ...] = ()  # float initializers here are state, not parameters
-    check: Callable[[dict[str, Any]], str | None] | None = None  # load-time attribute check
-    outputs: int = 1  # how many outputs the implementation produces
-
-
 # -- helpers ---------------------------------------------------------------------------
 
 def _is_int(t: Tensor) -> bool:
@@ -115,7 +102,7 @@ def _scalar(x: Value) -> float | None:
     return None
 
 
-def _binary(name: str) -> Callable[..., Any]:
+def binary(name: str) -> Callable[..., Any]:
     def fn(ctx: Ctx, a: Value, b: Value) -> Value:
         sb = _scalar(b) if isinstance(a, Tensor) else None
         if sb is not None and not _is_int(a):
@@ -132,11 +119,11 @@ def _binary(name: str) -> Callable[..., Any]:
     return fn
 
 
-def _unary(f: Callable[[Tensor], Tensor]) -> Callable[..., Any]:
+def unary(f: Callable[[Tensor], Tensor]) -> Callable[..., Any]:
     return lambda ctx, x: f(ctx.t(x))
 
 
-def _axis_softmax(kind: str) -> Callable[..., Any]:
+def axis_softmax(kind: str) -> Callable[..., Any]:
     f = F.softmax if kind == "softmax" else F.log_softmax
 
     def fn(ctx: Ctx, x: Value, axis: int | None = None) -> Tensor:
@@ -164,35 +151,29 @@ def _to2d(vals: list[int] | None, nd: int, fill: int) -> list[int]:
 
 def _pads(auto_pad: str, pads: list[int] | None, size: list[int], k: list[int],
           s: list[int], d: list[int], nd: int, ceil: bool = False) -> tuple[list, list]:
-    """(begin, end) pads for 2 spatial dims, from explicit pads or auto_pad."""
+    """(begin, end) pads for 2 spatial dims, from explicit pads or auto_pad; ceil-mode's
+    output size becomes extra end padding (window.ceil_extra)."""
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-        begin, end = [], []
-        for n, kk, ss, dd in zip(size, k, s, d):
-            total = max(0, (-(-n // ss) - 1) * ss + (kk - 1) * dd + 1 - n)
-            lo = total // 2 if auto_pad == "SAME_UPPER" else total - total // 2
-            begin.append(lo)
-            end.append(total - lo)
-        return begin, end
+        both = [same_padding(n, kk, ss, dd, auto_pad == "SAME_UPPER")
+                for n, kk, ss, dd in zip(size, k, s, d)]
+        return [lo for lo, _ in both], [hi for _, hi in both]
     if auto_pad == "VALID" or not pads:
         begin, end = [0, 0], [0, 0]
     else:
         begin, end = _to2d(pads[:nd], nd, 0), _to2d(pads[nd:], nd, 0)
-    if ceil:  # ceil-mode output size as extra end padding (windows may not start in it)
-        for i in range(2):
-            span = (k[i] - 1) * d[i] + 1
-            total = size[i] + begin[i] + end[i]
-            out = -(-(total - span) // s[i]) + 1
-            if (out - 1) * s[i] >= size[i] + begin[i]:
-                out -= 1
-            end[i] += max(0, (out - 1) * s[i] + span - total)
+    if ceil:
+        end = [end[i] + ceil_extra(size[i], k[i], s[i], begin[i], d[i], end[i])
+               for i in range(2)]
     return begin, end
 
 
-def _pad_hw(x: Tensor, begin: list[int], end: list[int], value: float,
-            ctx: Ctx | None = None) -> Tensor:
-    if ctx is not None:  # padding comes from the file: bound what it makes us allocate
-        ctx.guard((*x.shape[:2], x.shape[2] + begin[0] + end[0], x.shape[3] + begin[1]
-                   + end[1]), ctx.node.op_type if ctx.node is not None else "pad")
+def _guard_padded(ctx: Ctx, x: Tensor, begin: list[int], end: list[int]) -> None:
+    """Padding comes from the file: bound what it makes us allocate before padding."""
+    ctx.guard((*x.shape[:2], x.shape[2] + begin[0] + end[0], x.shape[3] + begin[1] + end[1]),
+              ctx.node.op_type if ctx.node is not None else "pad")
+
+
+def _pad_hw(x: Tensor, begin: list[int], end: list[int], value: float) -> Tensor:
     if not any(begin) and not any(end):
         return x
     return ops.Pad.apply(x, widths=[(0, 0), (0, 0), (begin[0], end[0]), (begin[1], end[1])],
@@ -207,7 +188,7 @@ def _from4d(y: Tensor, nd: int) -> Tensor:
     return y.reshape(y.shape[0], y.shape[1], y.shape[3]) if nd == 1 else y
 
 
-def _check_auto_pad(a: dict) -> str | None:
+def check_auto_pad(a: dict) -> str | None:
     ap = a.get("auto_pad", "NOTSET")
     return None if ap in ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER") else \
         f"auto_pad={ap!r} is not a valid setting"
@@ -242,7 +223,7 @@ def conv_transpose(ctx: Ctx, x: Value, w: Value, b: Value = None, *, auto_pad: s
     k, s, d = list(w4.shape[2:]), _to2d(strides, nd, 1), _to2d(dilations, nd, 1)
     op = _to2d(output_padding, nd, 0)
     size = list(x4.shape[2:])
-    full = [s[i] * (size[i] - 1) + (k[i] - 1) * d[i] + 1 + op[i] for i in range(2)]
+    full = [conv_transpose_out_size(size[i], k[i], s[i], 0, d[i], op[i]) for i in range(2)]
     if output_shape or auto_pad in ("SAME_UPPER", "SAME_LOWER"):  # the spec's formula
         want = _to2d(list(output_shape)[-nd:], nd, 1) if output_shape else \
             [size[i] * s[i] for i in range(2)]
@@ -269,36 +250,23 @@ def max_pool(ctx: Ctx, x: Value, *, auto_pad: str, ceil_mode: int, dilations: An
     x4 = _as4d(x, nd)
     k, s, d = _to2d(kernel_shape, nd, 1), _to2d(strides, nd, 1), _to2d(dilations, nd, 1)
     begin, end = _pads(auto_pad, pads, list(x4.shape[2:]), k, s, d, nd, bool(ceil_mode))
-    x4 = _pad_hw(x4, begin, end, -math.inf, ctx)
-    y = ops.MaxPool2d.apply(x4, kernel=tuple(k), stride=tuple(s), padding=(0, 0),
-                            dilation=tuple(d))
-    return _from4d(y, nd)
+    _guard_padded(ctx, x4, begin, end)
+    return _from4d(F.max_pool2d_padded(x4, k, s, begin, end, d), nd)
 
 
 def avg_pool(ctx: Ctx, x: Value, *, auto_pad: str, ceil_mode: int, count_include_pad: int,
              dilations: Any, kernel_shape: list[int], pads: Any, strides: Any) -> Tensor:
-    """Sum of each padded window divided by the count of cells that ONNX counts."""
     x = ctx.t(x)
     nd = _spatial(x, "AveragePool")
     if dilations and any(v != 1 for v in dilations):
         raise ExecutionError("AveragePool: dilations other than 1 are not supported")
     x4 = _as4d(x, nd)
     k, s = _to2d(kernel_shape, nd, 1), _to2d(strides, nd, 1)
-    size = list(x4.shape[2:])
-    begin, end = _pads(auto_pad, pads, size, k, s, [1, 1], nd)
-    _, cend = _pads("NOTSET", begin + end, size, k, s, [1, 1], 2, bool(ceil_mode))
-    kw = {"kernel": tuple(k), "stride": tuple(s), "padding": (0, 0), "count_include_pad": True}
-    if cend == end and (not any(begin + end) or count_include_pad):
-        return _from4d(ops.AvgPool2d.apply(_pad_hw(x4, begin, end, 0.0, ctx), **kw), nd)
-    counted = np.zeros((1, 1, size[0] + begin[0] + cend[0], size[1] + begin[1] + cend[1]),
-                       dtype=x.dtype)
-    if count_include_pad:
-        counted[:, :, : size[0] + begin[0] + end[0], : size[1] + begin[1] + end[1]] = 1
-    else:
-        counted[:, :, begin[0]: begin[0] + size[0], begin[1]: begin[1] + size[1]] = 1
-    num = ops.AvgPool2d.apply(_pad_hw(x4, begin, cend, 0.0, ctx), **kw)
-    den = ops.AvgPool2d.apply(Tensor._wrap(counted, "cpu"), **kw).numpy()
-    return _from4d(num / ctx.t(den), nd)
+    begin, end = _pads(auto_pad, pads, list(x4.shape[2:]), k, s, [1, 1], nd)
+    _guard_padded(ctx, x4, begin, _pads("NOTSET", begin + end, list(x4.shape[2:]), k, s,
+                                        [1, 1], 2, bool(ceil_mode))[1])
+    return _from4d(F.avg_pool2d_padded(x4, k, s, begin, end, bool(ceil_mode),
+                                       bool(count_include_pad)), nd)
 
 
 def global_pool(kind: str) -> Callable[..., Any]:
@@ -336,22 +304,16 @@ def dropout(ctx: Ctx, x: Value, ratio: Value = None, training_mode: Value = None
     return y
 
 
-def _dropout_legacy(ctx: Ctx, x: Value, *, ratio: float = 0.5, is_test: int = 0,
+def dropout_legacy(ctx: Ctx, x: Value, *, ratio: float = 0.5, is_test: int = 0,
                     seed: Any = None) -> Any:
     return dropout(ctx, x, np.asarray(ratio, np.float32), None, is_test=is_test)
 
 
 def prelu(ctx: Ctx, x: Value, slope: Value) -> Tensor:
-    x = ctx.t(x)
-    return where(x > 0, x, x * ctx.t(slope))
-
-
-def hard_sigmoid(ctx: Ctx, x: Value, *, alpha: float, beta: float) -> Tensor:
-    return (ctx.t(x) * alpha + beta).clip(0.0, 1.0)
-
-
-def gelu(ctx: Ctx, x: Value, *, approximate: str) -> Tensor:
-    return F.gelu(ctx.t(x), approximate)
+    x, slope = ctx.t(x), ctx.t(slope)
+    if slope.ndim == 1 and x.ndim > 2:  # ONNX broadcasts a 1-D slope along the last axis
+        slope = slope.reshape(1, -1)
+    return F.prelu(x, slope)
 
 
 # -- shape and movement ------------------------------------------------------------------
@@ -399,7 +361,7 @@ def split(ctx: Ctx, x: Value, split: Value = None, *, axis: int,
     return tuple(out)
 
 
-def _split_legacy(ctx: Ctx, x: Value, *, axis: int, split: Any = None) -> tuple:
+def split_legacy(ctx: Ctx, x: Value, *, axis: int, split: Any = None) -> tuple:
     return globals()["split"](ctx, x, None if split is None else np.asarray(split), axis=axis)
 
 
@@ -418,7 +380,7 @@ def slice_(ctx: Ctx, x: Value, starts: Value, ends: Value, axes: Value = None,
     return x[tuple(index)]
 
 
-def _slice_legacy(ctx: Ctx, x: Value, *, starts: list, ends: list, axes: Any = None) -> Tensor:
+def slice_legacy(ctx: Ctx, x: Value, *, starts: list, ends: list, axes: Any = None) -> Tensor:
     return slice_(ctx, x, np.asarray(starts), np.asarray(ends),
                   None if axes is None else np.asarray(axes))
 
@@ -487,7 +449,7 @@ def unsqueeze(ctx: Ctx, x: Value, axes: Value = None, *, axes_attr: Any = None) 
     return x.reshape(*[1 if i in ax else next(dims) for i in range(r)])
 
 
-def _reduce(kind: str) -> Callable[..., Any]:
+def reduce(kind: str) -> Callable[..., Any]:
     def fn(ctx: Ctx, x: Value, axes: Value = None, *, keepdims: int,
            noop_with_empty_axes: int, axes_attr: Any = None) -> Tensor:
         x = ctx.t(x)
@@ -550,7 +512,7 @@ def pad(ctx: Ctx, x: Value, pads: Value = None, value: Value = None, axes: Value
     return ops.Pad.apply(x, widths=widths, value=float(fill))
 
 
-def _check_pad(a: dict) -> str | None:
+def check_pad(a: dict) -> str | None:
     return None if a.get("mode", "constant") == "constant" else \
         f"mode={a['mode']!r} (only 'constant' padding is supported)"
 
@@ -564,7 +526,7 @@ def cast(ctx: Ctx, x: Value, *, to: int, saturate: int = 1, round_mode: str = "u
     return x if x.dtype == dt else x.astype(dt)
 
 
-def _check_cast(a: dict) -> str | None:
+def check_cast(a: dict) -> str | None:
     return None if a.get("to") in DTYPES else f"to={a.get('to')} is not a supported type"
 
 
@@ -630,158 +592,3 @@ def gemm(ctx: Ctx, a: Value, b: Value, c: Value = None, *, alpha: float, beta: f
 
 def identity(ctx: Ctx, x: Value) -> Value:
     return x
-
-
-_POOL = {"auto_pad": "NOTSET", "kernel_shape": None, "pads": None, "strides": None,
-         "ceil_mode": 0}
-_REDUCE = {"keepdims": 1, "noop_with_empty_axes": 0, "axes_attr": None}
-
-# The table. Attribute defaults are the ONNX spec's; `axes_attr`, `pads_attr`, ... are the
-# older opsets' attribute forms of what later became inputs (the importer renames them).
-OPS: dict[str, Op] = {
-    "Conv": Op(conv, {"auto_pad": "NOTSET", "dilations": None, "group": 1,
-                      "kernel_shape": None, "pads": None, "strides": None},
-               check=_check_auto_pad),
-    "ConvTranspose": Op(conv_transpose, {"auto_pad": "NOTSET", "dilations": None, "group": 1,
-                                         "kernel_shape": None, "output_padding": None,
-                                         "output_shape": None, "pads": None, "strides": None},
-                        check=_check_auto_pad),
-    "Gemm": Op(gemm, {"alpha": 1.0, "beta": 1.0, "transA": 0, "transB": 0}),
-    "MatMul": Op(lambda ctx, a, b: ctx.t(a) @ ctx.t(b)),
-    "Add": Op(_binary("Add")), "Sub": Op(_binary("Sub")), "Mul": Op(_binary("Mul")),
-    "Div": Op(_binary("Div")), "Pow": Op(_binary("Pow")),
-    "Sqrt": Op(_unary(Tensor.sqrt)), "Exp": Op(_unary(Tensor.exp)),
-    "Log": Op(_unary(Tensor.log)), "Neg": Op(_unary(Tensor.__neg__)),
-    "Abs": Op(_unary(Tensor.abs)), "Reciprocal": Op(_unary(lambda x: 1.0 / x)),
-    "Erf": Op(_unary(lambda x: ops.Erf.apply(x))),
-    "Relu": Op(_unary(F.relu)), "Sigmoid": Op(_unary(F.sigmoid)), "Tanh": Op(_unary(F.tanh)),
-    "Softplus": Op(_unary(F.softplus)),
-    "LeakyRelu": Op(lambda ctx, x, *, alpha: F.leaky_relu(ctx.t(x), alpha), {"alpha": 0.01}),
-    "Elu": Op(lambda ctx, x, *, alpha: F.elu(ctx.t(x), alpha), {"alpha": 1.0}),
-    "PRelu": Op(prelu),
-    "HardSigmoid": Op(hard_sigmoid, {"alpha": 0.2, "beta": 0.5}),
-    "HardSwish": Op(lambda ctx, x: ctx.t(x) * hard_sigmoid(ctx, x, alpha=1 / 6, beta=0.5)),
-    "Gelu": Op(gelu, {"approximate": "none"}),
-    # axis: the spec's default is -1 from opset 13 and 1 (with 2-D coercion) before it
-    "Softmax": Op(_axis_softmax("softmax"), {"axis": None}),
-    "LogSoftmax": Op(_axis_softmax("log_softmax"), {"axis": None}),
-    "MaxPool": Op(max_pool, {**_POOL, "dilations": None, "storage_order": 0},
-                  check=lambda a: _check_auto_pad(a) or (
-                      "storage_order=1 is not supported" if a.get("storage_order") else None)),
-    "AveragePool": Op(avg_pool, {**_POOL, "count_include_pad": 0, "dilations": None},
-                      check=_check_auto_pad),
-    "GlobalAveragePool": Op(global_pool("avg")), "GlobalMaxPool": Op(global_pool("max")),
-    "BatchNormalization": Op(batch_norm, {"epsilon": 1e-5, "momentum": 0.9, "training_mode": 0,
-                                          "spatial": 1},
-                             buffers=(3, 4), outputs=3),
-    "Dropout": Op(dropout, {"seed": None, "is_test": 0}, consts=(1, 2), outputs=2),
-    "Flatten": Op(flatten, {"axis": 1}),
-    "Reshape": Op(reshape, {"allowzero": 0}, consts=(1,)),
-    "Transpose": Op(transpose, {"perm": None}),
-    "Concat": Op(concat, {"axis": None}),
-    "Split": Op(split, {"axis": 0, "num_outputs": None}, consts=(1,), outputs=1 << 16),
-    "Slice": Op(slice_, consts=(1, 2, 3, 4)),
-    "Gather": Op(gather, {"axis": 0}),
-    "Shape": Op(shape, {"start": 0, "end": None}),
-    "Size": Op(size),
-    "Constant": Op(constant, {k: None for k in (
-        "value", "value_float", "value_floats", "value_int", "value_ints", "value_string",
-        "value_strings", "sparse_value")}),
-    "ConstantOfShape": Op(constant_of_shape, {"value": None}, consts=(0,)),
-    "Identity": Op(identity),
-    "Squeeze": Op(squeeze, {"axes_attr": None}, consts=(1,)),
-    "Unsqueeze": Op(unsqueeze, {"axes_attr": None}, consts=(1,)),
-    "ReduceMean": Op(_reduce("mean"), _REDUCE, consts=(1,)),
-    "ReduceMax": Op(_reduce("max"), _REDUCE, consts=(1,)),
-    "ReduceMin": Op(_reduce("min"), _REDUCE, consts=(1,)),
-    "ReduceSum": Op(_reduce("sum"), _REDUCE, consts=(1,)),
-    "ReduceSumSquare": Op(_reduce("sumsquare"), _REDUCE, consts=(1,)),
-    "ReduceL2": Op(_reduce("l2"), _REDUCE, consts=(1,)),
-    "Clip": Op(clip, {"min": None, "max": None}, consts=(1, 2)),
-    "Pad": Op(pad, {"mode": "constant", "pads_attr": None, "value_attr": 0.0},
-              consts=(1, 2, 3), check=_check_pad),
-    "Cast": Op(cast, {"to": None, "saturate": 1, "round_mode": "up"}, check=_check_cast),
-    "CastLike": Op(lambda ctx, x, like, *, saturate=1, round_mode="up": cast(
-        ctx, x, to=next(k for k, v in DTYPES.items() if v == like.dtype)),
-        {"saturate": 1, "round_mode": "up"}),
-    "GatherElements": Op(gather_elements, {"axis": 0}),
-    "Max": Op(variadic(maximum)), "Min": Op(variadic(minimum)),
-    "Sum": Op(variadic(Tensor.__add__)), "Mean": Op(variadic(Tensor.__add__, mean=True)),
-    "Expand": Op(expand, consts=(1,)),
-    "Where": Op(where_),
-    "Equal": Op(compare("eq")), "Less": Op(compare("lt")), "Greater": Op(compare("gt")),
-    "LessOrEqual": Op(compare("le")), "GreaterOrEqual": Op(compare("ge")),
-    "Range": Op(range_, consts=(0, 1, 2)),
-    # recurrent layers (issue 15): sequence_lens (input 4) is read on the host
-    "RNN": Op(recurrent.rnn, recurrent.ATTRS["RNN"], consts=(4,), outputs=2,
-              check=recurrent.check("RNN")),
-    "GRU": Op(recurrent.gru, recurrent.ATTRS["GRU"], consts=(4,), outputs=2,
-              check=recurrent.check("GRU")),
-    "LSTM": Op(recurrent.lstm, recurrent.ATTRS["LSTM"], consts=(4,), outputs=3,
-               check=recurrent.check("LSTM")),
-}
-
-# Attributes that older opsets used for what is now an input: (op, opset below which it is
-# an attribute, attribute name, name the implementation takes).
-LEGACY_ATTRS: dict[str, tuple[int, dict[str, str]]] = {
-    "Squeeze": (13, {"axes": "axes_attr"}), "Unsqueeze": (13, {"axes": "axes_attr"}),
-    "ReduceSum": (13, {"axes": "axes_attr"}), "ReduceMean": (18, {"axes": "axes_attr"}),
-    "ReduceMax": (18, {"axes": "axes_attr"}), "ReduceMin": (18, {"axes": "axes_attr"}),
-    "ReduceSumSquare": (18, {"axes": "axes_attr"}), "ReduceL2": (18, {"axes": "axes_attr"}),
-    "Pad": (11, {"pads": "pads_attr", "value": "value_attr"}),
-}
-
-# Ops whose older forms take everything as attributes: a separate implementation each.
-LEGACY_OPS: dict[tuple[str, int], Op] = {
-    ("Split", 13): Op(_split_legacy, {"axis": 0, "split": None}, outputs=1 << 16),
-    ("Slice", 10): Op(_slice_legacy, {"starts": None, "ends": None, "axes": None}),
-    ("Dropout", 12): Op(_dropout_legacy, {"ratio": 0.5, "is_test": 0, "seed": None},
-                        outputs=2),
-}
-
-
-def resolve(op_type: str, opset: int) -> Op | None:
-    """The table row for an op at an opset (older attribute-only forms included)."""
-    for (name, below), row in LEGACY_OPS.items():
-        if name == op_type and opset < below:
-            return row
-    return OPS.get(op_type)
-
-
-def unsupported(nodes: list[Any], opset: int, attrs: list[dict[str, Any]]) -> None:
-    """Raise one UnsupportedOpError naming every node the engine cannot run (its message
-    lists the first few, `ops` has them all)."""
-    bad: list[tuple[str, str, str]] = []
-    for i, (node, a) in enumerate(zip(nodes, attrs)):
-        why = _unsupported_reason(node, opset, a)
-        if why is not None:
-            op = f"{node.domain}.{node.op_type}" if node.domain not in ("", "ai.onnx") \
-                else node.op_type
-            bad.append((node.name or f"#{i}", op, why))
-    if bad:
-        lines = listed([f"  node {short(n)}: {cut(op)} ({why})" for n, op, why in bad],
-                       sep="\n")
-        kinds = listed([cut(k) for k in sorted({op for _, op, _ in bad})])
-        raise UnsupportedOpError(
-            f"the model uses {len(bad):,} node(s) the engine does not support ({kinds}):\n"
-            f"{lines}\nSupported ops: {', '.join(sorted(OPS))}", bad)
-
-
-def _unsupported_reason(node: Any, opset: int, a: dict[str, Any]) -> str | None:
-    if node.domain not in ("", "ai.onnx"):
-        return "custom domain"
-    row = resolve(node.op_type, opset)
-    if row is None:
-        return "op not implemented"
-    unknown = sorted(set(a) - set(row.attrs))
-    n_out = max((j + 1 for j, o in enumerate(node.output) if o), default=0)
-    odd = [v for v in a.values() if isinstance(v, UnsupportedAttribute)]
-    if odd:
-        return f"{odd[0]!r} is not supported"
-    if unknown:
-        return f"unknown attribute(s) {listed([cut(u) for u in unknown], limit=5)}"
-    if n_out > row.outputs:
-        return f"{n_out} outputs requested, only the first {row.outputs} are supported"
-    if row.check is not None:
-        return row.check({**row.attrs, **a})
-    return None

@@ -1,6 +1,6 @@
 """ONNX's RNN, LSTM and GRU operators, both ways.
 
-Import (`rnn`, `lstm`, `gru`, rows of the table in ops.py): every attribute of the spec
+Import (`rnn`, `lstm`, `gru`, rows of the table in table.py): every attribute of the spec
 (both directions, `layout`, initial states, `sequence_lens`, LSTM peepholes, `clip`,
 `input_forget`, custom `activations`, GRU `linear_before_reset` 0 or 1). The common case,
 which is what PyTorch and the engine export (default activations, no clip or peepholes,
@@ -8,10 +8,11 @@ every sequence full length, GRU with linear_before_reset=1), runs on the engine'
 scan; anything else runs a step-by-step Tensor-op loop. Both are differentiable, so an
 imported recurrent model trains like a hand-built one.
 
-Export (`export_scan`, a row of the exporter's table): a recorded `fused.recurrent_scan` becomes one
-ONNX node. Its weights stay the model's named parameters in PyTorch's layout and gate
-order (`rnn.weight_ih_l0`, ...), reordered into ONNX's (LSTM i, o, f, c; GRU z, r, h)
-by Split/Concat nodes that runtimes fold, so the file's state dict is the model's.
+Export (`export_scan`, the RNN row's exporter in table.py): a recorded
+`fused.recurrent_scan` becomes one ONNX node. Its weights stay the model's named
+parameters in PyTorch's layout and gate order (`rnn.weight_ih_l0`, ...), reordered into
+ONNX's (LSTM i, o, f, c; GRU z, r, h) by Split/Concat nodes that runtimes fold, so the
+file's state dict is the model's.
 """
 
 from __future__ import annotations
