@@ -45,12 +45,12 @@ def profile_step(device: str, use_latest: bool) -> tuple[list[tuple[str, int, fl
     """Time one training step (forward, backward, Adam) per Backend primitive."""
     from engine.models import lenet5
     from webapp.digits import lenet
-    from webapp.playground import latest_model
+    from webapp.playground_state import LATEST
 
     with np.load(ASSETS / "mnist_samples.npz", allow_pickle=False) as z:
         x = (z["images"][:32, None] / np.float32(255)).astype(np.float32)
         y = z["labels"][:32]
-    latest = latest_model() if use_latest else None
+    latest = LATEST.model() if use_latest else None
     if latest is not None:
         model, example, label = latest
         what = f"Playground run {label}, batch of 32 copies of one input"
@@ -220,9 +220,9 @@ class EnginePage(pn.viewable.Viewer):
                if self.device.value == "GPU" else ""))
 
     def _latest_onnx(self) -> io.BytesIO:
-        from webapp.playground import latest_model
+        from webapp.playground_state import LATEST
 
-        latest = latest_model()
+        latest = LATEST.model()
         if latest is None:
             show_error(self.error, "No Playground model yet: train one on the Playground page "
                        "first.")
