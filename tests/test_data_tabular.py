@@ -60,6 +60,8 @@ def test_the_label_column_can_be_any_column_and_separators_vary():
 
 @pytest.mark.parametrize(("data", "message"), [
     (csv_text("1.0,2.0,0", ["3,4,1"] * 10), r"no header: the first row \(1\.0, 2\.0, 0\)"),
+    (csv_text("1.0,2.0,cat", ["3,4,dog", "5,6,cat"] * 5),
+     r"no header: the first row \(1\.0, 2\.0, cat\) looks like data"),
     (csv_text("a,b,y", ["1,2,x", "3,oops,y"] + ["1,2,x"] * 8),
      r"row 3, column 'b': 'oops' is not a number"),
     (csv_text("a,b,y", ["1,2,x"] * 4 + ["1,,y"] + ["1,2,x"] * 5),

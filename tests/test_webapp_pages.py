@@ -253,6 +253,8 @@ def test_throttle():
     slow, always = Throttle(1e9), Throttle(0.0)
     assert slow.ready() and not slow.ready() and not slow.ready()
     assert always.ready() and always.ready()
+    always.spent(1e9)  # the last drawing took "forever": wait 4x that before the next
+    assert not always.ready()
 
 
 def test_digits_reads_a_drawn_one():

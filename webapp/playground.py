@@ -396,6 +396,8 @@ class PlaygroundPage(pn.viewable.Viewer):
             self._later(self.train_curves.clear)
 
     def _poll(self) -> None:
+        """Drain the active run's events: the curves get every step, the drawing only the
+        latest snapshot and the status line only the latest step (the redraw throttle)."""
         while self.pending:
             self.pending.pop(0)()
         run = self.active
@@ -403,44 +405,45 @@ class PlaygroundPage(pn.viewable.Viewer):
             return
         steps: list[int] = []
         losses: list[float] = []
-        snap = None
-        while True:
+        snap = last = None
+        end: tuple[str, Any] | None = None
+        while end is None:
             try:
                 kind, payload = run.events.get_nowait()
             except queue.Empty:
                 break
             if kind == "step":
-                step, loss, epoch, batch = payload
-                if np.isfinite(loss) and loss > 0:
-                    steps.append(step)
-                    losses.append(loss)
-                if self._steps_total:
-                    done = epoch * self._steps_total + batch + 1
-                    self.progress.value = min(100, int(100 * done / (
-                        self._steps_total * run.recipe.epochs)))
-                self.status.object = (f"run {run.number}: epoch {epoch + 1}/"
-                                      f"{run.recipe.epochs}, loss {loss:.4f}")
+                last = payload
+                if np.isfinite(payload[1]) and payload[1] > 0:
+                    steps.append(payload[0])
+                    losses.append(payload[1])
             elif kind == "begin":
-                self._steps_total = -(-len(payload["dataset"].x_train)
-                                      // run.recipe.batch_for(len(payload["dataset"].x_train)))
+                n = len(payload["dataset"].x_train)
+                self._steps_total = -(-n // run.recipe.batch_for(n))
                 self.view.begin(payload)
             elif kind == "epoch":
                 self.curves.epoch(run, *payload)
             elif kind == "snapshot":
-                snap = payload  # only the latest is drawn: the redraw throttle
+                snap = payload
             elif kind == "forest":
                 self.view.forest(payload, run.result.short() if run.result else "")
             elif kind == "status":
                 self.status.object = f"run {run.number}: {html.escape(payload)}"
             elif kind in ("done", "error"):
-                self.curves.steps(run, steps, losses)
-                if snap is not None:
-                    self.view.draw(snap)
-                self._finish(run, kind, payload)
-                return
+                end = (kind, payload)
         self.curves.steps(run, steps, losses)
         if snap is not None:
             self.view.draw(snap)
+        if last is not None and end is None:
+            _, loss, epoch, batch = last
+            if self._steps_total:
+                done = epoch * self._steps_total + batch + 1
+                self.progress.value = min(100, int(100 * done / (
+                    self._steps_total * run.recipe.epochs)))
+            self.status.object = (f"run {run.number}: epoch {epoch + 1}/{run.recipe.epochs},"
+                                  f" loss {loss:.4f}")
+        if end is not None:
+            self._finish(run, *end)
 
     def _finish(self, run: Run, kind: str, payload: Any) -> None:
         self.active = None

@@ -38,17 +38,22 @@ PROBE_ROWS = 300
 
 
 class Throttle:
-    """True at most once per `interval` seconds (the first call is always True)."""
+    """True at most once per `interval` seconds (the first call is always True), and
+    never sooner than 4x what the last piece of work took (`spent`) after it, so drawing
+    a wide network takes at most a fifth of a run's time."""
 
     def __init__(self, interval: float) -> None:
-        self.interval, self.last = interval, -math.inf
+        self.interval, self.last, self.cost = interval, -math.inf, 0.0
 
     def ready(self) -> bool:
         now = time.perf_counter()
-        if now - self.last >= self.interval:
+        if now - self.last >= max(self.interval, 4 * self.cost):
             self.last = now
             return True
         return False
+
+    def spent(self, seconds: float) -> None:
+        self.cost = seconds
 
 
 @dataclass(frozen=True)
@@ -217,7 +222,9 @@ class Run:
         def send_snapshot() -> None:
             t = time.perf_counter()
             run.events.put(("snapshot", self._snapshot(model, probe, plane, ds)))
-            spent["drawing"] += time.perf_counter() - t
+            cost = time.perf_counter() - t
+            spent["drawing"] += cost
+            throttle.spent(cost)
 
         class Callbacks:
             def on_step(self, info: Any) -> None:

@@ -171,6 +171,13 @@ def read_csv(data: bytes | str, label: str | None = None, task: str = "auto",
     if label not in header:
         raise CSVError(f"there is no column '{label}'; the columns are {', '.join(header)}")
     body, numbers = rows[1:], numbers[1:]
+    text = [j for j, c in enumerate(header) if not _is_number(c)]
+    if len(text) == 1 and any(len(r) > text[0] and r[text[0]] == header[text[0]]
+                              for r in body):  # e.g. "1.2,3.4,cat" over rows of the same
+        raise CSVError(f"no header: the first row ({', '.join(header[:4])}"
+                       f"{', …' if len(header) > 4 else ''}) looks like data (its only text, "
+                       f"{header[text[0]]!r}, is also a value further down); add a first row "
+                       "with a name for each column")
     if len(body) < MIN_ROWS:
         raise CSVError(f"the file has {len(body)} data rows; at least {MIN_ROWS} are needed "
                        "to train and test")

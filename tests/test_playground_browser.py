@@ -1,0 +1,227 @@
+"""The Playground in a real browser (served build): the network drawn as it trains, the
+five contrasts each ending with a result card, CSV uploads (three text classes, a
+regression target, each bad file's message) and the exported script reproducing the
+page's accuracy. Same server, browser and offline checks as tests/test_webapp_browser.py.
+Conditions are waited on, never timings."""
+# ruff: noqa: F811  (the server, browser and visit fixtures come from test_webapp_browser)
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.test_webapp_browser import (  # noqa: F401  (fixtures)
+    browser,
+    server,
+    text_of,
+    upload_refused,
+    visit,
+    wait_text,
+)
+from webapp.playground_experiments import EXPERIMENTS
+
+pytestmark = pytest.mark.browser
+ROOT = Path(__file__).resolve().parents[1]
+
+# A signature of the network drawing's tile images (the one source with tiles in it).
+TILES = """() => {
+  for (const doc of Bokeh.documents) for (const m of doc.all_models) {
+    const d = m.data;
+    if (!d || !d.image || !d.x || !d.image.length || d.image.length < 4) continue;
+    let sum = 0;
+    for (const img of d.image) {
+      const a = img.data || img;
+      for (let i = 0; i < a.length; i += 7) sum = (sum + a[i]) % 1000000007;
+    }
+    return sum + ":" + d.image.length;
+  }
+  return null;
+}"""
+
+# Client coordinates of hidden unit `index`'s tile centre in "the network" figure.
+UNIT_XY = """(index) => {
+  const views = [];
+  const walk = (v) => {
+    if (!v) return;
+    if (v.frame && v.model && v.model.title) views.push(v);
+    if (v.child_views) for (const c of v.child_views) walk(c);
+  };
+  for (const r of Object.values(Bokeh.index)) walk(r);
+  for (const v of views) {
+    if (v.model.title.text !== "the network") continue;
+    for (const r of v.model.renderers) {
+      const d = r.data_source && r.data_source.data;
+      if (!d || !d.name || d.name.length <= index) continue;
+      v.el.scrollIntoView({block: "center"});
+      const box = v.el.getBoundingClientRect();
+      return {x: box.left + v.frame.x_scale.compute(d.x[index]),
+              y: box.top + v.frame.y_scale.compute(d.y[index]), name: d.name[index]};
+    }
+  }
+  return null;
+}"""
+
+TOOLTIPS = """() => {
+  const out = [];
+  const walk = (n) => {
+    if (n.shadowRoot) walk(n.shadowRoot);
+    for (const c of n.children || []) {
+      if (String(c.className || "").includes("tooltip")) out.push(c.textContent);
+      walk(c);
+    }
+  };
+  walk(document.body);
+  return out.join(" ");
+}"""
+
+TITLES = """() => {
+  const out = [];
+  for (const doc of Bokeh.documents) for (const m of doc.all_models)
+    if (m.type === "Title") out.push(m.text);
+  return out;
+}"""
+
+
+def train(page: Any, timeout_s: float = 240) -> str:
+    page.locator(".train-button button").click()
+    done = wait_text(page, ".run-status", r"finished|failed|cancelled|diverged",
+                     timeout_s=timeout_s)
+    assert "finished" in done, done
+    return done
+
+
+def metric(text: str) -> tuple[str, float]:
+    m = re.search(r"(test accuracy|test MSE): ([0-9.]+)", text)
+    assert m, text
+    return m.group(0), float(m.group(2))
+
+
+def test_the_network_is_drawn_as_it_trains(visit):
+    # batch 1 for 300 epochs: far more steps than the test needs; it cancels when done
+    v = visit("/playground?data=circle&epochs=300&batch=1&width=6&depth=2")
+    page = v.page
+    page.locator(".train-button button").click()
+    seen: set[str] = set()
+    deadline = time.monotonic() + 120
+    while len(seen) < 3:  # three different drawings while the status says it is training
+        assert time.monotonic() < deadline, f"the tiles changed {len(seen)} times"
+        sig = page.evaluate(TILES)
+        if sig is not None and re.search(r"epoch \d+/300", text_of(page, ".run-status")):
+            seen.add(sig)
+        page.wait_for_timeout(100)
+    xy = page.evaluate(UNIT_XY, 0)
+    assert xy["name"].startswith("hidden layer 1, unit 1")
+    page.mouse.move(xy["x"], xy["y"])
+    page.wait_for_function(f"() => ({TOOLTIPS})().includes('values on the training rows')")
+    assert re.search(r"state: (active|dead)", page.evaluate(TOOLTIPS))
+    page.mouse.click(xy["x"], xy["y"])
+    info = wait_text(page, ".unit-info", r"hidden layer 1, unit 1 \(ReLU\): values")
+    assert "on the training rows" in info
+    page.locator(".cancel-button button").click()
+    assert "cancelled" in wait_text(page, ".run-status", r"cancelled|finished", timeout_s=60)
+    v.check("playground_network")
+
+
+def test_each_contrast_ends_with_a_result_card(visit):
+    v = visit("/playground?tab=contrasts")
+    page = v.page
+    for key, exp in EXPERIMENTS.items():
+        page.locator(f".exp-{key} button").click()
+        card = page.locator(f".result-card[data-experiment={key}]")
+        card.wait_for(timeout=600_000)
+        text = card.inner_text()
+        assert exp.title in text and text.count("test accuracy in") == 2, text
+        assert re.search(r"(more accurate|won by|same accuracy|faster|no GPU here)", text)
+        page.locator(f".exp-{key} button:not([disabled])").wait_for(timeout=60_000)
+    device = page.locator(".result-card[data-experiment=device]").inner_text()
+    assert "CPU (NumPy)" in device
+    v.check("playground_contrasts")
+
+
+def write_csv(path: Path, header: str, rows: list[str]) -> Path:
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return path
+
+
+def test_a_csv_with_three_text_classes_trains_to_a_good_accuracy(visit, tmp_path):
+    rng = np.random.default_rng(1)
+    names = ["setosa", "versicolor", "virginica"]
+    rows = [f"{rng.normal(2 * (i % 3), 0.4):.3f},{rng.normal(-1.5 * (i % 3), 0.4):.3f},"
+            f"{rng.normal(0, 1):.3f},{names[i % 3]}" for i in range(240)]
+    path = write_csv(tmp_path / "flowers.csv", "sepal,petal,noise,species", rows)
+    v = visit("/playground?epochs=30")
+    page = v.page
+    page.locator("input[type=file]").set_input_files(str(path))
+    info = wait_text(page, ".csv-info", r"3 classes")
+    assert "setosa, versicolor, virginica" in info and "detected" in info
+    done = train(page)
+    name, acc = metric(done)
+    assert name.startswith("test accuracy") and acc >= 0.9, done
+    assert "data=csv" in page.url
+    wait_text(page, ".forest-result", r"Random forest")
+    v.check("playground_csv")
+
+
+def test_a_regression_csv_shows_a_regression_loss(visit, tmp_path):
+    rng = np.random.default_rng(2)
+    rows = [f"{a:.3f},{b:.3f},{np.sin(a) + 0.5 * b + rng.normal(0, 0.05):.4f}"
+            for a, b in rng.uniform(-3, 3, (300, 2))]
+    path = write_csv(tmp_path / "wave.csv", "a,b,height", rows)
+    v = visit("/playground?epochs=40")
+    page = v.page
+    page.locator("input[type=file]").set_input_files(str(path))
+    assert "regression" in wait_text(page, ".csv-info", r"regression")
+    done = train(page)
+    name, mse = metric(done)
+    assert name.startswith("test MSE") and mse < 0.5, done
+    titles = page.evaluate(TITLES)
+    assert any(t.startswith("validation loss (MSE)") for t in titles), titles
+    v.check("playground_regression")
+
+
+BAD_FILES = [
+    ("noheader.csv", "1,2,a\n" * 12, r"no header: the first row \(1, 2, a\)"),
+    ("letters.csv", "a,b,y\n" + "1,2,x\n" * 4 + "1,two,y\n" + "1,2,x\n" * 6,
+     r"row 6, column 'b': 'two' is not a number"),
+    ("holes.csv", "a,b,y\n" + "1,2,x\n" * 2 + "1,,y\n" + "1,2,x\n" * 8,
+     r"row 4, column 'b' has a missing value"),
+    ("oneclass.csv", "a,b,y\n" + "1,2,same\n" * 12, r"only one class \('same'\)"),
+    ("huge.csv", "a,b,y\n" + "1,2,x\n" * 10_001,
+     r"more than 10,000 data rows \(row 10002 is over the limit\)"),
+]
+
+
+def test_each_bad_csv_shows_its_message(visit, tmp_path):
+    v = visit("/playground")
+    page = v.page
+    for name, text, pattern in BAD_FILES:
+        err = upload_refused(page, tmp_path / name, text.encode(),
+                             rf"Could not use {re.escape(name)}: .*{pattern}")
+        assert name in err
+    v.check("playground_bad_csv")
+
+
+def test_the_exported_script_runs_and_reproduces_the_accuracy(visit, tmp_path):
+    v = visit("/playground?data=xor&epochs=20&feats=%5B%22x1%22%2C%22x2%22%2C%22x1x2%22%5D")
+    page = v.page
+    done = train(page)
+    line, _ = metric(done)
+    downloads = ((".script-download", "model_engine.py"), (".torch-download", "model_torch.py"))
+    for css, name in downloads:
+        with page.expect_download() as download:
+            page.locator(f"{css} button").click()
+        path = tmp_path / name
+        download.value.save_as(path)
+        if name == "model_torch.py":
+            pytest.importorskip("torch")
+        out = subprocess.run([sys.executable, str(path)], capture_output=True, text=True,
+                             cwd=ROOT, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert out.stdout.strip() == line, (name, out.stdout, line)
