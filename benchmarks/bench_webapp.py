@@ -5,9 +5,13 @@ at once in one headless Chromium (Debian's /usr/bin/chromium through Playwright;
 request to another host is aborted). Each session draws a 7 with the mouse and waits for
 the prediction. Prints latency percentiles (stroke end -> prediction shown), the server's
 memory per added session, and the median latency as a ratio to the engine's in-process
-prediction time (the peer). Any error (console, page, wrong digit, timeout) fails the run.
+prediction time (the peer). Then every tab closes and the server's log is read: a
+traceback, "Failed sending message as connection was closed" or "Task exception was never
+retrieved" counts as an error. Any error (console, page, wrong digit, timeout, server log)
+fails the run. `--runs 3` repeats it (a fresh server each time) and prints a summary; the
+machine's load average is printed with each run (a shared machine makes timings noisy).
 
-    python build.py bench webapp [--sessions 20] [--timeout 120]
+    python build.py bench webapp [--sessions 20] [--timeout 120] [--runs 3]
 """
 
 from __future__ import annotations
@@ -28,6 +32,14 @@ CHROMIUM = os.environ.get("DEMYSTIFY_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 SEVEN = [(70, 60), (210, 60), (120, 240)]
+# what a healthy server never logs, even while tabs close under it
+LOG_ERRORS = ("Traceback", "Failed sending message", "Task exception was never retrieved",
+              "ERROR")
+
+
+def load_average() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} (1 min), {five:.1f} (5 min) on {os.cpu_count()} CPUs"
 
 
 def rss_mb(pid: int) -> float:
@@ -93,10 +105,10 @@ async def session(browser, base: str, i: int, gate: asyncio.Event, errors: list[
     # the page stays open (its server session alive) until the memory is measured
 
 
-async def run(args: argparse.Namespace) -> int:
+async def run(args: argparse.Namespace) -> tuple[int, dict[str, float]]:
     if not Path(CHROMIUM).is_file():
         print(f"no Chromium at {CHROMIUM} (apt-get install chromium)", file=sys.stderr)
-        return 2
+        return 2, {}
     from webapp.server import subprocess_server
 
     with contextlib.ExitStack() as stack:
@@ -104,11 +116,16 @@ async def run(args: argparse.Namespace) -> int:
             server = stack.enter_context(subprocess_server(90))
         except RuntimeError as exc:
             print(f"the server did not start: {exc}", file=sys.stderr)
-            return 2
+            return 2, {}
         return await measure(args, server)
 
 
-async def measure(args: argparse.Namespace, server: Any) -> int:
+def log_errors(log: str) -> list[str]:
+    return [f"server log: {line.strip()[:200]}" for line in log.splitlines()
+            if any(p in line for p in LOG_ERRORS)]
+
+
+async def measure(args: argparse.Namespace, server: Any) -> tuple[int, dict[str, float]]:
     """The burst: N sessions draw at once against the running server."""
     from playwright.async_api import async_playwright
 
@@ -133,32 +150,55 @@ async def measure(args: argparse.Namespace, server: Any) -> int:
         gate.set()
         lat = await asyncio.wait_for(asyncio.gather(*tasks), timeout=args.timeout)
         full_mb = rss_mb(server.proc.pid)
+        for ctx in browser.contexts:  # every tab closes: the server must take it calmly
+            await ctx.close()
+        await asyncio.sleep(3.0)
         await browser.close()
+    errors += log_errors(server.log(tail=2_000_000))
     ok = np.array([v for v in lat if v is not None])
+    stats: dict[str, float] = {"mb_per_session": (full_mb - base_mb) / args.sessions}
     print(f"sessions: {args.sessions} concurrent (+1 warm-up), {len(ok)} predicted a 7")
     if len(ok):
         p50, p90, p99 = np.percentile(ok, [50, 90, 99])
+        stats.update(p50=p50, p90=p90, p99=p99)
         print(f"latency ms (stroke end -> prediction shown): p50 {p50:.0f}  p90 {p90:.0f}"
               f"  p99 {p99:.0f}  max {ok.max():.0f}")
         print(f"peer: in-process prediction {peer:.1f} ms; p50 / peer = {p50 / peer:.1f}x")
     print(f"server memory: {base_mb:.0f} MB with 1 session, {full_mb:.0f} MB with "
           f"{args.sessions + 1}: {(full_mb - base_mb) / args.sessions:.1f} MB per added "
           "session")
+    stats["errors"] = len(errors) + args.sessions - len(ok)
+    print(load_average())
     if errors or len(ok) != args.sessions:
         print(f"ERRORS ({len(errors)}):", *errors[:20], sep="\n  ")
-        return 1
+        return 1, stats
     print("errors: none")
-    return 0
+    return 0, stats
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=20, help="concurrent sessions (1..50)")
     parser.add_argument("--timeout", type=float, default=180, help="seconds for the burst")
+    parser.add_argument("--runs", type=int, default=1, help="consecutive runs (1..10)")
     args = parser.parse_args()
     if not 1 <= args.sessions <= 50:
         parser.error("--sessions must be in 1..50 (this is a loopback load test, bounded)")
-    return asyncio.run(run(args))
+    if not 1 <= args.runs <= 10:
+        parser.error("--runs must be in 1..10")
+    results = []
+    for i in range(args.runs):
+        if args.runs > 1:
+            print(f"-- run {i + 1}/{args.runs} ({load_average()})")
+        results.append(asyncio.run(run(args)))
+    if args.runs > 1:
+        print(f"-- summary of {args.runs} runs, {args.sessions} sessions each:")
+        for i, (_, st) in enumerate(results):
+            print(f"  run {i + 1}: " + "  ".join(
+                f"{k} {st[k]:.0f}" for k in ("p50", "p90", "p99") if k in st)
+                + f"  MB/session {st.get('mb_per_session', float('nan')):.1f}  errors "
+                f"{st.get('errors', 'n/a')}")
+    return max(rc for rc, _ in results)
 
 
 if __name__ == "__main__":

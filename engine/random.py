@@ -1,17 +1,46 @@
-"""The engine's one random stream, on the host, so every device sees the same numbers."""
+"""The engine's random stream, on the host, so every device sees the same numbers.
+
+One process-wide stream serves scripts and notebooks (`engine.manual_seed`). A server runs
+many sessions at once, each training in its own thread (or, in the browser, its own
+asyncio task): `seeded(seed)` gives the code inside it a private stream, so a seed gives
+the same run whatever other sessions draw meanwhile. The stream lives in a
+`contextvars.ContextVar`: threads start without it, asyncio tasks keep their own copy.
+"""
 
 from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator
 
 import numpy as np
 
 _rng = np.random.default_rng(0)
+_private: contextvars.ContextVar[np.random.Generator | None] = contextvars.ContextVar(
+    "engine_random_private", default=None)
 
 
 def manual_seed(seed: int) -> None:
-    """Seed weight initialisation, dropout masks and data shuffling."""
+    """Seed weight initialisation, dropout masks and data shuffling (inside `seeded`:
+    only that private stream)."""
     global _rng
-    _rng = np.random.default_rng(seed)
+    if _private.get() is not None:
+        _private.set(np.random.default_rng(seed))
+    else:
+        _rng = np.random.default_rng(seed)
 
 
 def generator() -> np.random.Generator:
-    return _rng
+    """The stream in use here: the private one inside `seeded`, else the process's."""
+    private = _private.get()
+    return _rng if private is None else private
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[np.random.Generator]:
+    """A private stream seeded with `seed` for this thread or task, for the block."""
+    token = _private.set(np.random.default_rng(seed))
+    try:
+        yield _private.get()
+    finally:
+        _private.reset(token)

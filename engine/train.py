@@ -3,9 +3,11 @@
 - Progress: a tqdm bar per epoch on the terminal (`progress=False` turns it off).
 - Callbacks: how the web app draws live curves and cancels a run (see `fit`).
 - Divergence: a non-finite loss (or non-finite weights at an epoch end) stops training,
-  restores the last weights that gave a finite loss and says what to try instead.
+  restores the last parameters *and* buffers (batch-norm statistics) that are all finite
+  (the last step's, else the epoch start's), says which step that was and what to try.
 - Lost GPU: a `DeviceError` mid-training moves the model to the CPU with the last good
-  weights (the host copy taken at the start of the epoch) and carries on.
+  weights (the host copy taken at the start of the epoch), retires the GPU (so "auto"
+  picks the CPU from then on, see `backends.retire`) and carries on.
 - Readbacks: one loss scalar per step; metrics are accumulated on the device and read once
   per epoch, so a GPU run is not stalled by host round trips.
 """
@@ -220,12 +222,17 @@ def _state_tensors(model: Any) -> list[Tensor]:
 
 class _Snapshot:
     """A same-device copy of the model's tensors, refreshed in place every step (a device
-    copy, no readback), restored when the loss stops being finite."""
+    copy, no readback), restored when the loss stops being finite.
+
+    The copy is taken after a step's forward pass gave a finite loss, but that forward may
+    already have poisoned a buffer (batch norm's running variance overflowing), so it is
+    checked for NaN/inf before it is restored (one readback, only then)."""
 
     def __init__(self) -> None:
         self.entries: list[tuple[Tensor, str, Any]] = []  # (tensor, its device, copy)
+        self.step = -1  # the step whose state the copy holds
 
-    def take(self, tensors: list[Tensor]) -> None:
+    def take(self, tensors: list[Tensor], step: int) -> None:
         if len(tensors) != len(self.entries) or any(
                 t is not e[0] or t.device != e[1] or tuple(t.data.shape) != e[2].shape
                 for t, e in zip(tensors, self.entries, strict=True)):
@@ -233,16 +240,31 @@ class _Snapshot:
                             for t in tensors]
         for t, _, copy in self.entries:
             t.backend.copy_(copy, t.data)
+        self.step = step
 
-    def restore(self) -> bool:
+    def finite(self) -> bool:
+        return bool(self.entries) and all(
+            _finite(t.backend.to_numpy(copy)) for t, device, copy in self.entries
+            if t.device == device)
+
+    def restore(self) -> None:
         for t, device, copy in self.entries:
             if t.device == device:
                 t.backend.copy_(t.data, copy)
-        return bool(self.entries)
 
 
 def _host_copy(tensors: list[Tensor]) -> list[np.ndarray]:
     return [np.array(t.numpy(), copy=True) for t in tensors]
+
+
+def _finite(a: np.ndarray) -> bool:
+    return a.dtype.kind != "f" or bool(np.isfinite(a).all())
+
+
+def _restore_host(tensors: list[Tensor], host: list[np.ndarray]) -> None:
+    """Write a host copy back into the model's tensors, on whatever device they are."""
+    for t, arr in zip(tensors, host, strict=True):
+        t.backend.copy_(t.data, t.backend.from_numpy(arr))
 
 
 def _rebind_to_cpu(model: Any, tensors: list[Tensor], host: list[np.ndarray]) -> None:
@@ -395,20 +417,30 @@ def fit(model: Any, loss_fn: Callable[[Tensor, Tensor], Tensor], optimizer: Any,
                      src.steps(batch_size), dev)
     snap = _Snapshot()
     tensors = _state_tensors(model)
-    host = _host_copy(tensors)  # for a lost device: the weights at the epoch start
-    if not all(np.isfinite(a).all() for a in host if a.dtype.kind == "f"):
+    host = _host_copy(tensors)  # all finite: the weights at the epoch start
+    host_at = (0, 0)  # (epoch, first step) the host copy belongs to
+    if not all(_finite(a) for a in host):
         raise ValueError("fit: the model's weights contain NaN or inf before training; "
                          "re-initialise or load good weights")
 
+    def restore_finite() -> str:
+        """Put back the latest state whose parameters and buffers are all finite."""
+        if snap.finite():
+            snap.restore()
+            return (f"the parameters and buffers were restored to those of step "
+                    f"{snap.step + 1} (the last with a finite loss and finite values)")
+        _restore_host(tensors, host)
+        return (f"the parameters and buffers were restored to those at the start of epoch "
+                f"{host_at[0] + 1} (step {host_at[1] + 1}): the later ones were not all "
+                "finite")
+
     def diverged(why: str) -> None:
-        restored = snap.restore()
+        restored = restore_finite()
         history.diverged = True
         history.stopped_reason = (
-            f"training diverged: {why} at epoch {info.epoch + 1}, step {info.step + 1}. "
-            + ("The weights were restored to the last step with a finite loss. "
-               if restored else "")
-            + f"Try a lower learning rate (now {_lr(optimizer):g}), gradient clipping "
-              "(engine.nn.utils.clip_grad_norm_), or normalised inputs.")
+            f"training diverged: {why} at epoch {info.epoch + 1}, step {info.step + 1}; "
+            f"{restored}. Try a lower learning rate (now {_lr(optimizer):g}), gradient "
+            "clipping (engine.nn.utils.clip_grad_norm_), or normalised inputs.")
 
     def lost_device(exc: DeviceError) -> None:
         nonlocal dev, tensors
@@ -416,6 +448,7 @@ def fit(model: Any, loss_fn: Callable[[Tensor, Tensor], Tensor], optimizer: Any,
             raise exc
         _note(f"demystify: the {dev} device failed ({exc}); continuing on the CPU from the "
               "weights at the start of this epoch.")
+        backends.retire(dev, str(exc))
         _rebind_to_cpu(model, tensors, host)
         dev = info.device = history.device = "cpu"
         tensors = _state_tensors(model)
@@ -444,7 +477,7 @@ def fit(model: Any, loss_fn: Callable[[Tensor, Tensor], Tensor], optimizer: Any,
                     info.step, info.batch, info.loss = step, bi, value
                     diverged(f"the loss is {value}")
                     break
-                snap.take(tensors)  # these weights gave a finite loss
+                snap.take(tensors, step)  # these weights gave a finite loss
                 k = len(x)
                 if metric_fns:
                     with no_grad():
@@ -481,10 +514,10 @@ def fit(model: Any, loss_fn: Callable[[Tensor, Tensor], Tensor], optimizer: Any,
                 logs[name] = _scalar(v) / max(seen, 1)
             tensors = _state_tensors(model)
             new_host = _host_copy(tensors)
-            if not all(np.isfinite(a).all() for a in new_host if a.dtype.kind == "f"):
-                diverged("the weights became NaN/inf")
+            if not all(_finite(a) for a in new_host):
+                diverged("the parameters or buffers became NaN/inf")
                 break
-            host = new_host
+            host, host_at = new_host, (epoch + 1, step)
             if val_src is not None:
                 vlogs = _run_eval(model, val_src, loss_fn, metric_fns, max(batch_size, 256),
                                   dev)

@@ -127,3 +127,70 @@ def test_image_folder_sizes_and_limits(tmp_path):
         ImageFolder(_write(tmp_path / "empty", {"a/b.txt": b"x"}), progress=False).load()
     with pytest.raises(FileNotFoundError, match="does not exist"):
         ImageFolder(tmp_path / "nowhere")
+
+
+# -- formats and bit depths (hardening) -----------------------------------------------------
+
+def _png48(rgb16: np.ndarray) -> bytes:
+    """A 16-bit-per-channel RGB PNG, written by hand (Pillow cannot write one)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    h, w, _ = rgb16.shape
+    rows = b"".join(b"\x00" + rgb16[y].astype(">u2").tobytes() for y in range(h))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def test_high_bit_depths_are_scaled_not_clipped():
+    from engine.data.images import decode_image
+
+    ramp16 = np.linspace(0, 65535, 256).astype(np.uint16)[None].repeat(4, 0)
+    want = np.rint(ramp16 / 257).astype(np.uint8)
+    for fmt in ("PNG", "TIFF"):  # Pillow opens both as mode I;16
+        got = decode_image(_encode(ramp16, fmt), "L")
+        np.testing.assert_array_equal(got, want)  # Pillow's convert gives 0, 255, 255...
+    np.testing.assert_array_equal(decode_image(_encode(ramp16.astype(np.int32), "TIFF"), "L"),
+                                  want)  # 32-bit integers holding 16-bit values
+    ramp01 = np.linspace(0, 1, 256, dtype=np.float32)[None].repeat(4, 0)
+    got = decode_image(_encode(ramp01, "TIFF"), "RGB")  # mode F: Pillow's gives all black
+    np.testing.assert_array_equal(got[..., 0], np.rint(ramp01 * 255).astype(np.uint8))
+    assert (got[..., 0] == got[..., 2]).all()
+    wide = np.linspace(-5, 5, 11, dtype=np.float32)[None]  # not 0..1: its own min..max
+    np.testing.assert_array_equal(decode_image(_encode(wide, "TIFF"), "L")[0],
+                                  np.rint(np.linspace(0, 255, 11)).astype(np.uint8))
+    rgb16 = np.zeros((2, 3, 3), np.uint16)
+    rgb16[0, :, 0] = [0, 32896, 65535]  # 48-bit RGB PNG
+    assert decode_image(_png48(rgb16), "RGB")[0, :, 0].tolist() == [0, 128, 255]
+
+
+def test_only_the_allowed_formats_are_opened(tmp_path, monkeypatch):
+    from PIL import EpsImagePlugin
+
+    from engine.data.images import IMAGE_FORMATS, decode_image
+
+    assert IMAGE_FORMATS == ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
+    img = np.random.default_rng(0).integers(0, 256, (8, 8, 3), np.uint8)
+    for fmt in IMAGE_FORMATS:
+        extra = {"lossless": True} if fmt == "WEBP" else {}
+        got = decode_image(_encode(img, fmt, **extra), "RGB")
+        assert got.shape == (8, 8, 3)
+        if fmt in ("PNG", "BMP", "TIFF", "WEBP"):
+            np.testing.assert_array_equal(got, img)
+
+    def never(*_args, **_kw):
+        raise AssertionError("the EPS plugin was asked to read an upload (Ghostscript)")
+
+    monkeypatch.setattr(EpsImagePlugin.EpsImageFile, "_open", never)
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", never)
+    eps = (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\n"
+           b"newpath 0 0 moveto 8 8 lineto stroke showpage\n%%EOF\n")
+    pcx = _encode(img, "PCX")  # a format Pillow reads, but not one we accept
+    for data, label in ((eps, "drawing.eps"), (pcx, "old.pcx")):
+        with pytest.raises(ImageError, match=f"{label}: not an image in a format this "
+                           r"reader accepts \(PNG, JPEG, GIF, BMP, WebP, TIFF\)"):
+            decode_image(data, "RGB", name=label)

@@ -20,6 +20,7 @@ import pytest
 from tests.test_webapp_browser import (  # noqa: F401  (fixtures)
     browser,
     server,
+    server_process,
     text_of,
     upload_refused,
     visit,

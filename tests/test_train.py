@@ -195,11 +195,58 @@ def test_nonfinite_weights_are_caught_at_epoch_end():
             for p in model.parameters():
                 p.data[...] = np.nan
 
-    with pytest.warns(DivergenceWarning, match="weights became NaN"):
+    with pytest.warns(DivergenceWarning, match="parameters or buffers became NaN"):
         hist = fit(model, F.cross_entropy, Poison(), (x, y), epochs=2, batch_size=64,
                    progress=False)
     assert hist.diverged
     assert all(np.isfinite(p.numpy()).all() for p in model.parameters())
+
+
+def _all_finite(model: nn.Module) -> bool:
+    return all(np.isfinite(t.numpy()).all() for t in [*model.parameters(), *model.buffers()]
+               if t.dtype.kind == "f")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("gpu", marks=pytest.mark.gpu)])
+def test_poisoned_buffers_are_never_restored(device):
+    """Batch norm's running variance overflows while the loss stays finite (batch
+    statistics normalise the huge inputs): every per-step snapshot holds an inf buffer,
+    so the guard goes back to the epoch start, where everything was finite, and says so.
+    On the GPU the epoch-start copy is uploaded back into the device tensors."""
+    if device == "gpu":
+        from tests.gpu_helpers import gpu_backend_or_skip
+
+        gpu_backend_or_skip()
+    x, y = _blobs(128)
+    engine.manual_seed(0)
+    model = nn.Sequential(nn.BatchNorm1d(2), nn.Linear(2, 16), nn.ReLU(),
+                          nn.Linear(16, 3)).to(device)
+    with pytest.warns(DivergenceWarning, match="start of epoch 1 .step 1."):
+        with np.errstate(all="ignore"):
+            hist = fit(model, F.cross_entropy, optim.SGD(model.parameters(), lr=0.1),
+                       (x * np.float32(1e20), y), epochs=2, batch_size=32, progress=False)
+    assert hist.diverged and "parameters or buffers became NaN/inf" in hist.stopped_reason
+    assert _all_finite(model) and all(p.device == device for p in model.parameters())
+
+
+def test_divergence_with_batch_norm_at_lr_1e6_leaves_a_usable_model():
+    """The finding as reported: the Playground's MLP with batch norm at lr=1e6 on the
+    MNIST subset. Afterwards every parameter and statistic is finite and evaluation gives
+    a sane loss (the reported 580,588 came from 62 inf running variances)."""
+    with np.load(Path(__file__).parents[1] / "webapp" / "assets" / "mnist_subset.npz",
+                 allow_pickle=False) as z:
+        x = (z["x_train"].reshape(len(z["x_train"]), -1) / np.float32(255)).astype(np.float32)
+        y = z["y_train"].astype(np.int64)
+    engine.manual_seed(0)
+    model = nn.Sequential(nn.Linear(784, 64), nn.BatchNorm1d(64), nn.ReLU(),
+                          nn.Linear(64, 64), nn.BatchNorm1d(64), nn.ReLU(), nn.Linear(64, 10))
+    with pytest.warns(DivergenceWarning, match=r"restored to those (of step|at the start)"):
+        with np.errstate(all="ignore"):
+            hist = fit(model, F.cross_entropy, optim.SGD(model.parameters(), lr=1e6),
+                       (x, y), epochs=2, batch_size=64, progress=False)
+    assert hist.diverged and _all_finite(model)
+    loss, _ = evaluate(model, x[:500], y[:500])
+    assert np.isfinite(loss) and loss < 10, loss
 
 
 def test_schedulers_inside_fit():
@@ -309,8 +356,18 @@ class FlakyBackend(CpuBackend):
 
 @pytest.fixture
 def flaky_gpu(monkeypatch):
+    """A flaky "gpu" in a registry of its own (retiring it must not leak into other
+    tests); starting a fresh GPU fails unless a test registers a factory that works."""
     dev = FlakyBackend(budget=10_000)
-    monkeypatch.setitem(backends._backends, "gpu", dev)
+
+    def no_gpu():
+        raise DeviceError("no adapter (test)")
+
+    monkeypatch.setattr(backends, "_backends", {"cpu": backends._backends["cpu"], "gpu": dev})
+    monkeypatch.setattr(backends, "_factories", {"gpu": no_gpu})
+    monkeypatch.setattr(backends, "_failures", {})
+    monkeypatch.setattr(backends, "_lost", {})
+    monkeypatch.setattr(backends, "_notified", False)
     return dev
 
 
@@ -328,6 +385,32 @@ def test_lost_device_falls_back_to_cpu(flaky_gpu, capsys):
     assert hist.epochs == 4 and hist["val_accuracy"][-1] > 0.9
     assert "continuing on the CPU" in capsys.readouterr().err
     assert all(st["_device"] == "cpu" for st in opt.state.values())
+
+
+def test_a_lost_gpu_is_retired(flaky_gpu, capsys, monkeypatch):
+    """After the loss "auto" means the CPU (with a notice) and "gpu" tries one fresh
+    device, then says the GPU was lost; a device that comes back is used again."""
+    x, y = _blobs()
+    model = _small_model().to("gpu")
+    flaky_gpu.budget = 30
+    fit(model, F.cross_entropy, optim.SGD(model.parameters(), lr=0.05), (x, y), epochs=2,
+        batch_size=32, progress=False)
+    assert flaky_gpu.lost and backends.lost_reason("gpu") == "flaky test device was lost"
+    capsys.readouterr()
+    assert backends.resolve("auto") == "cpu"
+    assert "was lost while in use (flaky test device was lost)" in capsys.readouterr().err
+    assert engine.Tensor(np.ones(2), device="auto").device == "cpu"
+    with pytest.raises(DeviceError, match=r"lost while in use .*starting it again failed"):
+        backends.resolve("gpu")
+    with pytest.raises(DeviceError, match="lost"):  # asked again: no second restart
+        engine.Tensor(np.ones(2), device="gpu")
+
+    fresh = CpuBackend()  # the driver came back: a fresh device starts
+    backends.retire("gpu", "second loss")
+    monkeypatch.setitem(backends._factories, "gpu", lambda: fresh)
+    assert backends.resolve("gpu") == "gpu" and backends.get("gpu") is fresh
+    assert "a fresh device started" in capsys.readouterr().err
+    assert backends.lost_reason("gpu") is None and backends.resolve("auto") == "gpu"
 
 
 def test_lost_device_raises_without_fallback(flaky_gpu):

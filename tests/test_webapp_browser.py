@@ -31,13 +31,19 @@ TIMEOUT_MS = 30_000
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[str]:
+def server_process() -> Iterator[Any]:
     env = {**os.environ, "DEMYSTIFY_OFFLINE": "1"}
     env.pop("DEMYSTIFY_CIFAR10_MODEL", None)  # the shipped model, nothing else
     with subprocess_server(STARTUP_TIMEOUT_S, env) as running:  # its log if it fails
-        yield running.base
-        log = running.log()
-        assert "Traceback" not in log, f"the server logged an error:\n{log}"
+        yield running
+        log = running.log(tail=10_000_000)
+        for bad in ("Traceback", "Failed sending message", "Task exception was never"):
+            assert bad not in log, f"the server logged an error:\n{log[-6000:]}"
+
+
+@pytest.fixture(scope="module")
+def server(server_process: Any) -> str:
+    return server_process.base
 
 
 @pytest.fixture(scope="module")
@@ -309,3 +315,61 @@ def test_engine_runs_an_uploaded_onnx_model_and_rejects_a_corrupt_one(visit, tmp
     # refused in the browser: nothing is sent
     upload_refused(page, tmp_path / "huge.onnx", b"\0" * (20 * 2**20 + 1),
                    r"huge\.onnx \(20\.0 MB\) is over the limit of 20\.0 MB")
+
+
+DEEP_COUNT = """(el, tag) => {
+  let n = 0;
+  const walk = (node) => {
+    if (node.nodeType === 1 && node.tagName.toLowerCase() === tag) n += 1;
+    if (node.shadowRoot) walk(node.shadowRoot);
+    for (const c of node.childNodes) walk(c);
+  };
+  walk(el);
+  return n;
+}"""
+
+
+def test_error_alerts_show_hostile_names_as_plain_text(visit, tmp_path):
+    """The probe's injection: an initializer named ![x](http://host/leak.png) became an
+    <img> the browser fetched, and [click](...) a live link. Now the alert shows them as
+    text: no image, no link, no request to another host (check() fails on one)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    leak, link = "![x](http://127.0.0.2/leak.png)", "[click](http:127.0.0.2)"
+    w = numpy_helper.from_array(np.ones(4, np.float32), leak)
+    w.raw_data = w.raw_data[:-4]
+    graph = helper.make_graph([helper.make_node("Add", ["x", leak], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+                              [w])
+    v = visit("/engine")
+    page = v.page
+    page.locator("input[type=file]").wait_for()
+    err = upload_refused(page, tmp_path / f"{link}.onnx",
+                         helper.make_model(graph).SerializeToString(), re.escape(leak))
+    assert f"Could not use {link}.onnx" in err
+    alert = page.locator(".error-alert").first
+    for tag in ("img", "a", "script"):
+        assert alert.evaluate(DEEP_COUNT, tag) == 0, tag
+    page.wait_for_timeout(500)  # an image would have been requested by now
+    v.check("engine_injection")
+
+
+def test_a_closed_playground_tab_stops_its_run(visit, server_process):
+    """Closing a tab stops its run within seconds (its session has no connection left;
+    Bokeh ends the session itself a minute later): the run is cancelled and its
+    training slot freed, as the server's log says."""
+    def log_since(start: int) -> str:
+        return server_process.log(tail=10_000_000)[start:]
+
+    start = len(server_process.log(tail=10_000_000))
+    v = visit("/playground?data=mnist&epochs=30&width=256&depth=8&batch=16")
+    page = v.page
+    page.locator(".train-button button").click()
+    wait_text(page, ".run-status", r"epoch \d+/30")
+    v.close()
+    deadline = time.monotonic() + 90
+    while "training slot is free" not in log_since(start):
+        assert time.monotonic() < deadline, log_since(start)
+        time.sleep(0.5)
+    assert "run #1 is cancelled" in log_since(start)

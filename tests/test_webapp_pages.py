@@ -385,12 +385,12 @@ def test_a_wanted_gpu_that_fails_shows_on_the_badge(monkeypatch):
     monkeypatch.setattr(backends, "_backends", {"cpu": backends._backends["cpu"]})
     monkeypatch.setattr(backends, "_factories", {"gpu": no_webgpu})
     monkeypatch.setattr(backends, "_failures", {})
-    dev, desc, note = common.compute_device.__wrapped__()
+    dev, desc, note = common._found_device.__wrapped__()
     assert dev == "cpu" and "navigator.gpu is missing" in note
     badge = common.badge_html(dev, desc, note)
     assert "(no GPU)" in badge and "navigator.gpu is missing" in badge
     monkeypatch.setenv("DEMYSTIFY_DEVICE", "cpu")  # chose the CPU: nothing to flag
-    assert common.compute_device.__wrapped__()[2] == ""
+    assert common._found_device.__wrapped__()[2] == ""
     assert "(no GPU)" not in common.badge_html("cpu", desc, "")
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import html
-
 import numpy as np
 import panel as pn
 import param
@@ -150,12 +148,11 @@ class ArtPage(pn.viewable.Viewer):
                                       "dh": [h / max(h, w)]}
         self._damage(new_seed=False)
 
-    def _on_file(self, data: bytes, name: str) -> None:
-        try:
-            img = fit_image(data, name)
+    async def _on_file(self, data: bytes, name: str) -> None:
+        try:  # decoded off the event loop: a large upload must not stall other sessions
+            img = await in_background(fit_image, data, name)
         except Exception as exc:  # noqa: BLE001  (a friendly message, never a crash)
-            show_error(self.error, f"Could not use {html.escape(name)}: "
-                       f"{html.escape(str(exc))}")
+            show_error(self.error, f"Could not use {name}: {exc}")
             return
         show_error(self.error, "")
         self._set_image(img)
@@ -165,7 +162,7 @@ class ArtPage(pn.viewable.Viewer):
             self.user_mask = (painted_mask(event.new, self.original) if event.new
                               else np.zeros_like(self.user_mask))
         except Exception as exc:  # noqa: BLE001
-            show_error(self.error, f"Could not read the strokes: {html.escape(str(exc))}")
+            show_error(self.error, f"Could not read the strokes: {exc}")
             return
         self._damage(new_seed=False)
 
@@ -195,7 +192,7 @@ class ArtPage(pn.viewable.Viewer):
         try:
             restored = await in_background(inpaint, self.original, self.mask)
         except Exception as exc:  # noqa: BLE001
-            show_error(self.error, f"Restoration failed: {html.escape(str(exc))}")
+            show_error(self.error, f"Restoration failed: {exc}")
             return
         finally:
             self.restore_btn.disabled = False

@@ -22,7 +22,9 @@ from webapp.common import (
     file_input,
     in_background,
     once,
+    once_per_device,
     rgba,
+    session_task,
     shell,
     show_error,
 )
@@ -42,12 +44,11 @@ def samples() -> tuple[np.ndarray, np.ndarray, list[str]]:
         return z["images"], z["labels"], [str(c) for c in z["classes"]]
 
 
-@once
-def classifier() -> object:
+@once_per_device
+def classifier(device: str) -> object:
     import engine.onnx
-    from webapp.common import compute_device
 
-    return engine.onnx.load(model_path(), device=compute_device()[0])
+    return engine.onnx.load(model_path(), device=device)
 
 
 def prepare_upload(data: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -152,40 +153,33 @@ class CifarPage(pn.viewable.Viewer):
         try:
             preview, small = await in_background(prepare_upload, data, name)
         except Exception as exc:  # noqa: BLE001  (a friendly message, never a crash)
-            show_error(self.error, f"Could not use {html.escape(name or 'the file')}: "
-                       f"{html.escape(str(exc))}")
+            show_error(self.error, f"Could not use {name or 'the file'}: {exc}")
             return
         await self._show_async(preview, small, f"your image <b>{html.escape(name)}</b> "
                                f"({preview.shape[1]}x{preview.shape[0]} preview, centre "
                                "square resized to 32x32)")
 
-    def _on_file(self, data: bytes, name: str) -> None:
-        async def task() -> None:
-            await self._on_upload_async(data, name)
-
-        pn.state.execute(task)
+    def _on_file(self, data: bytes, name: str) -> object:
+        return self._on_upload_async(data, name)  # file_input runs it as the session's task
 
     def _show(self, preview: np.ndarray, small: np.ndarray, what: str) -> None:
-        async def task() -> None:
-            await self._show_async(preview, small, what)
-
-        pn.state.execute(task)
+        session_task(self._show_async(preview, small, what))
 
     async def _show_async(self, preview: np.ndarray, small: np.ndarray, what: str) -> None:
         self.status.object = f"{what}: classifying…"
         try:
             probs, sal = await in_background(classify, small)
         except Exception as exc:  # noqa: BLE001
-            show_error(self.error, f"Classification failed: {html.escape(str(exc))}")
+            show_error(self.error, f"Classification failed: {exc}")
             self.status.object = ""
             return
         show_error(self.error, "")
         top = np.argsort(-probs)[:5]
         names = [self.classes[i] for i in top]
-        self.status.object = what
         self.top5.object = "<ol class='top5-list'>" + "".join(
             f"<li><b>{html.escape(n)}</b> {100 * probs[i]:.1f}%</li>"
             for n, i in zip(names, top)) + "</ol>"
+        self.status.object = what  # last: once it says done, the top-5 is there
         s = np.clip(sal, 0, None)
         s = s / s.max() if s.max() > 0 else s
 

@@ -4,6 +4,12 @@
 The shell is Panel's BootstrapTemplate: served entirely by the Panel server (no fonts or
 scripts from a CDN) and with a light/dark toggle. `?embed=true` drops the template and
 shows only the demo, for iframes in slides.
+
+Hardening every page relies on: error messages are plain text (`show_error` escapes
+whatever a file name, node name or exception says, so nothing becomes markup, a link or a
+request); a session's background work is cancelled when the session ends
+(`session_task`, `on_session_end`); uploads are decoded off the event loop
+(`file_input` with an async handler, `in_background`).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import base64
 import functools
 import html
 import io
+import logging
 import sys
 import threading
 from collections.abc import Callable
@@ -28,6 +35,7 @@ MODELS = WEBAPP / "models"
 
 MAX_IMAGE_BYTES = 8 * 2**20
 MAX_ONNX_BYTES = 20 * 2**20
+MAX_MESSAGE_CHARS = 4000  # an error alert shows at most this much of a message
 
 # (slug, title, one-line description)
 PAGES = [
@@ -44,6 +52,12 @@ PAGES = [
     ("engine", "Engine", "Look inside the engine: devices, per-op timings, ONNX import and "
      "export."),
 ]
+
+ALERT_CSS = """
+.error-text {color: #842029; background: #f8d7da; border: 1px solid #f5c2c7;
+             border-radius: 6px; padding: 10px 14px; margin: 0; white-space: pre-wrap;
+             overflow-wrap: anywhere; font-size: 0.95em;}
+"""
 
 CSS = """
 .badge {display: inline-block; border-radius: 12px; padding: 3px 12px; font-size: 0.9em;
@@ -81,6 +95,25 @@ def once(fn: Callable[[], T]) -> Callable[[], T]:
     return wrapper
 
 
+def once_per_device(fn: Callable[[str], T]) -> Callable[[], T]:
+    """fn(device) once per process for each device the demos compute on (a model placed
+    on it): after the GPU is lost, `compute_device()` says "cpu" and a CPU copy is built,
+    instead of the model on the dead device failing every call."""
+    made: dict[str, Callable[[], T]] = {}
+
+    @functools.wraps(fn)
+    def wrapper() -> T:
+        dev = compute_device()[0]
+        with _locks_guard:
+            if dev not in made:
+                one = functools.partial(fn, dev)
+                one.__qualname__ = f"{fn.__qualname__}[{dev}]"  # type: ignore[attr-defined]
+                made[dev] = once(one)
+        return made[dev]()
+
+    return wrapper
+
+
 async def in_background(fn: Callable[..., T], *args: Any) -> T:
     """fn(*args) without holding up the session: a thread on a server; in the browser
     (Pyodide has no threads) inline, after yielding once so the "busy" state is shown;
@@ -91,11 +124,121 @@ async def in_background(fn: Callable[..., T], *args: Any) -> T:
     return await asyncio.to_thread(fn, *args)
 
 
+# -- session lifecycle ---------------------------------------------------------------------
+
+log = logging.getLogger("demystify.webapp")
+
+
+def _session_doc() -> Any:
+    """The Bokeh document of the current server session, or None (a test, a script, the
+    browser build: there the tab's worker ends with the tab)."""
+    doc = pn.state.curdoc
+    return doc if doc is not None and doc.session_context is not None else None
+
+
+def on_session_end(fn: Callable[[], None]) -> None:
+    """Call fn() once when this session ends (its tab closed or reloaded), through
+    Panel's `pn.state.on_session_destroyed`; outside a server session nothing happens."""
+    doc = _session_doc()
+    if doc is None:
+        return
+
+    def destroyed(_: Any) -> None:
+        try:
+            fn()
+        except Exception:  # noqa: BLE001  (one page's clean-up must not stop the others)
+            log.exception("clean-up at the end of a session failed")
+
+    pn.state.on_session_destroyed(destroyed)
+
+
+def session_connected() -> bool | None:
+    """Whether this server session's tab is connected right now (None outside a server
+    session). Bokeh ends a session only a while after its tab closed (webapp/server.py),
+    so long work (a Playground run) polls this to stop sooner."""
+    doc = _session_doc()
+    session = getattr(doc.session_context, "session", None) if doc is not None else None
+    return None if session is None else session.connection_count > 0
+
+
+_TASKS: dict[int, set[asyncio.Task]] = {}
+
+
+def session_task(coro: Any) -> asyncio.Task | None:
+    """Run a coroutine as this session's work: cancelled when the session ends (so a
+    closed tab's result is never pushed to a closed connection), and its errors logged
+    here instead of "Task exception was never retrieved"."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # a script or test: no session, no loop; just run it
+        asyncio.run(coro)
+        return None
+    task = loop.create_task(coro)
+    doc = _session_doc()
+    key = id(doc)
+    if doc is not None and key not in _TASKS:
+        _TASKS[key] = set()
+        on_session_end(lambda: _cancel_tasks(key))
+    tasks = _TASKS.get(key)
+    if tasks is not None:
+        tasks.add(task)
+    task.add_done_callback(lambda t: _task_done(t, tasks))
+    return task
+
+
+def _task_done(task: asyncio.Task, tasks: set | None) -> None:
+    if tasks is not None:
+        tasks.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        exc = task.exception()
+        log.error("a page's background task failed: %s: %s", type(exc).__name__, exc,
+                  exc_info=exc)
+
+
+def _cancel_tasks(key: int) -> None:
+    for task in _TASKS.pop(key, set()):
+        task.cancel()
+
+
+class _ClosedConnectionFilter(logging.Filter):
+    """A tab that closes while the server sends it an update is normal, not an error:
+    Bokeh's "Failed sending message as connection was closed" is kept out of the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "connection was closed" not in record.getMessage()
+
+
+def configure_logging() -> None:
+    """The server's logging, once: the closed-connection filter on Bokeh's websocket
+    logger, and this app's own notes (a session ended, its run was cancelled) at INFO."""
+    ws = logging.getLogger("bokeh.server.views.ws")
+    if not any(isinstance(f, _ClosedConnectionFilter) for f in ws.filters):
+        ws.addFilter(_ClosedConnectionFilter())
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: "
+                                               "%(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+
+
 # -- devices -------------------------------------------------------------------------------
 
-@once
 def compute_device() -> tuple[str, str, str]:
-    """(device the demos compute on, its description, a note about a fallback or '')."""
+    """(device the demos compute on, its description, a note about a fallback or ''):
+    found once per process; a GPU lost since then (retired by the engine) means the CPU."""
+    from engine import backends
+
+    dev, desc, note = _found_device()
+    lost = backends.lost_reason("gpu") if dev == "gpu" else None
+    if lost is not None:
+        return "cpu", backends.get("cpu").describe(), f"the GPU was lost ({lost}); " \
+            "computing with NumPy"
+    return dev, desc, note
+
+
+@once
+def _found_device() -> tuple[str, str, str]:
     import engine
     from engine import backends
 
@@ -261,6 +404,17 @@ def onnx_export_available() -> bool:
 NO_ONNX_EXPORT = "ONNX export needs the onnx package, which the in-browser build lacks"
 
 
+def onnx_limits() -> Any:
+    """What an uploaded ONNX file may cost this server (or this browser tab): tighter than
+    the library's defaults, as 20 visitors may upload at once. A model the demos can run
+    (LeNet-5, the CIFAR-10 net, small ResNets) fits with room to spare."""
+    from engine.onnx import Limits
+
+    return Limits(max_bytes=MAX_ONNX_BYTES, max_messages=200_000, max_values=1_000_000,
+                  max_nodes=10_000, max_elements=1 << 24, max_const_bytes=96 << 20,
+                  max_run_bytes=256 << 20)
+
+
 def onnx_file(model: Any, example: Any) -> io.BytesIO:
     """The model exported to ONNX, as a download."""
     import engine.onnx
@@ -270,20 +424,35 @@ def onnx_file(model: Any, example: Any) -> io.BytesIO:
 
 # -- errors and images ---------------------------------------------------------------------
 
-def error_alert() -> pn.pane.Alert:
-    return pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width",
-                         css_classes=["error-alert"])
+def error_alert() -> pn.pane.HTML:
+    """Where a page shows what went wrong (as plain text: see `show_error`)."""
+    return pn.pane.HTML("", visible=False, sizing_mode="stretch_width", disable_math=True,
+                        css_classes=["error-alert"], stylesheets=[ALERT_CSS])
 
 
-def show_error(alert: pn.pane.Alert, message: str) -> None:
-    alert.object = message
+def plain_text(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """A message as HTML that shows exactly its characters, cut to `limit`: whatever a
+    file name, node name or exception holds (Markdown, HTML, a URL) stays text."""
+    text = str(message)
+    if len(text) > limit:
+        text = text[:limit] + f"… ({len(text) - limit:,} more characters)"
+    return html.escape(text, quote=True)
+
+
+def show_error(alert: pn.pane.HTML, message: str) -> None:
+    """Show `message` (plain text, never escaped by the caller) in an `error_alert`, or
+    hide the alert for ''."""
+    alert.object = (f'<div class="error-text" role="alert">{plain_text(message)}</div>'
+                    if message else "")
     alert.visible = bool(message)
 
 
 def file_input(accept: str, max_bytes: int, on_file: Callable[[bytes, str], Any],
-               alert: pn.pane.Alert) -> Any:
+               alert: pn.pane.HTML) -> Any:
     """An upload limited to max_bytes in the browser; calls on_file(data, name) for each
-    accepted file and shows a refused one's reason in `alert`."""
+    accepted file and shows a refused one's reason in `alert`. An async `on_file` runs as
+    the session's task (cancelled if the tab closes): decode the file in it with
+    `in_background`, off the event loop."""
     from webapp.upload import UploadInput
 
     widget = UploadInput(accept=accept, max_bytes=max_bytes)
@@ -293,12 +462,14 @@ def file_input(accept: str, max_bytes: int, on_file: Callable[[bytes, str], Any]
         try:
             data = check_upload(widget.data(), name, max_bytes)
         except ValueError as exc:
-            show_error(alert, f"Could not use {html.escape(name)}: {html.escape(str(exc))}")
+            show_error(alert, f"Could not use {name}: {exc}")
             return
-        on_file(data, name)
+        result = on_file(data, name)
+        if asyncio.iscoroutine(result):
+            session_task(result)
 
     widget.param.watch(uploaded, "uploads")
-    widget.param.watch(lambda e: e.new and show_error(alert, html.escape(e.new)), "error")
+    widget.param.watch(lambda e: e.new and show_error(alert, e.new), "error")
     return widget
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import html
-
 import numpy as np
 import panel as pn
 import param
@@ -14,10 +12,13 @@ from webapp.canvas import DrawCanvas
 from webapp.common import (
     CSS,
     MODELS,
+    bokeh_update,
     decode_data_url,
     device_lock,
     error_alert,
-    once,
+    in_background,
+    once_per_device,
+    session_task,
     shell,
     show_error,
 )
@@ -26,18 +27,17 @@ CLASSES = [str(d) for d in range(10)]
 TILE_GAP = 2
 
 
-@once
-def lenet() -> object:
+@once_per_device
+def lenet(device: str) -> object:
     """The shipped LeNet-5 (ONNX) as an engine Sequential, so each layer can be shown."""
     import engine
     import engine.onnx
     from engine.models import lenet5
-    from webapp.common import compute_device
 
     onnx_model = engine.onnx.load(MODELS / "lenet5.onnx", device="cpu")
     net = lenet5()
     net.load_state_dict(onnx_model.state_dict())
-    return net.to(compute_device()[0]).eval()
+    return net.to(device).eval()
 
 
 def read_digit(data_url: str) -> tuple[np.ndarray, np.ndarray, list[tuple[str, np.ndarray]]]:
@@ -105,6 +105,7 @@ class DigitsPage(pn.viewable.Viewer):
             fig, src = _image_fig(title, w, h, "Viridis256")
             self.map_figs.append(fig)
             self.map_srcs.append(src)
+        self._drawn = 0  # counts drawings: only the latest one's prediction is shown
         self.canvas.param.watch(self._on_image, "image")
         self._layout = pn.Column(
             self.error,
@@ -129,30 +130,46 @@ class DigitsPage(pn.viewable.Viewer):
                 f'<div class="muted confidence">{100 * p:.1f}% sure</div>')
 
     def _on_image(self, event: param.parameterized.Event) -> None:
-        if not event.new:
-            self.prediction = None
-            self.result.object = self._result_html(None)
-            self.bars_src.data = {"digit": CLASSES, "p": [0.0] * 10,
-                                  "color": ["#8c959f"] * 10}
-            for src in (self.input_src, *self.map_srcs):
-                src.data = {"image": [np.full((2, 2), np.nan)], "dw": [1], "dh": [1]}
+        self._drawn += 1  # a newer drawing makes any prediction still running stale
+        if event.new:
+            session_task(self._predict(event.new, self._drawn))
             return
+        self.prediction = None
+        self.result.object = self._result_html(None)
+        self.bars_src.data = {"digit": CLASSES, "p": [0.0] * 10, "color": ["#8c959f"] * 10}
+        for src in (self.input_src, *self.map_srcs):
+            src.data = {"image": [np.full((2, 2), np.nan)], "dw": [1], "dh": [1]}
+
+    async def _predict(self, data_url: str, drawn: int) -> None:
+        """Decode and predict off the event loop (other sessions keep being served); shown
+        unless a newer drawing (or a cleared canvas) came meanwhile."""
         try:
-            x, probs, layers = read_digit(event.new)
+            x, probs, layers = await in_background(read_digit, data_url)
         except Exception as exc:  # noqa: BLE001  (shown to the user, never a crash)
-            show_error(self.error, f"Could not read the drawing: {html.escape(str(exc))}")
+            if drawn == self._drawn:
+                show_error(self.error, f"Could not read the drawing: {exc}")
+            return
+        if drawn != self._drawn:
             return
         show_error(self.error, "")
         pred = int(np.argmax(probs))
         self.prediction = pred
         self.result.object = self._result_html(pred, float(probs[pred]))
-        self.bars_src.data = {"digit": CLASSES, "p": [float(p) for p in probs],
-                              "color": ["#1f6feb" if i == pred else "#8c959f"
-                                        for i in range(10)]}
-        self.input_src.data = {"image": [x[::-1].astype(np.float64)], "dw": [1], "dh": [1]}
         convs = [out[0] for name, out in layers if "ReLU" in name and out.ndim == 4][:2]
-        for src, maps, cols in zip(self.map_srcs, convs, (6, 8)):
-            src.data = {"image": [tile(maps, cols)], "dw": [1], "dh": [1]}
+        bars = {"digit": CLASSES, "p": [float(p) for p in probs],
+                "color": ["#1f6feb" if i == pred else "#8c959f" for i in range(10)]}
+        maps = [{"image": [tile(m, cols)], "dw": [1], "dh": [1]}
+                for m, cols in zip(convs, (6, 8))]
+
+        def draw() -> None:
+            if drawn != self._drawn:
+                return
+            self.bars_src.data = bars
+            self.input_src.data = {"image": [x[::-1].astype(np.float64)], "dw": [1], "dh": [1]}
+            for src, data in zip(self.map_srcs, maps):
+                src.data = data
+
+        bokeh_update(draw)
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._layout

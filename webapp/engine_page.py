@@ -29,6 +29,7 @@ from webapp.common import (
     in_background,
     onnx_export_available,
     onnx_file,
+    onnx_limits,
     shell,
     show_error,
 )
@@ -86,12 +87,14 @@ def run_onnx(data: bytes) -> tuple[str, str]:
     """(op-support report, result) for an uploaded ONNX file; runs only supported graphs.
 
     Nothing in the file is executed as code: the engine reads the protobuf and maps each
-    node to its own implementation of that op."""
+    node to its own implementation of that op; what it may cost is bounded by
+    `onnx_limits()` (checked before anything is allocated)."""
     import engine.onnx
     from engine import explain
     from engine.onnx.info import describe, format_description
 
-    info = describe(data, max_bytes=MAX_ONNX_BYTES)
+    limits = onnx_limits()
+    info = describe(data, limits=limits)
     report = format_description(info)
     if not info["supported"]:
         return report, "not run: the engine does not support every op in this model"
@@ -100,7 +103,7 @@ def run_onnx(data: bytes) -> tuple[str, str]:
         return report, "not run: the demo runs models with one image input"
     dims = [1 if not isinstance(d, int) or d <= 0 else d for d in shape]
     x, what = _example_input(dims)
-    model = engine.onnx.load(data, device=compute_device()[0], max_bytes=MAX_ONNX_BYTES)
+    model = engine.onnx.load(data, device=compute_device()[0], limits=limits)
     with device_lock():
         out = explain.probabilities(model, x) if x.ndim >= 2 else None
     if out is None or out.shape[0] != 1:
@@ -194,7 +197,7 @@ class EnginePage(pn.viewable.Viewer):
             table, wall, what = await in_background(
                 profile_step, self.device.value.lower(), self.use_latest.value)
         except Exception as exc:  # noqa: BLE001
-            show_error(self.error, f"Profiling failed: {html.escape(str(exc))}")
+            show_error(self.error, f"Profiling failed: {exc}")
             self.profile_info.object = ""
             return
         finally:
@@ -230,19 +233,13 @@ class EnginePage(pn.viewable.Viewer):
         model, example, _ = latest
         return onnx_file(model, example)
 
-    def _on_file(self, data: bytes, name: str) -> None:
-        async def task() -> None:
-            await self._run_upload(data, name)
-
-        pn.state.execute(task)
-
-    async def _run_upload(self, data: bytes, name: str) -> None:
+    async def _on_file(self, data: bytes, name: str) -> None:
+        """Runs as the session's task (file_input): decoded and run off the event loop."""
         self.result.object = "reading…"
         try:
             report, result = await in_background(run_onnx, data)
         except Exception as exc:  # noqa: BLE001  (a friendly message, never a crash)
-            show_error(self.error, f"Could not use {html.escape(name)}: "
-                       f"{html.escape(str(exc))}")
+            show_error(self.error, f"Could not use {name}: {exc}")
             self.result.object = ""
             self.report.object = ""
             return

@@ -154,7 +154,7 @@ class MoviesPage(pn.viewable.Viewer):
             recs = model.recommend(r, k=N_RECS)
             rows = [(m, s, because(model, r, m, self.movies)) for m, s in recs]
         except (KeyError, ValueError) as exc:
-            show_error(self.error, html.escape(str(exc)))
+            show_error(self.error, str(exc))
             return
         self.recs.object = (
             "<table class='recs'><tr><th>film</th><th>predicted</th></tr>" + "".join(

@@ -33,8 +33,11 @@ from webapp.common import (
     NO_ONNX_EXPORT,
     error_alert,
     file_input,
+    log,
+    on_session_end,
     onnx_export_available,
     onnx_file,
+    session_connected,
     shell,
     show_error,
 )
@@ -47,6 +50,7 @@ DEVICES = ["CPU", "GPU"]
 TASKS = ["auto", "classification", "regression"]
 MAX_CSV_BYTES = 4 * 2**20
 POLL_MS = 200
+CLOSED_TAB_POLLS = 25  # polls (5 s) without a connection: the tab is gone, not reloading
 PAGE_CSS = CSS + CARD_CSS + """
 .run-metric {font-family: monospace;}
 .unit-dead {color: #cf222e;} .unit-saturated {color: #bf8700;}
@@ -145,6 +149,8 @@ class PlaygroundPage(pn.viewable.Viewer):
         self.then: Callable[[Run], None] | None = None
         self.poller: Any = None
         self.pending: list[Callable[[], None]] = []
+        self._unconnected_polls = 0
+        on_session_end(self._end_session)
         self.table: Any = None
         self.csv: tuple[bytes, str] | None = None
         self.last: Run | None = None          # the latest finished run of the Train tab
@@ -201,8 +207,9 @@ class PlaygroundPage(pn.viewable.Viewer):
                                           options={v: k for k, v in DATASETS.items()})
         self.feature_buttons = pn.widgets.MultiChoice.from_param(
             self.param.features, options={v[0]: k for k, v in FEATURES.items()},
-            width=w, name="", css_classes=["feature-choice"])  # no FlexBox on this page:
-        # with one, Panel never marks the session loaded (no onload, no periodic callback)
+            width=w, name="", css_classes=["feature-choice"])
+        # (no FlexBox in these Tabs: with one, Panel 1.9 never marked the session loaded,
+        # so no onload and no periodic callback ran)
         self.csv_box = pn.Column(self.upload, self.csv_info, self.label_select,
                                  pn.widgets.RadioButtonGroup.from_param(self.param.task),
                                  visible=False)
@@ -299,7 +306,7 @@ class PlaygroundPage(pn.viewable.Viewer):
             table = read_csv(data, label=self.label or None, task=self.task)
         except CSVError as exc:
             self.table = None
-            show_error(self.error, f"Could not use {html.escape(name)}: {html.escape(str(exc))}")
+            show_error(self.error, f"Could not use {name}: {exc}")
             self.csv_info.object = ""
             return False
         show_error(self.error, "")
@@ -381,7 +388,7 @@ class PlaygroundPage(pn.viewable.Viewer):
         try:
             settings = self.settings_now()
         except ValueError as exc:
-            show_error(self.error, html.escape(str(exc)))
+            show_error(self.error, str(exc))
             return
         self._launch(settings, self.train_view, self.train_curves, self._train_done)
 
@@ -390,6 +397,22 @@ class PlaygroundPage(pn.viewable.Viewer):
             self.active.cancelled.set()
             self.then = None  # an experiment stops here too
             self.status.object = f"run {self.active.number}: cancelling…"
+
+    def _end_session(self, why: str = "its session ended") -> None:
+        """The tab closed: cancel the run (its thread frees the training slot at its next
+        step) and let go of every run's model."""
+        if self.active is not None:
+            self.active.cancelled.set()
+            log.info("a Playground tab is gone (%s): run #%d is cancelled", why,
+                     self.active.number)
+        if self.poller is not None:
+            try:
+                self.poller.stop()
+            except Exception:  # noqa: BLE001  (the session is being torn down)
+                pass
+        self.active, self.poller, self.then, self.last = None, None, None, None
+        self.runs.clear()
+        self.pending.clear()
 
     def _clear(self, _: Any = None) -> None:
         if self.active is None:
@@ -402,6 +425,11 @@ class PlaygroundPage(pn.viewable.Viewer):
             self.pending.pop(0)()
         run = self.active
         if run is None:
+            return
+        self._unconnected_polls = 0 if session_connected() is not False else \
+            self._unconnected_polls + 1
+        if self._unconnected_polls >= CLOSED_TAB_POLLS:
+            self._end_session("no connection for 5 s")
             return
         steps: list[int] = []
         losses: list[float] = []
@@ -429,7 +457,7 @@ class PlaygroundPage(pn.viewable.Viewer):
                 self.view.forest(payload, run.result.short() if run.result else "")
             elif kind == "status":
                 self.status.object = f"run {run.number}: {html.escape(payload)}"
-            elif kind in ("done", "error"):
+            elif kind in ("done", "error", "cancelled"):
                 end = (kind, payload)
         self.curves.steps(run, steps, losses)
         if snap is not None:
@@ -448,10 +476,11 @@ class PlaygroundPage(pn.viewable.Viewer):
     def _finish(self, run: Run, kind: str, payload: Any) -> None:
         self.active = None
         then, self.then = self.then, None
-        if kind == "error":
+        if kind in ("error", "cancelled"):
             self._busy(False)
-            show_error(self.error, f"Run {run.number} failed: {html.escape(str(payload))}")
-            self.status.object = f"run {run.number}: failed"
+            if kind == "error":
+                show_error(self.error, f"Run {run.number} failed: {payload}")
+            self.status.object = f"run {run.number}: {'failed' if kind == 'error' else payload}"
             return
         result: Result = payload
         if result.why == "finished":

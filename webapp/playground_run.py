@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from webapp.common import GPU_LOCK, IN_BROWSER
+from webapp.common import GPU_LOCK, IN_BROWSER, log
 from webapp.playground_data import Dataset, load
 from webapp.playground_state import LATEST, Finished
 
@@ -118,7 +118,7 @@ def device_name(device: str) -> str:
 class Run:
     """One training run in a background thread (or event-loop task), reporting through a
     queue of (kind, payload) events: status, begin, step, epoch, snapshot, forest, done
-    (payload: a Result), error (a message)."""
+    (payload: a Result), error (a message), cancelled (before it started: a message)."""
 
     def __init__(self, number: int, settings: Settings) -> None:
         self.number, self.settings = number, settings
@@ -160,19 +160,25 @@ class Run:
 
     def _main_epochs(self) -> Iterator[None]:
         """The run, pausing (yield) after every epoch."""
+        from engine import random as engine_random
+
         if not _run_slots.acquire(timeout=0.1):
             self.events.put(("status", "waiting for a free training slot…"))
             while not _run_slots.acquire(timeout=0.5):
                 if self.cancelled.is_set():
-                    self.events.put(("error", "cancelled before it started"))
+                    self.events.put(("cancelled", "cancelled before it started"))
                     return
         gpu = self.settings.device == "GPU"
         try:
             if gpu and not GPU_LOCK.acquire(blocking=False):
                 self.events.put(("status", "waiting for the GPU (another run uses it)…"))
-                GPU_LOCK.acquire()
+                while not GPU_LOCK.acquire(timeout=0.5):
+                    if self.cancelled.is_set():
+                        self.events.put(("cancelled", "cancelled before it started"))
+                        return
             try:
-                yield from self._train()
+                with engine_random.seeded(self.recipe.seed):  # this run's own stream
+                    yield from self._train()
             finally:
                 if gpu:
                     GPU_LOCK.release()
@@ -180,6 +186,9 @@ class Run:
             self.events.put(("error", f"{type(exc).__name__}: {exc}"))
         finally:
             _run_slots.release()
+            if self.cancelled.is_set():
+                log.info("Playground run #%d stopped (cancelled); its training slot is "
+                         "free", self.number)
 
     # -- the run -------------------------------------------------------------------------
     def _device(self) -> str:

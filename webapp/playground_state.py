@@ -43,6 +43,10 @@ class LatestModel:
         with self._lock:
             self._finished = finished
 
+    def clear(self) -> None:
+        with self._lock:
+            self._finished = None
+
     def get(self) -> Finished | None:
         with self._lock:
             return self._finished

@@ -26,7 +26,7 @@ from typing import Any
 import panel as pn
 from tornado.web import RedirectHandler
 
-from webapp.common import PAGES
+from webapp.common import PAGES, configure_logging
 
 MODULES = {"digits": "digits", "cifar10": "cifar", "movies": "movies", "art": "art",
            "playground": "playground", "engine": "engine_page"}
@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--allow-websocket-origin", action="append", default=[],
                         help="extra host[:port] allowed to connect (e.g. when proxied)")
     args = parser.parse_args(argv)
+    configure_logging()
     pn.extension()
     origins = [f"{h}:{args.port}" for h in ("127.0.0.1", "localhost", args.address)]
     if args.address in ("0.0.0.0", "::", ""):  # listening on every interface: any host name
@@ -64,7 +65,12 @@ def main(argv: list[str] | None = None) -> None:
              title=titles, websocket_origin=sorted(set(origins + args.allow_websocket_origin)),
              start=True, print_url=True,
              extra_patterns=[(r"/", RedirectHandler, {"url": "/app"})],
-             websocket_max_message_size=64 * 2**20)
+             websocket_max_message_size=64 * 2**20,
+             # Bokeh discards a session its tab has not connected to for 15 s; a loaded
+             # machine can take longer to open the websocket, and the session Bokeh then
+             # makes for it never got the page's local stylesheet paths (it asks the
+             # CDN). A closed tab's Playground run stops sooner: see session_connected.
+             unused_session_lifetime_milliseconds=60_000)
 
 
 @dataclass

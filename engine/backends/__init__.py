@@ -2,7 +2,9 @@
 
 "cpu" is always there. "gpu" is registered lazily by `engine.backends.gpu` when an adapter
 exists. "auto" picks the GPU when present, else the CPU (with a one-line notice).
-`DEMYSTIFY_DEVICE` sets the default device.
+`DEMYSTIFY_DEVICE` sets the default device. A device lost while in use is `retire`d:
+"auto" then picks the CPU (saying why) and "gpu" tries once to start a fresh one, else
+raises a `DeviceError` that says the GPU was lost.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from .cpu import CpuBackend
 _backends: dict[str, Backend] = {"cpu": CpuBackend()}
 _factories: dict[str, Callable[[], Backend]] = {}
 _failures: dict[str, str] = {}
+_lost: dict[str, list] = {}  # name -> [why it was lost, whether a restart was tried]
 _notified = False
 
 
@@ -31,6 +34,37 @@ def register(name: str, factory: Callable[[], Backend]) -> None:
     again forgets an earlier failure (the browser registers its GPU after `await init()`)."""
     _factories[name] = factory
     _failures.pop(name, None)
+    _lost.pop(name, None)
+
+
+def retire(name: str, reason: str) -> None:
+    """Forget a device that was lost while in use (training falls back to the CPU): from
+    now on "auto" resolves to the CPU with a notice, and "gpu" tries once to start a
+    fresh device (a driver that came back) before reporting the loss."""
+    global _notified
+    if name == "cpu":
+        return
+    _backends.pop(name, None)
+    _lost[name] = [reason, False]
+    _failures[name] = f"the {name} was lost while in use ({reason})"
+    _notified = False  # "auto" says so once more
+
+
+def _reacquire(name: str) -> Backend | None:
+    """One attempt to start a fresh device after a loss."""
+    lost = _lost.get(name)
+    if lost is None or lost[1]:
+        return None
+    lost[1] = True
+    saved = _failures.pop(name, None)
+    backend = _try(name)
+    if backend is None:
+        _failures[name] = f"{saved}; starting it again failed ({_failures.get(name)})"
+        return None
+    _lost.pop(name, None)
+    print(f"demystify: the {name} was lost ({lost[0]}); a fresh device started.",
+          file=sys.stderr)
+    return backend
 
 
 @contextlib.contextmanager
@@ -88,7 +122,7 @@ def resolve(device: str | None) -> str:
     if device == "cpu":
         return "cpu"
     if device == "gpu":
-        if _try("gpu") is None:
+        if _try("gpu") is None and _reacquire("gpu") is None:
             raise DeviceError(
                 "device='gpu' was requested but no GPU is available: "
                 f"{_failures.get('gpu', 'no adapter found')}. "
@@ -107,8 +141,15 @@ def resolve(device: str | None) -> str:
 
 
 def unavailable_reason(name: str) -> str | None:
-    """Why a registered device could not start (None when it runs or was not tried)."""
+    """Why a registered device could not start or was lost (None when it runs or was not
+    tried)."""
     return _failures.get(name)
+
+
+def lost_reason(name: str) -> str | None:
+    """Why a device was retired after a loss (None when it was never lost)."""
+    lost = _lost.get(name)
+    return None if lost is None else lost[0]
 
 
 def get(device: str | None) -> Backend:

@@ -1,10 +1,12 @@
 """Decoding images with Pillow into NumPy arrays, with clear errors for bad input.
 
 Images a user uploads are untrusted: the file type is sniffed by Pillow (never by the
-name), the pixel count is checked from the header before any pixel is decoded (so a
-small file claiming 50000x50000 pixels cannot exhaust memory), and decoding errors
-become `ImageError` naming the source. Pillow is imported lazily: it is only needed
-when images are actually read.
+name) and must be one of `IMAGE_FORMATS` (Pillow would otherwise also open EPS/PostScript,
+handing it to Ghostscript: nothing uploaded is executed), the pixel count is checked from
+the header before any pixel is decoded (so a small file claiming 50000x50000 pixels cannot
+exhaust memory), and decoding errors become `ImageError` naming the source. 16-bit and
+float images are scaled to 8 bits, not clipped (`_to_8bit`). Pillow is imported lazily: it
+is only needed when images are actually read.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from typing import IO, Any
 import numpy as np
 
 DEFAULT_MAX_PIXELS = 40_000_000  # ~ a 7300x5500 photo; far beyond any demo input
+IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")  # what Pillow may open
 
 ImageSource = str | os.PathLike | bytes | bytearray | memoryview | IO[bytes]
+_FORMAT_NAMES = {"WEBP": "WebP"}
 
 
 class ImageError(ValueError):
@@ -41,13 +45,39 @@ def _describe(src: ImageSource) -> str:
     return getattr(src, "name", "<file object>")
 
 
+def _to_8bit(im: Any) -> Any:
+    """A 16-bit, 32-bit integer or float greyscale image as 8-bit "L", scaled (Pillow's
+    own convert clips: a 0..65535 gradient would turn white, a 0..1 float image black).
+
+    16-bit: v / 257 (65535 -> 255). 32-bit integers: the same when they fit 0..65535,
+    else their min..max. Floats: 0..1 -> 0..255, else their min..max; NaN -> 0."""
+    Image = _pil()
+    if not (im.mode.startswith("I;16") or im.mode in ("I", "F")):
+        return im
+    a = np.asarray(im).astype(np.float64)
+    if im.mode == "F":
+        a = np.where(np.isfinite(a), a, np.nan)
+        lo, hi = (np.nanmin(a), np.nanmax(a)) if np.isfinite(a).any() else (0.0, 1.0)
+        a = np.nan_to_num(a, nan=lo)
+        scale = (0.0, 1.0) if 0.0 <= lo and hi <= 1.0 else (lo, hi)
+    elif im.mode.startswith("I;16") or (a.min() >= 0 and a.max() <= 65535):
+        scale = (0.0, 65535.0)
+    else:
+        scale = (a.min(), a.max())
+    lo, hi = scale
+    out = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
+    return Image.fromarray(np.clip(np.rint(out), 0, 255).astype(np.uint8), "L")
+
+
 def decode_image(src: ImageSource, mode: str = "RGB", *,
                  max_pixels: int = DEFAULT_MAX_PIXELS, size: tuple[int, int] | None = None,
-                 name: str | None = None) -> np.ndarray:
+                 name: str | None = None,
+                 formats: tuple[str, ...] = IMAGE_FORMATS) -> np.ndarray:
     """Decode to uint8: (H, W, 3) for mode "RGB", (H, W) for "L".
 
-    Transparent images are composited over white (how a browser shows them), EXIF
-    orientation is applied (phone photos), and `size=(H, W)` resizes with antialiasing.
+    Only `formats` are opened (Pillow's format names). Transparent images are composited
+    over white (how a browser shows them), EXIF orientation is applied (phone photos),
+    high bit depths are scaled to 8 bits, and `size=(H, W)` resizes with antialiasing.
     """
     if mode not in ("RGB", "L"):
         raise ValueError(f"mode must be 'RGB' or 'L', not {mode!r}")
@@ -56,14 +86,15 @@ def decode_image(src: ImageSource, mode: str = "RGB", *,
     if isinstance(src, bytes | bytearray | memoryview):
         src = io.BytesIO(bytes(src))
     try:
-        im = Image.open(src)
+        im = Image.open(src, formats=list(formats))
     except FileNotFoundError:
         raise
     except Image.DecompressionBombError as exc:
         raise ImageError(f"{label}: image is too large ({exc})") from None
     except Image.UnidentifiedImageError:
-        raise ImageError(f"{label}: not an image Pillow can read (unknown or unsupported "
-                         "format)") from None
+        raise ImageError(f"{label}: not an image in a format this reader accepts "
+                         f"({', '.join(_FORMAT_NAMES.get(f, f) for f in formats)}); "
+                         "convert it to PNG or JPEG") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{label}: image data is corrupt or truncated ({exc})") from None
     with im:
@@ -78,6 +109,7 @@ def decode_image(src: ImageSource, mode: str = "RGB", *,
                 from PIL import ImageOps
 
                 im = ImageOps.exif_transpose(im)
+            im = _to_8bit(im)
             if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
                 rgba = im.convert("RGBA")
                 white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

@@ -20,13 +20,14 @@ whole groups are sampled in one block:
 Sufficient statistics are aggregated per entity (A_e = sum over e's rows of z z^T), so
 a sweep costs O(nnz * k^2) no matter how many implicit features a user has.
 
-Speed (a sweep of MovieLens 100K, k = 32): A_e is symmetric, so only its upper triangle
-is aggregated (half the sparse product); the rating pattern is one CSR matrix per side
-whose data is swapped per use (targets, noise), never rebuilt; the one-hot draws need one
-solve, not a Cholesky plus two solves; Theta_e is kept in step with theta instead of
-recomputed; the noise precision's sum of squared residuals comes from the movie side's
-A_e and b_e (no pass over the ratings); CG's dot products avoid BLAS ddot, whose threads
-spin against other busy processes.
+Speed (a sweep of MovieLens 100K, k = 32, NumPy only so it also runs in Pyodide): each
+entity's ratings are contiguous rows of one gathered array [z, y - c, noise], so A_e, b_e
+and the perturbation's data part come from one small BLAS Gram product per entity (no
+sparse product of outer products); the one-hot draws need one solve, not a Cholesky plus
+two solves; Theta_e is kept in step with theta instead of recomputed; the noise
+precision's sum of squared residuals comes from the movie side's A_e and b_e (no pass over
+the ratings); CG's dot products avoid BLAS ddot, whose threads spin against other busy
+processes.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse
+
+from ..sparse import CSR, as_csr
 
 
 @dataclass
@@ -82,7 +84,19 @@ def _cg(matvec: Callable[[np.ndarray], np.ndarray], b: np.ndarray, x0: np.ndarra
     return x
 
 
-def fit_mcmc(X_user: sparse.csr_matrix, X_item: sparse.csr_matrix, group: np.ndarray,
+def _segment_gram(W: np.ndarray, indptr: np.ndarray) -> np.ndarray:
+    """(E, d, d): W_e^T W_e for each segment W[indptr[e]:indptr[e+1]] of the rows of W.
+
+    One BLAS syrk per entity: faster in NumPy than any sparse product, since an entity's
+    ratings are contiguous rows here."""
+    out = np.empty((len(indptr) - 1, W.shape[1], W.shape[1]))
+    for e in range(len(indptr) - 1):
+        seg = W[indptr[e]:indptr[e + 1]]
+        np.matmul(seg.T, seg, out=out[e])
+    return out
+
+
+def fit_mcmc(X_user: CSR, X_item: CSR, group: np.ndarray,
              group_onehot: np.ndarray, side: np.ndarray, rows_u: np.ndarray,
              rows_i: np.ndarray, y: np.ndarray, *, k: int = 32, n_iter: int = 200,
              burn_in: int = 50, seed: int = 0, init_std: float = 0.1, cg_iters: int = 25,
@@ -108,18 +122,19 @@ def fit_mcmc(X_user: sparse.csr_matrix, X_item: sparse.csr_matrix, group: np.nda
     alpha = 1.0
     mu = np.zeros((n_groups, K1))
     lam = np.ones((n_groups, K1))
-    Xs = [X_user.tocsr(), X_item.tocsr()]
+    Xs = [as_csr(X_user), as_csr(X_item)]
     E = [Xs[0].shape[0], Xs[1].shape[0]]
     rows = [np.asarray(rows_u), np.asarray(rows_i)]
-    # per side s: the rating pattern (entities of s x entities of the other side) in CSR,
-    # the other entity and the rating of each stored entry (so per-sweep data is one gather)
-    R, other, y_csr = [], [], []
+    # per side s: the ratings sorted by entity of s (entity e's are ptr[s][e]:ptr[s][e+1]),
+    # the other side's entity and the rating of each (so per-sweep data is one gather)
+    ptr, other, y_csr = [], [], []
     for s in (0, 1):
+        if len(rows[s]) != N or N == 0 or rows[s].min() < 0 or rows[s].max() >= E[s]:
+            raise ValueError(f"fit_mcmc: need one {('user', 'item')[s]} row index in "
+                             f"[0, {E[s]}) per rating ({N} ratings)")
         order = np.lexsort((rows[1 - s], rows[s]))
-        o_sorted = rows[1 - s][order]
-        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows[s], minlength=E[s]))])
-        R.append(sparse.csr_matrix((np.ones(N), o_sorted, indptr), shape=(E[s], E[1 - s])))
-        other.append(o_sorted)
+        ptr.append(np.concatenate([[0], np.cumsum(np.bincount(rows[s], minlength=E[s]))]))
+        other.append(rows[1 - s][order])
         y_csr.append(y[order])
     if len(np.unique(rows[0] * E[1] + rows[1])) != N:
         raise ValueError("fit_mcmc: a (user, item) pair occurs twice; pass each rating once")
@@ -129,14 +144,13 @@ def fit_mcmc(X_user: sparse.csr_matrix, X_item: sparse.csr_matrix, group: np.nda
         if len(cols):
             side_groups[int(side[cols[0]])].append(g)
     gcols = {g: np.flatnonzero(group == g) for g in range(n_groups)}
-    Xg = {g: Xs[int(side[gcols[g][0]])][:, gcols[g]].tocsr() for g in gcols if len(gcols[g])}
-    XgT = {g: m.T.tocsr() for g, m in Xg.items()}
-    XgT2 = {g: m.power(2).T.tocsr() for g, m in Xg.items()}
-    # A_e = sum of z z^T over e's ratings is symmetric: aggregate only the upper triangle
-    iu, ju = np.triu_indices(K1)
-    sym = np.empty((K1, K1), np.int64)
-    sym[iu, ju] = sym[ju, iu] = np.arange(len(iu))
-    sym = sym.reshape(-1)  # full K1 x K1 position -> its upper-triangle column
+    Xg = {g: Xs[int(side[gcols[g][0]])].columns(gcols[g]) for g in gcols if len(gcols[g])}
+    XgT = {g: m.T for g, m in Xg.items()}
+    XgT2 = {g: m.power(2).T for g, m in Xg.items()}
+    # a small one-hot group (a few features: age, gender, ...) draws its noise from P's
+    # Cholesky factor; every other group needs one data-noise column per sweep
+    small = {g: bool(group_onehot[g]) and len(gcols[g]) <= 64 for g in gcols}
+    noisy = [[g for g in side_groups[s] if not small[g]] for s in (0, 1)]
 
     have_test = test is not None
     pred_sum = np.zeros(len(test[0])) if have_test else None
@@ -154,11 +168,17 @@ def fit_mcmc(X_user: sparse.csr_matrix, X_item: sparse.csr_matrix, group: np.nda
             Z[:, 0] = 1.0
             Z[:, 1:] = Th[o][:, 1:]
             c_o = w0 + Th[o][:, 0]
-            A = np.take(R[s] @ (Z[:, iu] * Z[:, ju]), sym, axis=1).reshape(E[s], K1, K1)
-            Rs = R[s].copy()
             yc = y_csr[s] - c_o[other[s]]                # y - w0 - the other side's bias
-            Rs.data = yc
-            b = Rs @ Z                                   # sum over e's ratings of (y - c) z
+            # per rating r of entity e: [z_r, y_r - c_r, n_r (one N(0,1) per noisy group)];
+            # one Gram matrix per entity gives A_e = sum z z^T, b_e = sum (y - c) z and the
+            # data noise sum n z
+            Wr = np.empty((N, K1 + 1 + len(noisy[s])))
+            np.take(Z, other[s], axis=0, out=Wr[:, :K1])
+            Wr[:, K1] = yc
+            Wr[:, K1 + 1:] = rng.standard_normal((N, len(noisy[s])))
+            M = _segment_gram(Wr, ptr[s])
+            A = np.ascontiguousarray(M[:, :K1, :K1])
+            b = M[:, K1, :K1]
             Th[s] = Xs[s] @ theta
             for g in side_groups[s]:
                 cols = gcols[g]
@@ -170,15 +190,13 @@ def fit_mcmc(X_user: sparse.csr_matrix, X_item: sparse.csr_matrix, group: np.nda
                 # N(P^-1 h, P^-1). The data part of n is a sum over e's ratings of
                 # n_r z_r (n_r ~ N(0, 1)), whose covariance is A_e; a small one-hot group
                 # (a few features: age, gender, ...) takes n = L eps from P = L L^T instead.
-                small = group_onehot[g] and len(cols) <= 64
-                if not small:
-                    Rs.data = rng.standard_normal(N)
-                    rhs += np.sqrt(alpha) * (Rs @ Z)
+                if not small[g]:
+                    rhs += np.sqrt(alpha) * M[:, K1 + 1 + noisy[s].index(g), :K1]
                 h = XgT[g] @ rhs + lam_g * mu_g
                 if group_onehot[g]:
                     P = alpha * (XgT2[g] @ A.reshape(E[s], -1)).reshape(len(cols), K1, K1)
                     P += eye * lam_g
-                    if small:
+                    if small[g]:
                         L = np.linalg.cholesky(P)
                         h += (L @ rng.standard_normal((len(cols), K1, 1)))[:, :, 0]
                     else:

@@ -22,22 +22,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import sparse
 
 from .. import nn
 from ..autograd import no_grad
 from ..functions import FMPairwise
 from ..nn import functional as F
 from ..nn.parameter import Parameter
+from ..sparse import CSR, as_csr, issparse
 from ..tensor import Tensor
 from .movielens import Features, build_features, load, ratings
 
 FORMAT = "demystify-fm-1"
 
 
-def padded_rows(X: sparse.csr_matrix, min_width: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def padded_rows(X: CSR, min_width: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """CSR rows -> (idx, val) arrays of shape (rows, max_nnz); padding is (0, 0.0)."""
-    X = sparse.csr_matrix(X)
+    X = as_csr(X)
     counts = np.diff(X.indptr)
     width = max(int(counts.max(initial=0)), min_width)
     idx = np.zeros((X.shape[0], width), np.int64)
@@ -144,7 +144,7 @@ class FactorizationMachine(nn.Module):
 
     def predict(self, idx: Any, val: Any, batch_size: int = 8192) -> np.ndarray:
         """Host predictions, clipped to the rating scale when `clip` is set."""
-        rows = sparse.csr_matrix(idx) if sparse.issparse(idx) else None
+        rows = as_csr(idx) if issparse(idx) else None
         if rows is None:
             idx, val = np.asarray(idx), np.asarray(val)
         n = rows.shape[0] if rows is not None else len(idx)
@@ -162,11 +162,11 @@ class FactorizationMachine(nn.Module):
             verbose: bool = False) -> list[float]:
         """Minimise mean squared error + penalty()/N by minibatch SGD or Adam (autograd).
 
-        idx/val: padded arrays (N, m) or a scipy CSR matrix of rows. Returns the loss per
-        epoch."""
+        idx/val: padded arrays (N, m) or a CSR matrix of rows (engine.sparse; val None).
+        Returns the loss per epoch."""
         from .. import optim
 
-        rows = sparse.csr_matrix(idx) if sparse.issparse(idx) else None
+        rows = as_csr(idx) if issparse(idx) else None
         if rows is None:
             idx, val = np.asarray(idx), np.asarray(val)
 
@@ -248,7 +248,7 @@ class FactorizationMachine(nn.Module):
             model.set_parameters(res.w0, res.theta[:, 0], res.theta[:, 1:])
             model.prior_mu, model.prior_lam, model.alpha = res.mu, res.lam, res.alpha
         elif solver in ("adam", "sgd"):
-            rows = (feats.X_user[u] + feats.X_movie[i]).tocsr()
+            rows = feats.X_user[u] + feats.X_movie[i]
             model.l2 = (0.0, 0.02, 0.05)
             model.fit(rows, None, y, optimizer=solver, lr=lr, epochs=epochs,
                       batch_size=512, seed=seed, verbose=verbose)
@@ -315,8 +315,8 @@ class FactorizationMachine(nn.Module):
         p = float(self.w0.numpy()[0]) + Tu[:, 0] + Tm[:, 0] + (Tu[:, 1:] * Tm[:, 1:]).sum(1)
         return np.clip(p, 1.0, 5.0)
 
-    def _new_user(self, ratings: dict[Any, Any]) -> tuple[np.ndarray, sparse.csr_matrix,
-                                                           np.ndarray, np.ndarray]:
+    def _new_user(self, ratings: dict[Any, Any]) -> tuple[np.ndarray, CSR, np.ndarray,
+                                                           np.ndarray]:
         """Fold-in: the new user's total [bias, factors] given fixed movie factors.
 
         Features known immediately (the rated movies, SVD++-style) are summed; the user's
@@ -333,12 +333,10 @@ class FactorizationMachine(nn.Module):
         ys = np.array([_check_rating(m, r) for m, r in ratings.items()])
         th = self._theta()
         n = f.n
-        x = sparse.lil_matrix((1, n))
         gi = {g: i for i, g in enumerate(f.group_names)}
-        if "rated" in gi:
-            for j in np.unique(mids):
-                x[0, f.implicit_offset + j] = 1.0 / np.sqrt(len(np.unique(mids)))
-        x = x.tocsr()
+        cols = f.implicit_offset + np.unique(mids) if "rated" in gi else np.zeros(0, np.int64)
+        x = CSR.from_coo(np.zeros(len(cols)), cols, np.full(len(cols), 1.0 / np.sqrt(
+            max(len(cols), 1))), (1, n))
         fixed = np.asarray(x @ th)[0]
         Tm = self._movie_side()[mids]
         Z = np.concatenate([np.ones((len(mids), 1)), Tm[:, 1:]], axis=1)
@@ -440,7 +438,7 @@ class FactorizationMachine(nn.Module):
             if f.movie_counts is not None:
                 arrays["movie_counts"] = f.movie_counts.astype(np.int32)
             for name, X in (("X_user", f.X_user), ("X_movie", f.X_movie)):
-                X = sparse.csr_matrix(X)
+                X = as_csr(X)
                 arrays[f"{name}_indptr"] = X.indptr.astype(np.int32)
                 arrays[f"{name}_indices"] = X.indices.astype(np.int16 if f.n < 32768
                                                             else np.int32)
@@ -476,10 +474,9 @@ class FactorizationMachine(nn.Module):
                 mats = {}
                 for name in ("X_user", "X_movie"):
                     ip = z[f"{name}_indptr"]
-                    mats[name] = sparse.csr_matrix(
-                        (z[f"{name}_data"].astype(np.float64),
-                         z[f"{name}_indices"].astype(np.int64), ip.astype(np.int64)),
-                        shape=(len(ip) - 1, n))
+                    mats[name] = CSR(z[f"{name}_data"].astype(np.float64),
+                                     z[f"{name}_indices"].astype(np.int64),
+                                     ip.astype(np.int64), (len(ip) - 1, n))
                 off = z["offsets"]
                 model.features = Features(
                     [str(s) for s in z["feature_names"]], z["group"].astype(np.int64),

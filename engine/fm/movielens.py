@@ -16,9 +16,9 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse
 
 from ..data.movielens import MovieLens100K, Ratings, load_movielens100k
+from ..sparse import CSR
 
 AGE_EDGES = (18, 25, 35, 45, 50, 56)  # MovieLens 1M's buckets: <18, 18-24, ..., 56+
 AGE_NAMES = ("<18", "18-24", "25-34", "35-44", "45-49", "50-55", "56+")
@@ -66,8 +66,8 @@ class Features:
     side: np.ndarray                # (n,) 0 = user side, 1 = movie side
     user_ids: np.ndarray            # entity order of the user side
     movie_ids: np.ndarray           # entity order of the movie side
-    X_user: sparse.csr_matrix       # (n_users, n) user-side features (global columns)
-    X_movie: sparse.csr_matrix      # (n_movies, n)
+    X_user: CSR                     # (n_users, n) user-side features (global columns)
+    X_movie: CSR                    # (n_movies, n)
     implicit_offset: int            # first column of the "rated" group
     movie_offset: int               # first column of the "movie" one-hot group
     genre_offset: int = 0
@@ -139,7 +139,7 @@ def build_features(ml: MovieLens100K, train: Ratings, *, implicit: bool = True,
         r = np.concatenate([c[0] for c in cols])
         c = np.concatenate([c[1] for c in cols])
         v = np.concatenate([c[2] for c in cols]).astype(np.float64)
-        return sparse.csr_matrix((v, (r, c)), shape=(rows_n, n))
+        return CSR.from_coo(r, c, v, (rows_n, n))
 
     return Features(names, np.array(group), gnames, np.array(onehot), np.array(side, np.int8),
                     users.id.copy(), movies.id.copy(), csr(ucols, nu), csr(mcols, nm),

@@ -4,7 +4,8 @@
     model = engine.onnx.load("model.onnx", device="auto")    # ONNX -> trainable nn.Module
 
 `ops.OPS` is the one table from ONNX op names to engine implementations. Every problem with
-a file or its inputs raises an `OnnxError` (see `errors`). Loading needs no `onnx` package
+a file or its inputs raises an `OnnxError` (see `errors`); what a file may cost (bytes,
+nodes, tensor sizes, memory) is bounded by `Limits` (see `limits`). Loading needs no `onnx` package
 (`wire` reads the protobuf), so it also works in the browser (Pyodide); exporting builds
 the graph with `onnx.helper` and needs `pip install onnx`.
 """
@@ -15,12 +16,14 @@ from .errors import (
     ExecutionError,
     ExportError,
     InputError,
+    LimitError,
     ModelFileError,
     OnnxError,
     UnsupportedOpError,
 )
 from .importer import DEFAULT_MAX_BYTES, OnnxModule, load
 from .info import describe
+from .limits import Limits
 from .ops import OPS
 
 SUPPORTED_OPS = frozenset(OPS)
@@ -39,6 +42,6 @@ def export(model: Any, example_input: Any, path: Any = None, **kwargs: Any) -> A
 
 __all__ = [
     "export", "load", "describe", "OnnxModule", "OPS", "SUPPORTED_OPS", "DEFAULT_MAX_BYTES",
-    "OnnxError", "ModelFileError", "UnsupportedOpError", "InputError", "ExecutionError",
-    "ExportError",
+    "Limits", "OnnxError", "ModelFileError", "LimitError", "UnsupportedOpError", "InputError",
+    "ExecutionError", "ExportError",
 ]

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ModelFileError
+from .errors import LimitError, ModelFileError
+from .limits import DEFAULT, cut, short
 from .wire import ATTRIBUTE_TYPES, DATA_TYPES, EXTERNAL
 
 # ONNX element type -> NumPy dtype (the ones a CNN/MLP file can reasonably hold)
@@ -25,7 +26,7 @@ DTYPES: dict[int, np.dtype] = {_CODES[name]: np.dtype(dt) for name, dt in (
 ONNX_TYPE = {dt: code for code, dt in DTYPES.items()}
 _ATTR = {name: code for code, name in ATTRIBUTE_TYPES.items()}
 
-MAX_ELEMENTS = 1 << 28  # bigger than any tensor a 100 MB file or a small model needs
+MAX_ELEMENTS = DEFAULT.max_elements  # per tensor, unless the loader passes its Limits
 
 
 def type_name(code: int) -> str:
@@ -39,27 +40,29 @@ def dtype_of(code: int, what: str) -> np.dtype:
     return DTYPES[code]
 
 
-def check_elements(shape: tuple[int, ...], what: str) -> int:
+def check_elements(shape: tuple[int, ...], what: str, max_elements: int = MAX_ELEMENTS) -> int:
     n = 1
     for d in shape:
         if d < 0:
-            raise ModelFileError(f"{what}: negative dimension in shape {shape}")
+            raise ModelFileError(f"{what}: negative dimension in shape {cut(shape, 200)}")
         n *= d
-        if n > MAX_ELEMENTS:
-            raise ModelFileError(f"{what}: shape {shape} has more than {MAX_ELEMENTS} "
-                                 "elements, which this loader refuses")
+        if n > max_elements:
+            raise LimitError(f"{what}: shape {cut(shape, 200)} has more than "
+                             f"{max_elements:,} elements, over the limit per tensor "
+                             "(Limits.max_elements)")
     return n
 
 
-def read_tensor(t: Any, what: str, external: Any = None) -> np.ndarray:
+def read_tensor(t: Any, what: str, external: Any = None,
+                max_elements: int = MAX_ELEMENTS) -> np.ndarray:
     """A TensorProto as a NumPy array, with every length checked.
 
     `external(location, offset, length) -> bytes` reads external data; None refuses it.
     """
-    what = f"{what} {t.name!r}" if t.name else what
+    what = f"{what} {short(t.name)}" if t.name else what
     dt = dtype_of(t.data_type, what)
     shape = tuple(int(d) for d in t.dims)
-    n = check_elements(shape, what)
+    n = check_elements(shape, what, max_elements)
     if t.segment.end or t.segment.begin:
         raise ModelFileError(f"{what}: segmented tensors are not supported")
     if t.data_location == EXTERNAL:
@@ -118,7 +121,7 @@ def read_attribute(a: Any, what: str) -> Any:
     if ty == _ATTR["STRINGS"]:
         return [s.decode("utf-8", errors="replace") for s in a.strings]
     if ty == _ATTR["TENSOR"]:
-        return read_tensor(a.t, f"{what} attribute {a.name!r}")
+        return read_tensor(a.t, f"{what} attribute {short(a.name)}")
     return UnsupportedAttribute(a.name, ty)
 
 
@@ -130,16 +133,16 @@ class UnsupportedAttribute:
         self.kind = ATTRIBUTE_TYPES.get(ty, f"type {ty}")
 
     def __repr__(self) -> str:
-        return f"<{self.kind} attribute {self.name!r}>"
+        return f"<{self.kind} attribute {short(self.name)}>"
 
 
 def value_signature(vi: Any, what: str) -> tuple[np.dtype, tuple[int | str | None, ...] | None]:
     """(dtype, shape) of a graph input/output; dims are ints, names or None (unknown)."""
     if not vi.type.HasField("tensor_type"):
-        raise ModelFileError(f"{what} {vi.name!r}: only tensor inputs and outputs are "
+        raise ModelFileError(f"{what} {short(vi.name)}: only tensor inputs and outputs are "
                              "supported (not sequences, maps or optionals)")
     tt = vi.type.tensor_type
-    dt = dtype_of(tt.elem_type, f"{what} {vi.name!r}")
+    dt = dtype_of(tt.elem_type, f"{what} {short(vi.name)}")
     if not tt.HasField("shape"):
         return dt, None
     dims: list[int | str | None] = []
@@ -158,14 +161,14 @@ def safe_external_path(base_dir: str, location: str, what: str) -> str:
     if not location or "\x00" in location:
         raise ModelFileError(f"{what}: external data has no valid location")
     if os.path.isabs(location) or location.startswith(("/", "\\")) or ":" in location:
-        raise ModelFileError(f"{what}: external data location {location!r} is absolute; it "
+        raise ModelFileError(f"{what}: external data location {short(location)} is absolute; it "
                              "must be a file inside the model's folder")
     base = os.path.realpath(base_dir)
     path = os.path.realpath(os.path.join(base, location))
     if os.path.commonpath([base, path]) != base:
-        raise ModelFileError(f"{what}: external data location {location!r} leaves the model's "
+        raise ModelFileError(f"{what}: external data location {short(location)} leaves the model's "
                              f"folder {base_dir!r}; refusing to read it")
     if not os.path.isfile(path):
-        raise ModelFileError(f"{what}: external data file {location!r} not found next to the "
+        raise ModelFileError(f"{what}: external data file {short(location)} not found next to the "
                              "model")
     return path

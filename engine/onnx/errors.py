@@ -16,6 +16,12 @@ class ModelFileError(OnnxError):
     at external data outside its own folder."""
 
 
+class LimitError(ModelFileError):
+    """The model would need more than a resource limit allows (file size, messages, nodes,
+    elements of a tensor, bytes of constants or of one call's values). Checked before the
+    memory is allocated; the message names the node, the shape and the `Limits` field."""
+
+
 class UnsupportedOpError(OnnxError):
     """The graph uses ops (or op settings) the engine does not implement.
 

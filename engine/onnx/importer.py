@@ -4,6 +4,8 @@ Order of work, so that a bad file fails before anything runs: size limit, protob
 structure (every value defined once, nodes sortable, tensors the right size), one
 `UnsupportedOpError` for every op the engine lacks, then constant folding on the host.
 Nothing in the file is ever executed as code: ops are looked up in the table in `ops.py`.
+What a file may make us spend (bytes, messages, nodes, elements, memory) is bounded by a
+`limits.Limits`, checked before anything is allocated.
 """
 
 from __future__ import annotations
@@ -21,10 +23,28 @@ from ..autograd import no_grad
 from ..nn import Module, Parameter
 from ..tensor import Tensor
 from . import _proto, wire
-from .errors import ExecutionError, InputError, ModelFileError, OnnxError, UnsupportedOpError
+from .errors import (
+    ExecutionError,
+    InputError,
+    LimitError,
+    ModelFileError,
+    OnnxError,
+    UnsupportedOpError,
+)
+from .limits import (
+    DEFAULT,
+    Limits,
+    SpendBudget,
+    check_node,
+    check_nodes,
+    cut,
+    listed,
+    nbytes,
+    short,
+)
 from .ops import LEGACY_ATTRS, Ctx, Op, resolve, unsupported
 
-DEFAULT_MAX_BYTES = 100 * 2**20
+DEFAULT_MAX_BYTES = DEFAULT.max_bytes
 MIN_OPSET, MAX_OPSET = 6, 28  # newer versions of the supported ops only add dtypes
 
 
@@ -48,25 +68,29 @@ class Graph:
     initializers: dict[str, np.ndarray]
     nodes: list[Node]
     producer: str
+    limits: Limits = DEFAULT
+    const_bytes: int = 0  # bytes of the initializers and Constant attributes read
 
 
-def read_model(source: Any, max_bytes: int | None = DEFAULT_MAX_BYTES
+def read_model(source: Any, max_bytes: int | None = None, limits: Limits | None = None
                ) -> tuple[wire.Message, str | None]:
     """Parse a path, bytes or onnx.ModelProto (never following anything but external
-    data) with the pure-Python reader in `wire`: the `onnx` package is not needed."""
-    limit = DEFAULT_MAX_BYTES if max_bytes is None else int(max_bytes)
+    data) with the pure-Python reader in `wire`: the `onnx` package is not needed.
+    `max_bytes`, when given, overrides `limits.max_bytes`."""
+    limits = (limits or DEFAULT).with_max_bytes(max_bytes)
+    limit = limits.max_bytes
     base_dir = None
     if type(source).__name__ == "ModelProto" and hasattr(source, "SerializeToString"):
         source = source.SerializeToString()
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         if not os.path.isfile(path):
-            raise ModelFileError(f"no ONNX model file at {path!r}")
+            raise ModelFileError(f"no ONNX model file at {short(path)}")
         size = os.path.getsize(path)
         if size > limit:
-            raise ModelFileError(f"{path!r} is {size / 2**20:.1f} MB, over the "
-                                 f"{limit / 2**20:.1f} MB limit; pass max_bytes= to "
-                                 "engine.onnx.load to allow larger models")
+            raise LimitError(f"{short(path)} is {size / 2**20:.1f} MB, over the "
+                             f"{limit / 2**20:.1f} MB limit; pass max_bytes= to "
+                             "engine.onnx.load to allow larger models")
         with open(path, "rb") as f:
             data = f.read(limit + 1)
         base_dir = os.path.dirname(os.path.abspath(path))
@@ -76,11 +100,11 @@ def read_model(source: Any, max_bytes: int | None = DEFAULT_MAX_BYTES
         raise TypeError(f"engine.onnx.load: expected a file path, bytes or an "
                         f"onnx.ModelProto, got {type(source).__name__}")
     if len(data) > limit:
-        raise ModelFileError(f"the model is {len(data) / 2**20:.1f} MB, over the "
-                             f"{limit / 2**20:.1f} MB limit; pass max_bytes= to allow it")
+        raise LimitError(f"the model is {len(data) / 2**20:.1f} MB, over the "
+                         f"{limit / 2**20:.1f} MB limit; pass max_bytes= to allow it")
     if not data:
         raise ModelFileError("the model file is empty")
-    model = wire.parse(data)
+    model = wire.parse(data, limits=limits)
     if not model.HasField("graph"):
         raise ModelFileError("not a valid ONNX file: it has no graph (is it an ONNX model?)")
     return model, base_dir
@@ -99,27 +123,40 @@ def _external_reader(base_dir: str | None, budget: list[int]):
                                  f"{location!r} ({size} bytes)")
         budget[0] -= length
         if budget[0] < 0:
-            raise ModelFileError(f"{what}: model plus external data exceed the size limit; "
-                                 "pass max_bytes= to allow larger models")
+            raise LimitError(f"{what}: model plus external data exceed the size limit; "
+                             "pass max_bytes= to allow larger models")
         with open(path, "rb") as f:
             f.seek(offset)
             return f.read(length)
     return read
 
 
-def parse(model: wire.Message, base_dir: str | None = None,
-          max_bytes: int = DEFAULT_MAX_BYTES) -> Graph:
+def parse(model: wire.Message, base_dir: str | None = None, max_bytes: int | None = None,
+          limits: Limits | None = None) -> Graph:
     """Check a parsed model's structure and ops; raise OnnxError subclasses only."""
     try:
-        return _parse(model, base_dir, max_bytes)
+        return _parse(model, base_dir, (limits or DEFAULT).with_max_bytes(max_bytes))
     except OnnxError:
         raise
     except (RecursionError, MemoryError, ValueError, TypeError, KeyError, IndexError,
             OverflowError, AttributeError, UnicodeError) as exc:
-        raise ModelFileError(f"malformed ONNX model ({type(exc).__name__}: {exc})") from None
+        raise ModelFileError(f"malformed ONNX model ({type(exc).__name__}: "
+                             f"{cut(exc, 300)})") from None
 
 
-def _parse(model: wire.Message, base_dir: str | None, max_bytes: int) -> Graph:
+def _read_initializer(t: Any, ext: Any, limits: Limits, consts: SpendBudget) -> np.ndarray:
+    """One initializer, its size checked against the constants' budget before reading."""
+    what = f"initializer {short(t.name)}"
+    dt = _proto.DTYPES.get(t.data_type)
+    shape = [int(d) for d in t.dims]
+    if dt is not None and all(d >= 0 for d in shape):
+        consts.before(what, shape, dt.itemsize)
+    arr = _proto.read_tensor(t, "initializer", ext, limits.max_elements)
+    consts.spend(arr.nbytes)
+    return arr
+
+
+def _parse(model: wire.Message, base_dir: str | None, limits: Limits) -> Graph:
     opsets = {imp.domain: int(imp.version) for imp in model.opset_import}
     opset = opsets.get("", opsets.get("ai.onnx"))
     if opset is None:
@@ -128,15 +165,18 @@ def _parse(model: wire.Message, base_dir: str | None, max_bytes: int) -> Graph:
         raise UnsupportedOpError(f"opset {opset} is outside the supported range "
                                  f"{MIN_OPSET}..{MAX_OPSET}; re-export with opset 13 to 20")
     g = model.graph
-    budget = [int(max_bytes) - model.ByteSize()]
+    check_nodes(len(g.node), limits)
+    budget = [int(limits.max_bytes) - model.ByteSize()]
     ext = _external_reader(base_dir, budget)
+    consts = SpendBudget(limits.max_const_bytes, "max_const_bytes",
+                         "the model's constants (initializers and folded values)")
     inits: dict[str, np.ndarray] = {}
     for t in g.initializer:
         if not t.name:
             raise ModelFileError("an initializer has no name")
         if t.name in inits:
-            raise ModelFileError(f"initializer {t.name!r} is defined twice")
-        inits[t.name] = _proto.read_tensor(t, "initializer", ext)
+            raise ModelFileError(f"initializer {short(t.name)} is defined twice")
+        inits[t.name] = _read_initializer(t, ext, limits, consts)
     if len(g.sparse_initializer):
         raise UnsupportedOpError("sparse initializers are not supported")
     inputs = []
@@ -147,7 +187,7 @@ def _parse(model: wire.Message, base_dir: str | None, max_bytes: int) -> Graph:
             raise ModelFileError("a graph input has no name")
         dt, shape = _proto.value_signature(vi, "graph input")
         if dt not in _ENGINE_DTYPES:
-            raise UnsupportedOpError(f"graph input {vi.name!r} has element type {dt}; the "
+            raise UnsupportedOpError(f"graph input {short(vi.name)} has element type {dt}; the "
                                      "engine computes in float32, float64, int32, int64 and "
                                      "bool (cast the input in the exporting framework)")
         inputs.append((vi.name, dt, shape))
@@ -157,12 +197,13 @@ def _parse(model: wire.Message, base_dir: str | None, max_bytes: int) -> Graph:
 
     attrs, protos = [], list(g.node)
     for i, node in enumerate(protos):
-        what = f"node {node.name or '#' + str(i)!r} ({node.op_type})"
+        what = f"node {short(node.name or '#' + str(i))} ({cut(node.op_type)})"
         a = {}
         for at in node.attribute:
             if at.name in a:
-                raise ModelFileError(f"{what}: attribute {at.name!r} given twice")
+                raise ModelFileError(f"{what}: attribute {short(at.name)} given twice")
             a[at.name] = _proto.read_attribute(at, what)
+            consts.spend(nbytes(a[at.name]) if isinstance(a[at.name], np.ndarray) else 0)
         legacy = LEGACY_ATTRS.get(node.op_type)
         if legacy and opset < legacy[0]:
             a = {legacy[1].get(k, k): v for k, v in a.items()}
@@ -176,12 +217,14 @@ def _parse(model: wire.Message, base_dir: str | None, max_bytes: int) -> Graph:
     produced = defined | {o for n in nodes for o in n.outputs if o}
     missing = [o for o in outputs if o not in produced]
     if not outputs or missing:
-        raise ModelFileError(f"graph outputs {missing or '(none)'} are not produced by any "
-                             "node, input or initializer (truncated or corrupt file?)")
+        raise ModelFileError(f"graph outputs {listed([short(m) for m in missing]) or '(none)'}"
+                             " are not produced by any node, input or initializer (truncated "
+                             "or corrupt file?)")
     for o in g.output:
         _proto.value_signature(o, "graph output")
     return Graph(opset, inputs, outputs, inits, nodes,
-                 f"{model.producer_name} {model.producer_version}".strip())
+                 f"{model.producer_name} {model.producer_version}".strip(), limits,
+                 limits.max_const_bytes - consts.left)
 
 
 def _toposort(nodes: list[Node], defined: set[str]) -> list[Node]:
@@ -193,7 +236,8 @@ def _toposort(nodes: list[Node], defined: set[str]) -> list[Node]:
             if not o:
                 continue
             if o in producer or o in defined:
-                raise ModelFileError(f"value {o!r} is produced twice (node {n.name!r})")
+                raise ModelFileError(f"value {short(o)} is produced twice (node "
+                                     f"{short(n.name)})")
             producer[o] = i
     waiting = [0] * len(nodes)
     users: dict[int, list[int]] = {}
@@ -202,8 +246,9 @@ def _toposort(nodes: list[Node], defined: set[str]) -> list[Node]:
             if not name or name in defined:
                 continue
             if name not in producer:
-                raise ModelFileError(f"node {n.name!r} ({n.proto.op_type}) reads {name!r}, "
-                                     "which no input, initializer or node defines")
+                raise ModelFileError(f"node {short(n.name)} ({cut(n.proto.op_type)}) reads "
+                                     f"{short(name)}, which no input, initializer or node "
+                                     "defines")
             waiting[i] += 1
             users.setdefault(producer[name], []).append(i)
     ready = deque(i for i in range(len(nodes)) if waiting[i] == 0)
@@ -221,18 +266,24 @@ def _toposort(nodes: list[Node], defined: set[str]) -> list[Node]:
 
 
 def _run_node(node: Node, vals: list[Any], ctx: Ctx) -> list[Any]:
+    """One node: its output checked against the limits first, then run, then what it made
+    charged to the context's budget."""
+    what = f"node {short(node.name)} ({cut(node.proto.op_type)})"
+    attrs = {**node.op.attrs, **node.attrs}
+    check_node(node.proto.op_type, what, vals, attrs, ctx.limits, ctx.budget)
     try:
-        out = node.op.fn(ctx, *vals, **{**node.op.attrs, **node.attrs})
+        out = node.op.fn(ctx, *vals, **attrs)
     except OnnxError as exc:
-        raise type(exc)(f"node {node.name!r} ({node.proto.op_type}): {exc}") from exc
+        raise type(exc)(f"{what}: {exc}") from exc
     except backends.DeviceError:
         raise
     except Exception as exc:  # an engine error (shape, dtype, ...): name the node
-        raise ExecutionError(f"node {node.name!r} ({node.proto.op_type}) failed: "
-                             f"{type(exc).__name__}: {exc}") from exc
+        raise ExecutionError(f"{what} failed: {type(exc).__name__}: {cut(exc, 500)}") from exc
     out = list(out) if isinstance(out, tuple) else [out]
     if ctx.host_mode:
         out = [o.numpy() if isinstance(o, Tensor) else o for o in out]
+    if ctx.budget is not None:
+        ctx.budget.spend(sum(nbytes(o) for o in out))
     return out
 
 
@@ -314,21 +365,30 @@ class OnnxModule(Module):
 
     def _fold(self) -> None:
         """Constant propagation: run every node whose inputs are all host constants, with
-        NumPy, once. What is left runs per call (shape arithmetic stays on the host)."""
+        NumPy, once. What is left runs per call (shape arithmetic stays on the host).
+        Everything folded is charged to `max_const_bytes`; only what the remaining nodes
+        or the outputs read is kept."""
         remaining = []
         g = self.graph
+        budget = SpendBudget(g.limits.max_const_bytes, "max_const_bytes",
+                             "the model's constants (initializers and folded values)",
+                             spent=g.const_bytes)
         for n in g.nodes:
             vals = [None if not name else self._consts.get(name, _MISSING)
                     for name in n.inputs]
             if any(v is _MISSING for v in vals) or n.proto.op_type == "Dropout":
                 remaining.append(n)
                 continue
-            ctx = Ctx("cpu", False, g.opset, n.proto)
+            ctx = Ctx("cpu", False, g.opset, n.proto, limits=g.limits, budget=budget)
             with no_grad():
                 for name, v in zip(n.outputs, _run_node(n, vals, ctx)):
                     if name:
                         self._consts[name] = v
+        needed = {name for n in remaining for name in n.inputs} | set(g.outputs)
+        for name in [k for k in self._consts if k not in needed]:
+            del self._consts[name]
         object.__setattr__(self, "plan", remaining)
+        object.__setattr__(self, "_frees", _last_uses(remaining, set(g.outputs)))
         # uploads are cached only for these (load-time) constants; values computed per
         # call (shape arithmetic) are uploaded fresh, so the cache cannot grow
         self._cache["const_ids"] = frozenset(id(v) for v in self._consts.values())
@@ -391,17 +451,21 @@ class OnnxModule(Module):
         env: dict[str, Any] = dict(self._consts)
         env.update(self._values)
         env.update(self._inputs(args, kwargs, device))
-        opset = self.graph.opset
-        for n in self.plan:
+        opset, limits = self.graph.opset, self.graph.limits
+        budget = SpendBudget(limits.max_run_bytes, "max_run_bytes",
+                             "the values this call computes")
+        for n, frees in zip(self.plan, self._frees):
             vals = [env[name] if name else None for name in n.inputs]
             host = all(_is_host(v) for v in vals) and n.proto.op_type != "Dropout"
             if n.proto.op_type == "Shape":
                 host = True
             ctx = Ctx("cpu" if host else device, self.training, opset, n.proto,
-                      None if host else self._cache)
+                      None if host else self._cache, limits, budget)
             for name, v in zip(n.outputs, _run_node(n, vals, ctx)):
                 if name:
                     env[name] = v
+            for name in frees:  # values no later node reads: freed as the call goes
+                env.pop(name, None)
         outs = [env[o] for o in self.graph.outputs]
         try:
             outs = [Tensor(o, device=device, dtype=o.dtype) if isinstance(o, np.ndarray)
@@ -422,6 +486,19 @@ class OnnxModule(Module):
                 f", opset={self.graph.opset}")
 
 
+def _last_uses(plan: list[Node], keep: set[str]) -> list[tuple[str, ...]]:
+    """For each node of the plan, the values read for the last time there (not outputs)."""
+    last: dict[str, int] = {}
+    for i, n in enumerate(plan):
+        for name in n.inputs:
+            if name and name not in keep:
+                last[name] = i
+    frees: list[list[str]] = [[] for _ in plan]
+    for name, i in last.items():
+        frees[i].append(name)
+    return [tuple(f) for f in frees]
+
+
 _MISSING = object()
 _ENGINE_DTYPES = tuple(np.dtype(t) for t in (np.float32, np.float64, np.int32, np.int64,
                                              np.bool_))
@@ -433,23 +510,27 @@ def _fmt(shape: tuple | None) -> str:
     return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
 
 
-def load(source: Any, device: str | None = "auto", *,
-         max_bytes: int = DEFAULT_MAX_BYTES) -> OnnxModule:
+def load(source: Any, device: str | None = "auto", *, max_bytes: int | None = None,
+         limits: Limits | None = None) -> OnnxModule:
     """Load an ONNX model (path, bytes or ModelProto) as a trainable engine module.
 
-    Raises `ModelFileError` (bad/oversized file, external data outside its folder),
-    `UnsupportedOpError` (listing every unsupported node, before anything runs) or another
-    `OnnxError`; never executes anything from the file.
+    `limits` (default `limits.DEFAULT`) bounds what the file may cost; `max_bytes` overrides
+    its file-size limit. Raises `ModelFileError` (bad/oversized file, external data outside
+    its folder), `LimitError` (over a limit), `UnsupportedOpError` (listing the unsupported
+    nodes, before anything runs) or another `OnnxError`; never executes anything from the
+    file.
     """
     dev = backends.resolve(device)
-    model, base_dir = read_model(source, max_bytes)
-    graph = parse(model, base_dir, max_bytes)
+    limits = (limits or DEFAULT).with_max_bytes(max_bytes)
+    model, base_dir = read_model(source, limits=limits)
+    graph = parse(model, base_dir, limits=limits)
     try:
         module = OnnxModule(graph, dev)
     except OnnxError:
         raise
     except (ValueError, TypeError, MemoryError, OverflowError) as exc:
-        raise ModelFileError(f"cannot build the model: {type(exc).__name__}: {exc}") from None
+        raise ModelFileError(f"cannot build the model: {type(exc).__name__}: "
+                             f"{cut(exc, 300)}") from None
     return module
 
 

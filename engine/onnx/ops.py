@@ -25,21 +25,33 @@ from ..nn import functional as F
 from ..tensor import Tensor, cat, maximum, minimum, where
 from ._proto import DTYPES, UnsupportedAttribute
 from .errors import ExecutionError, UnsupportedOpError
+from .limits import (
+    DEFAULT,
+    Limits,
+    SpendBudget,
+    broadcast_shapes,
+    check_shape,
+    cut,
+    listed,
+    short,
+)
 
 Value = Any  # np.ndarray (host) or Tensor (device)
 INT_MAX = 2**63 - 1
-MAX_ELEMENTS = 1 << 28  # the largest tensor a node may create from its attributes/shapes
 
 
 class Ctx:
     """Where a node runs: device, training flag, opset, and how to turn values into
-    Tensors (host constants are uploaded once per device and cached)."""
+    Tensors (host constants are uploaded once per device and cached), and the budget
+    that shapes built from the file's values are checked against (`limits`)."""
 
     def __init__(self, device: str, training: bool, opset: int, node: Any = None,
-                 cache: dict | None = None) -> None:
+                 cache: dict | None = None, limits: Limits = DEFAULT,
+                 budget: SpendBudget | None = None) -> None:
         self.device, self.training, self.opset, self.node = device, training, opset, node
         self.n_outputs = len(node.output) if node is not None else 1
         self.cache = cache
+        self.limits, self.budget = limits, budget
 
     @property
     def host_mode(self) -> bool:
@@ -69,10 +81,13 @@ class Ctx:
     def ints(self, x: Value | None) -> list[int] | None:
         return None if x is None else [int(v) for v in self.h(x).reshape(-1)]
 
-    def guard(self, shape: Any, what: str) -> tuple[int, ...]:
-        shape = tuple(int(s) for s in shape)
-        if any(s < 0 for s in shape) or math.prod(shape) > MAX_ELEMENTS:
-            raise ExecutionError(f"{what}: refusing to create a tensor of shape {shape}")
+    def guard(self, shape: Any, what: str, itemsize: int = 4) -> tuple[int, ...]:
+        """A shape computed from the file's values, checked before it is allocated (in a
+        node, the importer's message names the node: `what` is left out)."""
+        what = "" if self.node is not None else what
+        shape = check_shape(shape, what, self.limits)
+        if self.budget is not None:
+            self.budget.before(what, shape, itemsize)
         return shape
 
 
@@ -445,7 +460,8 @@ def constant(ctx: Ctx, **a: Any) -> np.ndarray:
 
 def constant_of_shape(ctx: Ctx, shp: Value, *, value: Any = None) -> np.ndarray:
     fill = np.zeros(1, np.float32) if value is None else np.asarray(value).reshape(-1)
-    return np.full(ctx.guard(ctx.ints(shp), "ConstantOfShape"), fill[0], dtype=fill.dtype)
+    shape = ctx.guard(ctx.ints(shp), "ConstantOfShape", fill.dtype.itemsize)
+    return np.full(shape, fill[0], dtype=fill.dtype)
 
 
 def _axes(ctx: Ctx, axes_in: Value, axes_attr: Any) -> list[int] | None:
@@ -529,7 +545,7 @@ def pad(ctx: Ctx, x: Value, pads: Value = None, value: Value = None, axes: Value
         x = x[tuple(crop)]
     if all(w == (0, 0) for w in widths):
         return x
-    ctx.guard([s + lo + hi for s, (lo, hi) in zip(x.shape, widths)], "Pad")
+    ctx.guard([s + lo + hi for s, (lo, hi) in zip(x.shape, widths)], "Pad", x.dtype.itemsize)
     return ops.Pad.apply(x, widths=widths, value=float(fill))
 
 
@@ -576,7 +592,11 @@ def gather_elements(ctx: Ctx, x: Value, idx: Value, *, axis: int) -> Tensor:
 
 def expand(ctx: Ctx, x: Value, shp: Value) -> Tensor:
     x = ctx.t(x)
-    target = ctx.guard(np.broadcast_shapes(x.shape, tuple(ctx.ints(shp))), "Expand")
+    want = tuple(ctx.ints(shp))
+    target = broadcast_shapes(x.shape, want)  # in Python ints: see limits.broadcast_shapes
+    if target is None:
+        raise ExecutionError(f"Expand: shape {x.shape} cannot be broadcast to {want}")
+    target = ctx.guard(target, "Expand", x.dtype.itemsize)
     x = x.reshape(*(1,) * (len(target) - x.ndim), *x.shape)
     return x if x.shape == target else ops.BroadcastTo.apply(x, shape=target)
 
@@ -592,7 +612,7 @@ def compare(op: str) -> Callable[..., Any]:
 def range_(ctx: Ctx, start: Value, limit: Value, delta: Value) -> np.ndarray:
     s, lim, d = (ctx.h(v).item() for v in (start, limit, delta))
     n = max(0, math.ceil((lim - s) / d)) if d else 0
-    ctx.guard([n], "Range")
+    ctx.guard([n], "Range", 8)
     return np.arange(n, dtype=ctx.h(start).dtype) * d + s
 
 
@@ -721,32 +741,39 @@ def resolve(op_type: str, opset: int) -> Op | None:
 
 
 def unsupported(nodes: list[Any], opset: int, attrs: list[dict[str, Any]]) -> None:
-    """Raise one UnsupportedOpError naming every node the engine cannot run."""
+    """Raise one UnsupportedOpError naming every node the engine cannot run (its message
+    lists the first few, `ops` has them all)."""
     bad: list[tuple[str, str, str]] = []
     for i, (node, a) in enumerate(zip(nodes, attrs)):
-        name = node.name or f"#{i}"
-        if node.domain not in ("", "ai.onnx"):
-            bad.append((name, f"{node.domain}.{node.op_type}", "custom domain"))
-            continue
-        row = resolve(node.op_type, opset)
-        if row is None:
-            bad.append((name, node.op_type, "op not implemented"))
-            continue
-        unknown = sorted(set(a) - set(row.attrs))
-        n_out = max((j + 1 for j, o in enumerate(node.output) if o), default=0)
-        odd = [v for v in a.values() if isinstance(v, UnsupportedAttribute)]
-        if odd:
-            bad.append((name, node.op_type, f"{odd[0]!r} is not supported"))
-        elif unknown:
-            bad.append((name, node.op_type, f"unknown attribute(s) {', '.join(unknown)}"))
-        elif n_out > row.outputs:
-            bad.append((name, node.op_type, f"{n_out} outputs requested, only the first "
-                        f"{row.outputs} are supported"))
-        elif row.check is not None and (why := row.check({**row.attrs, **a})):
-            bad.append((name, node.op_type, why))
+        why = _unsupported_reason(node, opset, a)
+        if why is not None:
+            op = f"{node.domain}.{node.op_type}" if node.domain not in ("", "ai.onnx") \
+                else node.op_type
+            bad.append((node.name or f"#{i}", op, why))
     if bad:
-        lines = "\n".join(f"  node {n!r}: {op} ({why})" for n, op, why in bad)
-        kinds = sorted({op for _, op, _ in bad})
+        lines = listed([f"  node {short(n)}: {cut(op)} ({why})" for n, op, why in bad],
+                       sep="\n")
+        kinds = listed([cut(k) for k in sorted({op for _, op, _ in bad})])
         raise UnsupportedOpError(
-            f"the model uses {len(bad)} node(s) the engine does not support "
-            f"({', '.join(kinds)}):\n{lines}\nSupported ops: {', '.join(sorted(OPS))}", bad)
+            f"the model uses {len(bad):,} node(s) the engine does not support ({kinds}):\n"
+            f"{lines}\nSupported ops: {', '.join(sorted(OPS))}", bad)
+
+
+def _unsupported_reason(node: Any, opset: int, a: dict[str, Any]) -> str | None:
+    if node.domain not in ("", "ai.onnx"):
+        return "custom domain"
+    row = resolve(node.op_type, opset)
+    if row is None:
+        return "op not implemented"
+    unknown = sorted(set(a) - set(row.attrs))
+    n_out = max((j + 1 for j, o in enumerate(node.output) if o), default=0)
+    odd = [v for v in a.values() if isinstance(v, UnsupportedAttribute)]
+    if odd:
+        return f"{odd[0]!r} is not supported"
+    if unknown:
+        return f"unknown attribute(s) {listed([cut(u) for u in unknown], limit=5)}"
+    if n_out > row.outputs:
+        return f"{n_out} outputs requested, only the first {row.outputs} are supported"
+    if row.check is not None:
+        return row.check({**row.attrs, **a})
+    return None

@@ -15,6 +15,7 @@ from array import array
 from typing import Any
 
 from .errors import ModelFileError
+from .limits import DEFAULT, DecodeBudget, Limits
 
 # TensorProto.DataType and AttributeProto.AttributeType (onnx.proto)
 DATA_TYPES = {
@@ -137,11 +138,13 @@ class Message:
         return f"<{self._type} {sorted(self._fields)}>"
 
 
-def parse(data: bytes | bytearray | memoryview, type_name: str = "ModelProto") -> Message:
-    """Decode a serialized message; raises ModelFileError for anything malformed."""
+def parse(data: bytes | bytearray | memoryview, type_name: str = "ModelProto",
+          limits: Limits = DEFAULT) -> Message:
+    """Decode a serialized message; raises ModelFileError for anything malformed or over
+    `limits` (messages built, numbers decoded one by one: see `limits.DecodeBudget`)."""
     buf = memoryview(data).cast("B")
     msg = Message(type_name)
-    _decode(buf, 0, len(buf), msg, 0)
+    _decode(buf, 0, len(buf), msg, 0, DecodeBudget(limits))
     msg._size = len(buf)
     return msg
 
@@ -196,13 +199,25 @@ def _store(values: dict[str, Any], name: str, repeated: bool, value: Any) -> Non
         values[name] = value
 
 
-def _decode(buf: memoryview, pos: int, end: int, msg: Message, depth: int) -> None:
+_CONTINUATION = bytes(range(0x80))  # deleted by translate: what is left are 0x80.. bytes
+
+
+def _packed_count(raw: memoryview, kind: str) -> int:
+    """How many numbers a packed field holds, counted at C speed before decoding."""
+    if kind in _FIXED:
+        return len(raw) // _FIXED[kind][1]
+    return len(raw) - len(raw.tobytes().translate(None, _CONTINUATION))
+
+
+def _decode(buf: memoryview, pos: int, end: int, msg: Message, depth: int,
+            budget: DecodeBudget) -> None:
     if depth > _MAX_DEPTH:
         raise _fail("messages nest too deeply")
     fields = SCHEMA[msg._type]
     values = msg._fields
     oneof = ONEOFS.get(msg._type, ())
     while pos < end:
+        budget.value()
         key, pos = _varint(buf, pos, end)
         number, wire = key >> 3, key & 7
         if number == 0:
@@ -230,14 +245,16 @@ def _decode(buf: memoryview, pos: int, end: int, msg: Message, depth: int) -> No
             for other in oneof:
                 values.pop(other, None)
         if wire == _LEN and kind in SCHEMA:
+            budget.message()
             if repeated:
                 sub = Message(kind)
                 values.setdefault(name, []).append(sub)
             else:  # a repeated occurrence merges into the first, as protobuf does
                 sub = values.setdefault(name, Message(kind))
-            _decode(buf, pos - len(raw), pos, sub, depth + 1)
+            _decode(buf, pos - len(raw), pos, sub, depth + 1, budget)
             sub._size = len(raw)
         elif wire == _LEN and kind == "present":
+            budget.message()
             _store(values, name, repeated, Message(kind))
         elif wire == _LEN and kind in ("string", "bytes"):
             if kind == "bytes":
@@ -249,6 +266,7 @@ def _decode(buf: memoryview, pos: int, end: int, msg: Message, depth: int) -> No
                     raise _fail(f"field {name!r} is not valid UTF-8 text") from None
             _store(values, name, repeated, value)
         elif wire == _LEN and repeated and kind in _WIRE:  # packed numbers
+            budget.value(_packed_count(raw, kind))
             if kind in _FIXED:
                 vals = _fixed(kind, raw)
             else:
