@@ -42,7 +42,7 @@ from webapp.common import (
     show_error,
 )
 from webapp.playground_data import DATASETS
-from webapp.playground_experiments import CARD_CSS, EXPERIMENTS, Experiment, result_card
+from webapp.playground_experiments import CARD_CSS, EXPERIMENTS, result_card
 from webapp.playground_run import Result, Run, Settings
 from webapp.playground_view import RunView
 
@@ -65,7 +65,7 @@ URL = {"data": "data", "noise": "noise", "split": "split", "batch": "batch",
 class Curves:
     """Training loss per step and the validation metric per epoch, one line per run."""
 
-    def __init__(self, height: int = 260) -> None:
+    def __init__(self, height: int = 230) -> None:
         self.loss = figure(title="training loss per step", height=height,
                            sizing_mode="stretch_width", y_axis_type="log", x_axis_label="step",
                            tools="pan,wheel_zoom,box_zoom,reset")
@@ -107,10 +107,10 @@ class Curves:
                 fig.legend.items = []
         self.sources.clear()
 
-    def panes(self) -> pn.Row:
-        return pn.Row(pn.pane.Bokeh(self.loss, sizing_mode="stretch_width"),
-                      pn.pane.Bokeh(self.metric, sizing_mode="stretch_width"),
-                      sizing_mode="stretch_width")
+    def panes(self) -> pn.Column:
+        return pn.Column(pn.pane.Bokeh(self.loss, sizing_mode="stretch_width"),
+                         pn.pane.Bokeh(self.metric, sizing_mode="stretch_width"),
+                         sizing_mode="stretch_width")
 
 
 class PlaygroundPage(pn.viewable.Viewer):
@@ -169,7 +169,7 @@ class PlaygroundPage(pn.viewable.Viewer):
         return pn.widgets.Button(label=label, color=color, css_classes=[css], **kw)
 
     def _build_widgets(self) -> None:
-        w = 270
+        w = 255
         self.train_btn = self._button("Train", "train-button", "primary", width=100)
         self.cancel_btn = self._button("Cancel", "cancel-button", "danger", width=100,
                                        disabled=True)
@@ -200,8 +200,9 @@ class PlaygroundPage(pn.viewable.Viewer):
                                     label="Download as a Python script (PyTorch)",
                                     color="light", width=w, css_classes=["torch-download"]),
         ]
-        if not onnx_export_available():
-            self.downloads[0].label = NO_ONNX_EXPORT
+        if not onnx_export_available():  # the browser build: say why, in few words
+            self.downloads[0].label = "ONNX export needs the onnx package"
+            self.downloads[0].description = NO_ONNX_EXPORT
         sel = pn.widgets.Select
         self.data_select = sel.from_param(self.param.data, width=w, name="Data",
                                           options={v: k for k, v in DATASETS.items()})
@@ -230,7 +231,7 @@ class PlaygroundPage(pn.viewable.Viewer):
             pn.widgets.RadioButtonGroup.from_param(self.param.device),
             pn.widgets.IntInput.from_param(self.param.seed, width=w),
             pn.widgets.Checkbox.from_param(self.param.forest),
-            width=300)
+            width=275)
         self.exp_buttons = []
         for key, exp in EXPERIMENTS.items():
             btn = self._button(f"Run: {exp.title}", f"exp-{key}", width=240)
@@ -248,13 +249,14 @@ class PlaygroundPage(pn.viewable.Viewer):
         v = self.train_view
         train = pn.Row(
             pn.Column(self.settings, pn.Row(self.train_btn, self.cancel_btn), self.clear_btn,
-                      *self.downloads, width=310),
+                      *self.downloads, width=280),
             pn.Column(pn.Row(v.network_pane, pn.Column(v.surface_pane, v.forest_pane)),
                       v.detail, v.weights_pane, self.train_curves.panes(),
                       sizing_mode="stretch_width"),
             sizing_mode="stretch_width")
         side = [pn.Column(self.side_titles[i], s.surface_pane, s.weights_pane,
-                          s.network_pane, s.detail) for i, s in enumerate(self.sides)]
+                          s.network_pane, s.detail, width=400)
+                for i, s in enumerate(self.sides)]
         contrasts = pn.Column(
             pn.pane.Markdown("Each button trains the traditional recipe, then the modern "
                              "one, on the same data with the same seed; the card below is "
@@ -267,6 +269,9 @@ class PlaygroundPage(pn.viewable.Viewer):
                             sizing_mode="stretch_width")
         self.tabs.param.watch(lambda e: setattr(self, "tab", ["train", "contrasts"][e.new]),
                               "active")
+        # the browser build applies the URL's settings after the page is built
+        self.param.watch(lambda e: setattr(self.tabs, "active",
+                                           ["train", "contrasts"].index(e.new)), "tab")
         self._show_experiment()
         return pn.Column(self.error, pn.Row(self.progress, self.status,
                                             sizing_mode="stretch_width"),
@@ -530,9 +535,6 @@ class PlaygroundPage(pn.viewable.Viewer):
         self._launch(settings(exp.traditional), self.sides[0], self.exp_curves,
                      after_traditional, clear=True)
         self.experiment = key  # last: its URL update must not come between Bokeh edits
-
-    def experiment_named(self, key: str) -> Experiment:
-        return EXPERIMENTS[key]
 
     # -- take it with you ------------------------------------------------------------------
     def _onnx_bytes(self) -> Any:

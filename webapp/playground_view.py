@@ -120,7 +120,8 @@ class NetworkView:
 
     COL, ROW = 2.4, 1.3  # spacing of columns and rows (a tile is 1 x 1)
 
-    def __init__(self, title: str = "the network") -> None:
+    def __init__(self, title: str = "the network", max_width: int = 430) -> None:
+        self.max_width = max_width
         self.tiles = ColumnDataSource({"image": [], "x": [], "y": []})
         self.boxes = ColumnDataSource({"x": [], "y": [], "name": [], "range": [], "state": [],
                                        "line": [], "layer": [], "unit": []})
@@ -156,15 +157,18 @@ class NetworkView:
             top = (tallest - n) * self.ROW / 2
             self.positions.append([(c * self.COL, top + (n - 1 - i) * self.ROW)
                                    for i in range(n)])
-        texts = [f"{n_in} inputs" if n_in > MAX_DRAWN_UNITS else "inputs"]
-        texts += [f"{w} {info.get('activation', '')}".strip() for w in info["widths"]]
+        texts = [f"{n_in}\ninputs" if n_in > MAX_DRAWN_UNITS else "inputs"]
+        texts += [f"{w} {info.get('activation', '')}".strip()
+                  + (f"\n({MAX_DRAWN_UNITS} drawn)" if w > MAX_DRAWN_UNITS else "")
+                  for w in info["widths"]]
         texts.append("output")
         height = tallest * self.ROW
         self.labels.data = {"x": [c * self.COL + 0.5 for c in range(len(cols))],
                             "y": [height + 0.1] * len(cols), "text": texts}
         x0, x1 = -1.6, (len(cols) - 1) * self.COL + 1.3
-        y0, y1 = -0.4, height + 0.8
-        px = max(20.0, min(56.0, 560 / (x1 - x0), 600 / (y1 - y0)))  # pixels per tile
+        y0, y1 = -0.4, height + 1.4  # room for two-line column labels
+        # pixels per tile
+        px = max(14.0, min(44.0, (self.max_width - 20) / (x1 - x0), 600 / (y1 - y0)))
         self.fig.x_range.start, self.fig.x_range.end = x0, x1
         self.fig.y_range.start, self.fig.y_range.end = y0, y1
         self.fig.width = int((x1 - x0) * px) + 20
@@ -322,12 +326,12 @@ class SurfaceView:
 class WeightsView:
     """The first layer's weights as images (MNIST: what each unit looks for)."""
 
-    def __init__(self, side: int = 28) -> None:
-        self.side = side
+    def __init__(self, side: int = 28, width: int = 560) -> None:
+        self.side, self.width = side, width
         self.image = ColumnDataSource({"image": [np.zeros((2, 2), np.uint32)], "dw": [1],
                                        "dh": [1]})
         self.fig = _fig("first layer: each unit's 784 weights as a 28×28 image "
-                        "(blue +, orange −)", 560, 300, match_aspect=True)
+                        "(blue +, orange −)", width, 300, match_aspect=True)
         self.fig.image_rgba(image="image", x=0, y=0, dw="dw", dh="dh", source=self.image)
 
     def show(self, w: np.ndarray) -> None:
@@ -335,7 +339,7 @@ class WeightsView:
         h, wd = img.shape
         self.fig.x_range.start, self.fig.x_range.end = 0, wd
         self.fig.y_range.start, self.fig.y_range.end = 0, h
-        self.fig.height = int(40 + 560 * h / wd)
+        self.fig.height = int(40 + self.width * h / wd)
         self.image.data = {"image": [img], "dw": [wd], "dh": [h]}
 
 
@@ -360,12 +364,12 @@ class RunView:
         import panel as pn
 
         self.compact = compact
-        self.network = NetworkView()
-        self.surface = SurfaceView("decision surface", 300 if compact else 360)
-        self.forest_surface = SurfaceView("random forest", 240)
-        self.weights = WeightsView()
+        self.network = NetworkView(max_width=380 if compact else 430)
+        self.surface = SurfaceView("decision surface", 300)
+        self.forest_surface = SurfaceView("random forest", 220)
+        self.weights = WeightsView(width=380 if compact else 560)
         self.detail = pn.pane.HTML("", css_classes=["unit-info"], sizing_mode="stretch_width")
-        self.forest_note = pn.pane.HTML("", css_classes=["forest-result"], width=250)
+        self.forest_note = pn.pane.HTML("", css_classes=["forest-result"], width=290)
         self.snap: dict[str, Any] | None = None
         self.info: dict[str, Any] | None = None
         self.network.boxes.selected.on_change("indices", self._on_select)
