@@ -1,14 +1,11 @@
-"""Factorization machines: MovieLens 100K rating accuracy and image-inpainting quality.
+"""Factorization machines: MovieLens 100K rating accuracy (image inpainting: bench_inpaint).
 
 Rows (one run): per official fold u1..u5, RMSE / MAE / fit seconds for the global mean,
 user+item biases, biased matrix factorization (ALS) and our Bayesian FM (MCMC), plus the
-5-fold means; then PSNR / SSIM / seconds for our inpainting, scikit-image's
-inpaint_biharmonic and mean fill on the images in $DEMYSTIFY_DATA/images (center 512x512
-after resizing the short side to 512) at 50/80/90% random missing pixels and a scratch mask.
-Targets (issue 6): FM mean RMSE <= 0.900 with <= 60 s fit per fold; ours beats biharmonic
-PSNR at 80% on starry_night.jpg; 512x512 colour restores in <= 10 s.
+5-fold means. Targets (issue 6): FM mean RMSE <= 0.900 with <= 60 s fit per fold.
 
-    python build.py bench fm [--folds 1,2,3,4,5] [--skip-movielens] [--skip-inpaint]
+    python build.py bench fm [--folds 1,2,3,4,5] [--k 32] [--sweeps 200] [--chains 1]
+                             [--no-rated-by]
 """
 
 from __future__ import annotations
@@ -23,7 +20,6 @@ from scipy import sparse
 
 from engine.data.movielens import Ratings, load_movielens100k
 from engine.fm.movielens import build_features
-from engine.inpaint import inpaint, random_mask, scratch_mask
 
 
 def data_root() -> Path:
@@ -83,11 +79,12 @@ def als_mf(tr: np.ndarray, nu: int, nm: int, k: int = 10, reg: float = 0.08,
     return mu, th
 
 
-def bench_movielens(root: Path, folds: list[int], k: int, n_iter: int) -> None:
+def bench_movielens(root: Path, folds: list[int], k: int, n_iter: int, chains: int = 1,
+                    rated_by: bool = True) -> None:
     ml = load_movielens100k(root / "movielens")
     nu, nm = ml.n_users + 1, ml.n_items + 1  # baselines index by the official 1-based ids
     names = ["global mean", "user+item biases", "biased MF (ALS, k=10)",
-             f"FM MCMC (k={k}, {n_iter} sweeps)"]
+             f"FM MCMC (k={k}, {n_iter} sw, {chains} ch)"]
     res: dict[str, list[tuple[float, float, float]]] = {n: [] for n in names}
     print(f"\nMovieLens 100K, official splits (RMSE / MAE on uN.test, fit seconds; "
           f"{os.cpu_count()} CPUs)")
@@ -107,18 +104,19 @@ def bench_movielens(root: Path, folds: list[int], k: int, n_iter: int) -> None:
         p = m + U[te[:, 0], 0] + I[te[:, 1], 0] + (U[te[:, 0], 1:] * I[te[:, 1], 1:]).sum(1)
         rows[names[2]] = (p, time.perf_counter() - t)
         t = time.perf_counter()
-        feats = build_features(ml, tr_r)
+        feats = build_features(ml, tr_r, rated_by=rated_by)
         from engine.fm.mcmc import fit_mcmc
 
         tu, ti = te_r.user, te_r.item  # feature rows are the 0-based indices
-        r = fit_mcmc(feats.X_user, feats.X_movie, feats.group, feats.group_onehot, feats.side,
-                     tr_r.user, tr_r.item, tr[:, 2], k=k, n_iter=n_iter,
-                     burn_in=max(n_iter // 4, 1), seed=0)
-        fit_s = time.perf_counter() - t
-        Tu, Ti = feats.X_user @ r.theta, feats.X_movie @ r.theta
-        # posterior-mean parameters: what the shipped model and the web app use
-        p = r.w0 + Tu[tu, 0] + Ti[ti, 0] + (Tu[tu, 1:] * Ti[ti, 1:]).sum(1)
-        rows[names[3]] = (p, fit_s)
+        p = np.zeros(len(te))
+        for c in range(chains):  # the mean of the chains' predictions (as average() ships)
+            r = fit_mcmc(feats.X_user, feats.X_movie, feats.group, feats.group_onehot,
+                         feats.side, tr_r.user, tr_r.item, tr[:, 2], k=k, n_iter=n_iter,
+                         burn_in=max(n_iter // 4, 1), seed=c)
+            Tu, Ti = feats.X_user @ r.theta, feats.X_movie @ r.theta
+            # posterior-mean parameters: what the shipped model and the web app use
+            p += (r.w0 + Tu[tu, 0] + Ti[ti, 0] + (Tu[tu, 1:] * Ti[ti, 1:]).sum(1)) / chains
+        rows[names[3]] = (p, time.perf_counter() - t)
         for n in names:
             rmse, mae = metrics(rows[n][0], y)
             res[n].append((rmse, mae, rows[n][1]))
@@ -134,75 +132,16 @@ def bench_movielens(root: Path, folds: list[int], k: int, n_iter: int) -> None:
           f"{'MET' if ok else 'NOT MET'} ({fm[:, 0].mean():.4f}, max {fm[:, 2].max():.1f} s)")
 
 
-def load_512(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    im = Image.open(path).convert("RGB")
-    w, h = im.size
-    s = 512 / min(w, h)
-    im = im.resize((max(512, round(w * s)), max(512, round(h * s))), Image.LANCZOS)
-    w, h = im.size
-    left, top = (w - 512) // 2, (h - 512) // 2
-    return np.asarray(im.crop((left, top, left + 512, top + 512)), np.float64) / 255.0
-
-
-def bench_inpaint(root: Path) -> None:
-    from skimage.metrics import peak_signal_noise_ratio as psnr
-    from skimage.metrics import structural_similarity as ssim
-    from skimage.restoration import inpaint_biharmonic
-
-    files = sorted((root / "images").glob("*.jpg"))
-    print("\nInpainting, 512x512 colour (PSNR dB / SSIM / seconds); "
-          "biharmonic = skimage.restoration.inpaint_biharmonic")
-    print(f"{'image':18s}{'mask':12s}{'method':14s}{'PSNR':>8s}{'SSIM':>8s}{'sec':>8s}")
-    verdict = None
-    for path in files:
-        img = load_512(path)
-        masks = {f"random {int(f * 100)}%": random_mask(img.shape, f, seed=0)
-                 for f in (0.5, 0.8, 0.9)}
-        masks["scratches"] = scratch_mask(img.shape, n=16, width=4, seed=0)
-        for mname, m in masks.items():
-            obs = ~m
-            out: dict[str, tuple[np.ndarray, float]] = {}
-            t = time.perf_counter()
-            out["ours"] = (inpaint(img, m), time.perf_counter() - t)
-            t = time.perf_counter()
-            out["biharmonic"] = (inpaint_biharmonic(img, m, channel_axis=-1),
-                                 time.perf_counter() - t)
-            t = time.perf_counter()
-            mean = (img * obs[..., None]).sum((0, 1)) / obs.sum()
-            out["mean fill"] = (np.where(obs[..., None], img, mean), time.perf_counter() - t)
-            for meth, (x, sec) in out.items():
-                x = np.clip(x, 0, 1)
-                p = psnr(img, x, data_range=1.0)
-                s = ssim(img, x, channel_axis=-1, data_range=1.0)
-                print(f"{path.name:18s}{mname:12s}{meth:14s}{p:8.2f}{s:8.4f}{sec:8.2f}",
-                      flush=True)
-                if path.name == "starry_night.jpg" and mname == "random 80%":
-                    if meth == "ours":
-                        verdict = [p, None, sec]
-                    elif meth == "biharmonic":
-                        verdict[1] = p
-    if verdict:
-        ok = verdict[0] > verdict[1] and verdict[2] <= 10
-        print(f"target ours > biharmonic PSNR at 80% on starry_night and <= 10 s: "
-              f"{'MET' if ok else 'NOT MET'} ({verdict[0]:.2f} vs {verdict[1]:.2f} dB, "
-              f"{verdict[2]:.1f} s)")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--folds", default="1,2,3,4,5")
     ap.add_argument("--k", type=int, default=32)
-    ap.add_argument("--sweeps", type=int, default=150)
-    ap.add_argument("--skip-movielens", action="store_true")
-    ap.add_argument("--skip-inpaint", action="store_true")
+    ap.add_argument("--sweeps", type=int, default=200)
+    ap.add_argument("--chains", type=int, default=1)
+    ap.add_argument("--no-rated-by", dest="rated_by", action="store_false")
     a = ap.parse_args()
-    root = data_root()
-    if not a.skip_movielens:
-        bench_movielens(root, [int(f) for f in a.folds.split(",")], a.k, a.sweeps)
-    if not a.skip_inpaint:
-        bench_inpaint(root)
+    bench_movielens(data_root(), [int(f) for f in a.folds.split(",")], a.k, a.sweeps,
+                    a.chains, a.rated_by)
 
 
 if __name__ == "__main__":

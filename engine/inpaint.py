@@ -1,26 +1,33 @@
-"""Restore images with missing pixels: a smoothness prior plus a low-rank patch factorization.
+"""Restore images with missing pixels by a factorization machine, helped by a smoothness prior.
 
-Why two models: a biharmonic (thin-plate) fill is the best simple prior for smooth regions
-and long scratches, while a low-rank factor model of the image's own 8x8 colour patches
-(probabilistic PCA, fitted from the observed pixels only) restores texture that a
-smoothness prior flattens. The result blends them per pixel, trusting the patch model
-where the surrounding patches have enough observed pixels. NumPy only (runs in Pyodide).
+Why an FM: the damaged image becomes sparse "which pixel, where, what context" data
+(engine.fm.image): every observed pixel is a training row whose features are its
+neighbourhood cells (never the pixel itself), so an FM learns from the observed pixels an
+interpolation filter bank for *this* image's texture and predicts each missing pixel from
+its own neighbourhood. Where the neighbourhood is mostly missing (strokes, scratches,
+holes) the FM has little to go on, so a biharmonic (thin-plate) fill, the best simple
+smoothness prior, takes over; elsewhere the two are blended with the weight that does
+best on 2% of the observed pixels held out of both fits. NumPy only (runs in Pyodide).
 
     x = inpaint(image, mask)            # mask: True where a pixel is missing
+    r = restore(image, mask)            # the parts: FM alone, biharmonic, loss curve, ...
     mask = random_mask(image.shape[:2], 0.8, seed=0)
 
 Steps: (1) push-pull pyramid fill as a starting point; (2) the biharmonic fill, solved
 for the missing pixels with matrix-free preconditioned conjugate gradients (sum of
-squared Laplacians, Neumann borders); (3) the patch factor model: patch mean and
-covariance estimated from observed pixel pairs, top-`rank` factors, each patch's factor
-scores solved from its observed pixels (ridge = the factor prior), overlapping patches
-averaged; (4) per-pixel blend of (2) and (3).
+squared Laplacians, Neumann borders); (3) the FM, fitted by autograd on a seeded sample
+of observed pixels, predicts every missing pixel; (4) per-pixel blend of (2) and (3):
+the held-out weight, times how much of the FM's neighbourhood is observed.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 MAX_PIXELS = 4_194_304      # 2048 x 2048: keeps memory and time bounded for uploads
 MIN_SIDE = 8
@@ -210,87 +217,152 @@ def _biharmonic(x0: np.ndarray, obs: np.ndarray, iters: int = 80, tol: float = 1
     return known + x * mm
 
 
-# -- step 3: low-rank patch factor model --------------------------------------------------
+# -- steps 3 and 4: the factorization machine and the blend ----------------------------
 
-def _grid(n: int, p: int, stride: int) -> np.ndarray:
-    g = list(range(0, n - p + 1, stride))
-    if g[-1] != n - p:
-        g.append(n - p)
-    return np.array(g)
+METHODS = ("fm", "fm-only", "biharmonic")
 
 
-def _patch_factor(img: np.ndarray, obs: np.ndarray, p: int = 8, stride: int = 2,
-                  rank: int = 32, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
-    """Patch-PCA completion; returns (estimate, per-pixel fraction of observed support)."""
-    h, w, c = img.shape
-    ys, xs = _grid(h, p, stride), _grid(w, p, stride)
+@dataclass
+class Restoration:
+    """Everything one restoration computed (float (H, W, C) images in [0, 1])."""
 
-    def patches(a: np.ndarray) -> np.ndarray:  # (N, p*p, C) pixel-major
-        v = sliding_window_view(a, (p, p), axis=(0, 1))[ys][:, xs]  # (ny, nx, C, p, p)
-        return np.moveaxis(v, 2, -1).reshape(len(ys) * len(xs), p * p, -1)
-
-    P = patches(img * obs[..., None])
-    M = patches(obs[..., None].astype(np.float64))[:, :, 0]          # (N, p*p)
-    n_obs = M.sum(0)
-    mu = (P * M[..., None]).sum(0) / np.maximum(n_obs, 1)[:, None]   # (p*p, C)
-    D = ((P - mu) * M[..., None]).reshape(len(P), -1)                 # observed, centred
-    Mc = np.repeat(M, c, axis=1)
-    cov = (D.T @ D) / np.maximum(Mc.T @ Mc, 1.0)   # pairwise-complete covariance
-    ev, U = np.linalg.eigh(cov)
-    ev, U = ev[::-1], U[:, ::-1]
-    r = int(min(rank, len(ev) - 1))
-    sig2 = max(float(ev[r:].clip(0).mean()), 1e-6)
-    B = U[:, :r]                                        # (p*p*C, r)
-    lam = np.maximum(ev[:r] - sig2, 1e-8)
-    Bp = B.reshape(p * p, c, r)
-    K = np.einsum("pcr,pcs->prs", Bp, Bp).reshape(p * p, r * r)  # per-pixel Gram pieces
-    ridge = np.diag(sig2 / lam)
-    out = np.empty((len(P), p * p * c))
-    for s in range(0, len(P), chunk):
-        G = (M[s:s + chunk] @ K).reshape(-1, r, r) + ridge
-        score = np.linalg.solve(G, (D[s:s + chunk] @ B)[:, :, None])[:, :, 0]
-        out[s:s + chunk] = mu.reshape(-1) + score @ B.T
-    R = out.reshape(len(ys), len(xs), p, p, c)
-    acc = np.zeros((h, w, c))
-    cnt = np.zeros((h, w))
-    sup = np.zeros((h, w))
-    frac = (M.sum(1) / (p * p)).reshape(len(ys), len(xs))
-    for dy in range(p):
-        for dx in range(p):
-            acc[ys[:, None] + dy, xs[None, :] + dx] += R[:, :, dy, dx]
-            cnt[ys[:, None] + dy, xs[None, :] + dx] += 1
-            sup[ys[:, None] + dy, xs[None, :] + dx] += frac
-    return acc / cnt[..., None], sup / cnt
+    result: np.ndarray          # what inpaint() returns (method's output)
+    fm: np.ndarray | None       # the FM alone (observed pixels kept)
+    biharmonic: np.ndarray      # the smoothness prior alone
+    weight: np.ndarray | None   # (H, W) the FM's share in the blend
+    history: list[float] = field(default_factory=list)   # FM training loss per epoch
+    model: Any = None           # the fitted engine.fm.FactorizationMachine
+    features: Any = None        # engine.fm.image.PixelFeatures (for explanations)
+    seconds: dict[str, float] = field(default_factory=dict)
+    cancelled: bool = False
+    blend: float | None = None  # the FM's weight in the blend (chosen on held-out pixels)
 
 
-# -- the public entry point --------------------------------------------------------------
+def restore_steps(image: np.ndarray, mask: np.ndarray, *, method: str = "fm",
+                  iters: int = 80, blend: float | str = "auto", seed: int = 0, k: int = 4,
+                  epochs: int = 8, n_train: int = 8_000, device: str | None = None,
+                  cancel: Callable[[], bool] | None = None,
+                  max_pixels: int = MAX_PIXELS) -> Iterator[tuple[str, Any]]:
+    """restore() as a generator of events, for a page that shows progress (and, in the
+    browser, yields to its event loop in between): ("stage", text), ("epoch", (epoch,
+    epochs, loss)) after each FM epoch, and last ("done", Restoration). cancel() is asked
+    after each epoch; True stops the fit there and restores with the FM reached."""
+    if method not in METHODS:
+        raise InpaintError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
+    if not (blend == "auto" or (isinstance(blend, (int, float)) and 0.0 <= blend <= 1.0)):
+        raise InpaintError(f"blend must be 'auto' or a weight in [0, 1], not {blend!r}")
+    x, _, _ = _as_image(image, max_pixels)
+    miss = _as_mask(mask, x.shape[:2])
+    obs = ~miss
+    x = np.where(obs[..., None], x, 0.0)
+    secs: dict[str, float] = {}
+    if not miss.any():
+        yield "done", Restoration(x, x, x, np.zeros(miss.shape), seconds=secs)
+        return
+    # a stream of its own: default_rng(seed) is the one random_mask(seed) drew the mask from
+    rng = np.random.default_rng((seed, 17))
+    # a few observed pixels held out of the fits (validation): the FM's and the smooth
+    # fill's errors there set the blend; they are used again for the final fill
+    val_px = obs & (rng.random(obs.shape) < 0.02) if method == "fm" else np.zeros_like(obs)
+    if val_px.sum() < 50:
+        val_px[:] = False
+    fit_obs = obs & ~val_px
+    yield "stage", "smoothness prior (biharmonic fill)"
+    t0 = time.perf_counter()
+    smooth_v = _biharmonic(_push_pull(x * fit_obs[..., None], fit_obs), fit_obs, iters=iters)
+    smooth = np.clip(_biharmonic(np.where(obs[..., None], x, smooth_v), obs,
+                                 iters=max(iters // 4, 10)) if val_px.any() else smooth_v,
+                     0.0, 1.0)
+    secs["biharmonic"] = time.perf_counter() - t0
+    if method == "biharmonic":
+        yield "done", Restoration(smooth, None, smooth, None, seconds=secs)
+        return
+    from .fm.image import pixel_features, pixel_fm, predict_pixel_fm, training_rows
 
-def inpaint(image: np.ndarray, mask: np.ndarray, *, rank: int = 32, patch: int = 8,
-            stride: int = 2, iters: int = 80, blend: float = 0.5,
-            max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    yield "stage", "features of every pixel"
+    t0 = time.perf_counter()
+    feats = pixel_features(x, obs, fallback=smooth)
+    model = pixel_fm(feats, k=k, seed=seed, device=device)
+    idx, val, target = training_rows(feats, x, fit_obs, n_train, seed)
+    hist: list[float] = []
+    cancelled = False
+    for loss in model.fit_iter(idx, val, target, lr=0.02, epochs=epochs, seed=seed):
+        hist.append(loss)
+        yield "epoch", (len(hist), epochs, loss)
+        if cancel is not None and cancel():
+            cancelled = True
+            break
+    secs["fm fit"] = time.perf_counter() - t0
+    yield "stage", "predicting the missing pixels"
+    t0 = time.perf_counter()
+    py, px = np.nonzero(miss | val_px)
+    pred = np.clip(predict_pixel_fm(model, feats, py, px), 0.0, 1.0)
+    fm_img = x.copy()
+    fm_img[py, px] = pred
+    fm_val = fm_img[val_px]
+    fm_img[val_px] = x[val_px]
+    secs["fm predict"] = time.perf_counter() - t0
+    if method == "fm-only":
+        a = np.where(miss, 1.0, 0.0)
+    else:
+        if blend == "auto":  # least-squares weight of the FM on the held-out pixels
+            e_s, e_f = smooth_v[val_px] - x[val_px], fm_val - x[val_px]
+            d = e_s - e_f
+            blend = float(np.clip((e_s * d).sum() / max(float((d * d).sum()), 1e-12),
+                                  0.0, 1.0)) if val_px.any() else 0.5
+        # the FM's share falls to 0 where less than half of its neighbourhood is observed
+        # as expected: inside strokes, scratches and holes it has little to go on, and the
+        # held-out pixels (scattered, fully surrounded) say nothing about such pixels
+        a = np.where(miss, float(blend) * np.clip((feats.support - 0.5) / 0.4, 0.0, 1.0),
+                     0.0)
+    out = a[..., None] * fm_img + (1.0 - a[..., None]) * smooth
+    out = np.where(obs[..., None], x, out)
+    yield "done", Restoration(out, fm_img, smooth, a, hist, model, feats, secs, cancelled,
+                              float(blend) if method == "fm" else None)
+
+
+def restore(image: np.ndarray, mask: np.ndarray, *, method: str = "fm", iters: int = 80,
+            blend: float | str = "auto", seed: int = 0, k: int = 4, epochs: int = 8,
+            n_train: int = 8_000, device: str | None = None,
+            progress: Callable[[int, int, float], bool | None] | None = None,
+            max_pixels: int = MAX_PIXELS) -> Restoration:
+    """Restore the pixels where `mask` is True and keep every part (see inpaint()).
+
+    progress(epoch, epochs, loss) runs after each FM epoch; returning False cancels the
+    fit (the FM keeps the parameters reached, `cancelled` is set)."""
+    stop = [False]
+    for kind, data in restore_steps(image, mask, method=method, iters=iters, blend=blend,
+                                    seed=seed, k=k, epochs=epochs, n_train=n_train,
+                                    device=device, cancel=lambda: stop[0],
+                                    max_pixels=max_pixels):
+        if kind == "epoch" and progress is not None and progress(*data) is False:
+            stop[0] = True
+        elif kind == "done":
+            return data
+    raise AssertionError("restore_steps ended without a result")  # pragma: no cover
+
+
+def inpaint(image: np.ndarray, mask: np.ndarray, *, method: str = "fm", iters: int = 80,
+            blend: float | str = "auto", seed: int = 0, k: int = 4, epochs: int = 8,
+            device: str | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Restore the pixels where `mask` is True; returns the image's dtype and shape.
 
     image: (H, W) grey or (H, W, 3) RGB, uint8 or float in [0, 1]. mask: (H, W) bool.
-    blend: the patch model's weight where its patches are well observed (0 = biharmonic
-    only)."""
-    x, dtype, grey = _as_image(image, max_pixels)
-    miss = _as_mask(mask, x.shape[:2])
-    obs = ~miss
-    if not miss.any():
+    method: "fm" (the FM blended with the biharmonic fill; `blend` = the FM's weight
+    where its neighbourhood is observed, "auto": the least-squares weight on 2% of the
+    observed pixels held out of both fits), "fm-only", or "biharmonic". The result is
+    deterministic for a given seed."""
+    _, dtype, grey = _as_image(image, max_pixels)
+    if not _as_mask(mask, np.shape(image)[:2]).any():
         return np.array(image, copy=True)
-    x = np.where(obs[..., None], x, 0.0)
-    start = _push_pull(x, obs)
-    smooth = _biharmonic(start, obs, iters=iters)
-    out = smooth
-    # measured on the benchmark images: the patch model adds texture once most pixels are
-    # missing, but at <= 50% missing the smooth fill alone is already better
-    blend = blend * float(np.clip((miss.mean() - 0.5) / 0.3, 0.0, 1.0))
-    if blend > 0 and min(x.shape[:2]) >= patch:
-        fac, support = _patch_factor(x, obs, p=min(patch, *x.shape[:2]), stride=stride,
-                                     rank=rank)
-        a = blend * np.clip(support / 0.12, 0.0, 1.0)[..., None]
-        out = a * fac + (1 - a) * smooth
-    out = np.clip(np.where(obs[..., None], x, out), 0.0, 1.0)
+    out = restore(image, mask, method=method, iters=iters, blend=blend, seed=seed, k=k,
+                  epochs=epochs, device=device, max_pixels=max_pixels).result
+    return _like(out, dtype, grey)
+
+
+def _like(out: np.ndarray, dtype: np.dtype, grey: bool) -> np.ndarray:
+    """A float [0, 1] result back in the input's dtype and layout."""
+    out = np.clip(out, 0.0, 1.0)
     if grey:
         out = out[:, :, 0]
     if dtype == np.uint8:
@@ -302,3 +374,30 @@ def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 1.0) -> float:
     """Peak signal-to-noise ratio in dB (higher is better)."""
     mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
     return float("inf") if mse == 0 else 10.0 * np.log10(data_range ** 2 / mse)
+
+
+def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 1.0, win: int = 7) -> float:
+    """Structural similarity (Wang et al. 2004) as scikit-image computes it by default:
+    7x7 uniform windows, sample covariances, mean over channels and the valid interior.
+    1 = identical. Written here because the browser has no scikit-image."""
+    x, y = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if x.shape != y.shape:
+        raise ValueError(f"ssim needs images of one shape, got {x.shape} and {y.shape}")
+    if x.ndim == 2:
+        x, y = x[..., None], y[..., None]
+    if min(x.shape[:2]) < win:
+        raise ValueError(f"ssim needs images of at least {win}x{win} pixels")
+    n = win * win
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+
+    def mean(z: np.ndarray) -> np.ndarray:   # uniform window means over the valid interior
+        cs = np.zeros((z.shape[0] + 1, z.shape[1] + 1) + z.shape[2:])
+        cs[1:, 1:] = np.cumsum(np.cumsum(z, 0), 1)
+        return (cs[win:, win:] - cs[:-win, win:] - cs[win:, :-win] + cs[:-win, :-win]) / n
+
+    mx, my = mean(x), mean(y)
+    cov = n / (n - 1.0)
+    vx, vy = cov * (mean(x * x) - mx * mx), cov * (mean(y * y) - my * my)
+    vxy = cov * (mean(x * y) - mx * my)
+    s = ((2 * mx * my + c1) * (2 * vxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return float(s.mean())

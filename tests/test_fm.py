@@ -118,6 +118,19 @@ def test_adam_fm_recovers_low_rank_ratings() -> None:
     assert rmse < 0.3 * base, (rmse, base)
 
 
+def test_fit_reports_each_epoch_and_stops_on_request() -> None:
+    nu, ni, u, i, y, tr, te = _low_rank_ratings(seed=2)
+    idx, val = np.stack([u, nu + i], 1)[tr], np.ones((len(tr), 2))
+    seen = []
+    m = FactorizationMachine(nu + ni, 3, init_std=0.1, seed=0)
+    hist = m.fit(idx, val, y[tr], lr=0.03, epochs=6, batch_size=256,
+                 callback=lambda ep, loss: seen.append((ep, loss)) or ep < 3)
+    assert [e for e, _ in seen] == [1, 2, 3] and hist == [loss for _, loss in seen]
+    again = FactorizationMachine(nu + ni, 3, init_std=0.1, seed=0)
+    steps = list(again.fit_iter(idx, val, y[tr], lr=0.03, epochs=3, batch_size=256))
+    np.testing.assert_allclose(steps, hist, rtol=1e-6)  # fit() is fit_iter() consumed
+
+
 def test_mcmc_recovers_low_rank_ratings() -> None:
     from scipy import sparse
 
@@ -226,3 +239,62 @@ def test_shipped_model_reproduces_card_rmse(shipped: FactorizationMachine) -> No
     rmse = float(np.sqrt(np.mean((p - te.rating) ** 2)))
     card = json.loads(CARD.read_text())
     assert abs(rmse - card["u1_test_rmse"]) <= 0.005, (rmse, card["u1_test_rmse"])
+
+
+def test_fm_and_inpainting_need_only_numpy() -> None:
+    """The browser (Pyodide) has no scipy and no scikit-image: with both made unimportable,
+    the shipped recommender loads, folds in a new user and explains, and an image is
+    restored by the FM."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('scipy', 'skimage', 'sklearn', 'torch'):
+            raise ImportError(f'{name} is blocked: the browser has no {name}')
+sys.meta_path.insert(0, Block())
+import numpy as np
+from engine.fm import FactorizationMachine
+from engine.inpaint import random_mask, restore, psnr, ssim
+m = FactorizationMachine.load(sys.argv[1])
+rec = m.recommend({50: 5, 181: 5, 1: 2}, 5)
+assert len(rec) == 5 and m.explain({50: 5}, rec[0][0])
+img = np.random.default_rng(0).random((24, 24, 3))
+r = restore(img, random_mask(img.shape, 0.5), epochs=1)
+assert r.fm is not None and ssim(r.result, img) > 0 and psnr(r.result, img) > 0
+assert not any(k.split('.')[0] in ('scipy', 'skimage') for k in sys.modules)
+print('ok')
+"""
+    out = subprocess.run([sys.executable, "-c", code, str(MODEL)], capture_output=True,
+                         text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
+
+
+def test_average_of_fms_predicts_their_mean(shipped: FactorizationMachine) -> None:
+    """FactorizationMachine.average: one FM (factors concatenated) whose raw predictions
+    are the mean of the models', which still folds in and explains."""
+    other = FactorizationMachine.load(MODEL)
+    rng = np.random.default_rng(0)
+    th = other._theta()
+    other.set_parameters(float(other.w0.numpy()[0]) + 0.1, th[:, 0] * 0.5,
+                         th[:, 1:] * rng.uniform(0.5, 1.5, th[:, 1:].shape))
+    avg = FactorizationMachine.average([shipped, other])
+    assert avg.k == 2 * shipped.k and avg.prior_lam.shape == (len(avg.prior_lam), avg.k + 1)
+    users, movies = np.array([1, 2, 3, 10]), np.array([50, 172, 1, 300])
+    unclipped = []
+    for m in (shipped, other, avg):
+        m.clip = None
+        f = m.features
+        uu, mi = np.searchsorted(f.user_ids, users), np.searchsorted(f.movie_ids, movies)
+        t = m._theta()
+        Tu, Tm = np.asarray(f.X_user @ t)[uu], np.asarray(f.X_movie @ t)[mi]
+        unclipped.append(float(m.w0.numpy()[0]) + Tu[:, 0] + Tm[:, 0]
+                         + (Tu[:, 1:] * Tm[:, 1:]).sum(1))
+        m.clip = (1.0, 5.0)
+    np.testing.assert_allclose(unclipped[2], (unclipped[0] + unclipped[1]) / 2, rtol=1e-5)
+    rec = avg.recommend({50: 5, 181: 5, 1: 2}, 5)
+    assert len(rec) == 5 and avg.explain({50: 5}, rec[0][0])
+    with pytest.raises(ValueError, match="at least one"):
+        FactorizationMachine.average([])

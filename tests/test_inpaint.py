@@ -12,7 +12,10 @@ from engine.inpaint import (
     inpaint,
     psnr,
     random_mask,
+    restore,
+    restore_steps,
     scratch_mask,
+    ssim,
 )
 
 
@@ -82,3 +85,114 @@ def test_bad_input() -> None:
         inpaint(np.full((32, 32), np.nan), m)
     with pytest.raises(InpaintError, match="numeric"):
         inpaint(np.full((32, 32), "a"), m)
+
+
+# -- the factorization machine --------------------------------------------------------------
+
+def _stripes(h: int = 96, w: int = 96) -> np.ndarray:
+    """Diagonal stripes 5 pixels apart: texture an isotropic smoothness prior blurs away."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    g = 0.5 + 0.4 * np.sin(2 * np.pi * (xx + 2 * yy) / 5.0)
+    return np.stack([g, 0.8 * g + 0.1, 1 - g], -1)
+
+
+def test_fm_learns_texture_the_smooth_fill_cannot() -> None:
+    img = _stripes()
+    m = random_mask(img.shape, 0.5, seed=3)
+    r = restore(img, m, seed=0)
+    assert psnr(r.fm, img) > psnr(r.biharmonic, img) + 6, (psnr(r.fm, img),
+                                                           psnr(r.biharmonic, img))
+    assert r.blend > 0.8  # the held-out pixels show the FM is better: it gets the weight
+    assert psnr(r.result, img) > psnr(r.biharmonic, img) + 6
+    assert len(r.history) == 8 and r.history[-1] < r.history[0]
+    assert np.array_equal(r.result[~m], img[~m]) and np.array_equal(r.fm[~m], img[~m])
+
+
+def test_features_never_contain_the_pixel_itself() -> None:
+    """A row's features and base do not change when its own value does (so the FM learns
+    from observed pixels exactly the task it does on missing ones); a neighbour's do."""
+    from engine.fm.image import pixel_features
+
+    img = _low_rank_image(40, 40)
+    obs = ~random_mask(img.shape, 0.5, seed=0)
+    y, x = np.argwhere(obs[10:30, 10:30])[0] + 10
+    for cell in (1, 2, 4):
+        a = pixel_features(img * obs[..., None], obs, cell=cell)
+        changed = img.copy()
+        changed[y, x] += 0.3
+        b = pixel_features(changed * obs[..., None], obs, cell=cell)
+        py, px = np.array([y]), np.array([x])
+        np.testing.assert_allclose(a.values(py, px), b.values(py, px), atol=1e-12)
+        np.testing.assert_allclose(a.base[y, x], b.base[y, x], atol=1e-12)
+        assert not np.allclose(a.values(py, px + 1), b.values(py, px + 1))
+
+
+def test_fm_prediction_is_the_engine_forward_and_explained() -> None:
+    """predict_pixel_fm (the FM read as per-channel filters) equals the engine's FM forward
+    on the padded rows, and explain_pixel's parts add up to it."""
+    from engine.fm.image import explain_pixel, fit_pixel_fm, pixel_features, predict_pixel_fm
+
+    img = _low_rank_image(32, 32)
+    obs = ~random_mask(img.shape, 0.6, seed=1)
+    feats = pixel_features(img * obs[..., None], obs)
+    fm, hist = fit_pixel_fm(feats, img, obs, epochs=2, n_train=2000, seed=1)
+    py, px = np.nonzero(~obs)
+    got = predict_pixel_fm(fm, feats, py, px)
+    idx, val = feats.rows(np.repeat(py, 3), np.repeat(px, 3), np.tile(np.arange(3), len(py)))
+    want = fm.predict(idx, val).reshape(-1, 3) + feats.base[py, px]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    parts = explain_pixel(fm, feats, int(py[0]), int(px[0]))
+    assert [p["channel"] for p in parts] == ["R", "G", "B"]
+    for c, p in enumerate(parts):
+        total = p["base"] + p["bias"] + float(np.dot(p["values"], p["weights"]))
+        assert abs(total - p["prediction"]) < 1e-9 and abs(total - got[0, c]) < 1e-5
+    assert len(feats.names()) == feats.n_features == 3 + 25
+
+
+def test_restore_is_deterministic_reports_progress_and_cancels() -> None:
+    img = _low_rank_image(48, 48)
+    m = random_mask(img.shape, 0.7, seed=5)
+    a, b = inpaint(img, m, seed=2), inpaint(img, m, seed=2)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, inpaint(img, m, seed=3))
+    seen = []
+    r = restore(img, m, progress=lambda ep, n, loss: seen.append((ep, n, loss)))
+    assert [s[0] for s in seen] == list(range(1, 9)) and all(s[1] == 8 for s in seen)
+    stop = restore(img, m, progress=lambda ep, n, loss: ep < 2)
+    assert stop.cancelled and len(stop.history) == 2 and not r.cancelled
+    assert psnr(stop.result, img) > 25  # restored with the FM fitted so far
+    kinds = [k for k, _ in restore_steps(img, m, epochs=3)]
+    assert kinds[-1] == "done" and kinds.count("epoch") == 3 and kinds[0] == "stage"
+    only = restore(img, m, method="biharmonic")
+    assert only.fm is None and np.array_equal(only.result, only.biharmonic)
+    assert np.array_equal(inpaint(img, m, method="fm-only"), restore(img, m).fm)
+    with pytest.raises(InpaintError, match="method"):
+        inpaint(img, m, method="magic")
+    with pytest.raises(InpaintError, match="blend"):
+        inpaint(img, m, blend=2.0)
+
+
+def test_holes_fall_back_to_the_smooth_fill() -> None:
+    """Inside a hole wider than the FM's neighbourhood the FM has nothing to go on: the
+    result there is the biharmonic fill's."""
+    img = _low_rank_image(64, 64)
+    m = np.zeros(img.shape[:2], bool)
+    m[20:44, 20:44] = True
+    r = restore(img, m)
+    assert r.weight[32, 32] == 0.0 and np.array_equal(r.result[32, 32], r.biharmonic[32, 32])
+    assert psnr(r.result, img) > 30
+
+
+def test_ssim_matches_scikit_image() -> None:
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(0)
+    a = _low_rank_image(40, 48)
+    b = np.clip(a + rng.normal(0, 0.05, a.shape), 0, 1)
+    want = structural_similarity(a, b, channel_axis=-1, data_range=1.0)
+    assert abs(ssim(a, b) - want) < 1e-9
+    assert abs(ssim(a[..., 0], b[..., 0]) - structural_similarity(
+        a[..., 0], b[..., 0], data_range=1.0)) < 1e-9
+    assert ssim(a, a) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="shape"):
+        ssim(a, b[:-1])

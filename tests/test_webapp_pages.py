@@ -291,6 +291,65 @@ def test_art_masks_and_painted_strokes():
     assert mask[100:110].mean() > 0.9 and mask[:90].sum() == 0
 
 
+def _restored_psnr(page: art.ArtPage) -> float:
+    import re
+
+    return float(re.search(r"psnr-restored'>([\d.]+)", page.scores.object).group(1))
+
+
+def test_art_restoration_run_shows_the_fm_at_work():
+    page = art.ArtPage()
+    page._damage(new_seed=True)
+    run = art.Run(page.original, page.mask.copy(), "cpu", page.seed)
+    page.run = run
+    run._main()  # the thread's work, here synchronously; then the page's poller
+    page._poll()
+    assert page.run is None and not page.restore_btn.disabled
+    assert _restored_psnr(page) > page._damaged_psnr + 3
+    assert page.loss_src.data["epoch"] == list(range(1, 9))
+    for name in ("FM restoration", "FM alone", "biharmonic fill"):
+        assert name in page.table.object
+    assert len(page.srcs["fm"].data["image"][0]) == 256
+    html = page.pixel_html(100, 120)
+    assert "pixel (120, 100)" in html and "FM weight" in html and html.count("<td") > 50
+
+
+def test_art_run_in_the_browser_yields_and_cancels(monkeypatch):
+    """As in Pyodide (no threads): the run is a task that yields after every event, so
+    the poller and Cancel run in between; Cancel after the first epoch restores with the
+    FM fitted so far."""
+    import asyncio
+    import threading
+
+    def no_threads(self):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", no_threads)
+    monkeypatch.setattr(art, "IN_BROWSER", True)
+    page = art.ArtPage()
+    run = art.Run(page.original, page.mask.copy(), "cpu", 0)
+    page.run = run
+    events = []
+
+    async def main():
+        run.start()
+        for _ in range(3000):
+            await asyncio.sleep(0.005)
+            while not run.events.empty():
+                events.append(run.events.get())
+                if events[-1][0] == "epoch":
+                    run.cancelled.set()
+                if events[-1][0] in ("done", "error"):
+                    return
+
+    asyncio.run(main())
+    kinds = [k for k, _ in events]
+    assert kinds[-1] == "done", events[-1]
+    result = events[-1][1]
+    # the task ran on between the poller's looks, but stopped well before the 8 epochs
+    assert result.cancelled and kinds.count("epoch") == len(result.history) < 8
+
+
 def test_uploads_are_checked():
     with pytest.raises(ValueError, match="limit"):
         check_upload(b"x" * 11, "big.onnx", 10)

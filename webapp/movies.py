@@ -175,7 +175,7 @@ class MoviesPage(pn.viewable.Viewer):
 def page() -> pn.viewable.Viewable:
     return shell("movies", "Movies", MoviesPage,
                  "A factorization machine fitted to 80,000 MovieLens ratings places every "
-                 "film and viewer in a 32-dimensional taste space. Your ratings place you in "
+                 "film and viewer in a 64-dimensional taste space. Your ratings place you in "
                  "it (no retraining); recommendations are the films nearest your taste.")
 
 

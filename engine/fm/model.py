@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,9 @@ class FactorizationMachine(nn.Module):
         self.prior_lam: np.ndarray | None = None
         self.alpha = 1.0
         self.info: dict[str, Any] = {}
+        # host copies the MovieLens helpers reuse (a page asks for many explanations at
+        # once); emptied whenever the parameters change (set_parameters, each fit epoch)
+        self._host: dict[str, np.ndarray] = {}
 
     # -- the model ---------------------------------------------------------------------
     def forward(self, idx: Any, val: Any) -> Tensor:
@@ -159,11 +163,29 @@ class FactorizationMachine(nn.Module):
 
     def fit(self, idx: Any, val: Any, y: Any, *, optimizer: str = "adam", lr: float = 0.01,
             epochs: int = 10, batch_size: int = 1024, seed: int = 0,
-            verbose: bool = False) -> list[float]:
+            verbose: bool = False,
+            callback: Callable[[int, float], bool | None] | None = None) -> list[float]:
         """Minimise mean squared error + penalty()/N by minibatch SGD or Adam (autograd).
 
         idx/val: padded arrays (N, m) or a CSR matrix of rows (engine.sparse; val None).
-        Returns the loss per epoch."""
+        callback(epoch, loss) runs after each epoch (a live loss curve); returning False
+        stops the fit there (cancel), keeping the parameters reached. Returns the loss per
+        epoch."""
+        hist: list[float] = []
+        for loss in self.fit_iter(idx, val, y, optimizer=optimizer, lr=lr, epochs=epochs,
+                                  batch_size=batch_size, seed=seed):
+            hist.append(loss)
+            if verbose:
+                print(f"  epoch {len(hist)}: loss {loss:.4f}", flush=True)
+            if callback is not None and callback(len(hist), loss) is False:
+                break
+        return hist
+
+    def fit_iter(self, idx: Any, val: Any, y: Any, *, optimizer: str = "adam",
+                 lr: float = 0.01, epochs: int = 10, batch_size: int = 1024,
+                 seed: int = 0) -> Iterator[float]:
+        """fit() one epoch at a time: yields each epoch's mean loss, so a caller (a page in
+        the browser, which has no threads) can show it, yield to its event loop or stop."""
         from .. import optim
 
         rows = as_csr(idx) if issparse(idx) else None
@@ -191,8 +213,7 @@ class FactorizationMachine(nn.Module):
                                       dtype=self.w0.dtype).data
         rng = np.random.default_rng(seed)
         n = len(y)
-        hist = []
-        for ep in range(epochs):
+        for _ in range(epochs):
             perm = rng.permutation(n)
             tot = 0.0
             for s in range(0, n, batch_size):
@@ -204,17 +225,19 @@ class FactorizationMachine(nn.Module):
                 loss.backward()
                 opt.step()
                 tot += float(loss.item()) * len(b)
-            hist.append(tot / n)
-            if verbose:
-                print(f"  epoch {ep + 1}: loss {hist[-1]:.4f}", flush=True)
-        return hist
+            self._host.clear()
+            yield tot / n
 
     # -- parameters as host arrays ------------------------------------------------------
     def _theta(self) -> np.ndarray:
         """(n, k+1) host array [w, V] (what the MovieLens helpers compute with)."""
-        return np.concatenate([self.w.numpy(), self.V.numpy()], axis=1).astype(np.float64)
+        if "theta" not in self._host:
+            self._host["theta"] = np.concatenate([self.w.numpy(), self.V.numpy()],
+                                                 axis=1).astype(np.float64)
+        return self._host["theta"]
 
     def set_parameters(self, w0: float, w: np.ndarray, V: np.ndarray) -> None:
+        self._host.clear()
         dev, dt = self.V.device, self.dtype
         self.w0 = Parameter(np.array([w0], np.float64), device=dev, dtype=dt)
         self.w = Parameter(np.asarray(w, np.float64).reshape(-1, 1), device=dev, dtype=dt)
@@ -225,6 +248,7 @@ class FactorizationMachine(nn.Module):
     def fit_movielens(cls, root: Any = None, train: str | int = "u1.base",
                       *, solver: str = "mcmc", k: int = 32, n_iter: int = 150,
                       burn_in: int = 40, seed: int = 0, implicit: bool = True,
+                      rated_by: bool = False,
                       epochs: int = 10, lr: float = 0.005, verbose: bool = False,
                       time_budget: float | None = None) -> FactorizationMachine:
         """Fit on an official ratings file (u1.base ... or u.data) of MovieLens 100K.
@@ -233,7 +257,7 @@ class FactorizationMachine(nn.Module):
         engine.data.movielens.load_movielens100k)."""
         ml = load(root)
         tr = ratings(ml, train)
-        feats = build_features(ml, tr, implicit=implicit)
+        feats = build_features(ml, tr, implicit=implicit, rated_by=rated_by)
         u, i, y = tr.user, tr.item, tr.rating.astype(np.float64)  # entity rows = 0-based ids
         t0 = time.perf_counter()
         model = cls(feats.n, k, interactions="cross", side=feats.side, clip=(1.0, 5.0),
@@ -261,8 +285,47 @@ class FactorizationMachine(nn.Module):
             raise ValueError(f"solver must be 'mcmc', 'adam' or 'sgd', not {solver!r}")
         model.info = {"train": train, "solver": solver, "k": k, "seed": seed,
                       "n_iter": n_iter, "burn_in": burn_in, "implicit": implicit,
+                      "rated_by": rated_by,
                       "fit_seconds": round(time.perf_counter() - t0, 2)}
         return model
+
+    @classmethod
+    def average(cls, models: list[FactorizationMachine]) -> FactorizationMachine:
+        """One FM whose predictions are the mean of `models`' (same features): biases
+        averaged, factors concatenated and scaled by 1/sqrt(n), so every pairwise term is
+        the mean of theirs (k = sum of their k). Why: posterior means of separate MCMC
+        chains are different, equally good explanations of the data; averaging them is
+        an ensemble that still folds in, explains and runs as one FM."""
+        if not models:
+            raise ValueError("average() needs at least one model")
+        first = models[0]
+        n = len(models)
+        for m in models[1:]:
+            if m.n_features != first.n_features or m.interactions != first.interactions:
+                raise ValueError("average() needs models over the same features")
+        scale = 1.0 / np.sqrt(n)
+        ths = [m._theta() for m in models]
+        out = cls(first.n_features, sum(m.k for m in models),
+                  interactions=first.interactions, side=first.side, clip=first.clip,
+                  device=first.V.device)
+        out.set_parameters(float(np.mean([m.w0.numpy()[0] for m in models])),
+                           np.mean([t[:, 0] for t in ths], axis=0),
+                           np.concatenate([t[:, 1:] * scale for t in ths], axis=1))
+        out.features = first.features
+        if all(m.prior_mu is not None for m in models):
+            # the fold-in prior of the scaled factors: means scaled by 1/sqrt(n),
+            # precisions by n; the bias's averaged
+            out.prior_mu = np.concatenate(
+                [np.mean([m.prior_mu[:, :1] for m in models], axis=0)]
+                + [m.prior_mu[:, 1:] * scale for m in models], axis=1)
+            out.prior_lam = np.concatenate(
+                [np.mean([m.prior_lam[:, :1] for m in models], axis=0)]
+                + [m.prior_lam[:, 1:] * n for m in models], axis=1)
+        out.alpha = float(np.mean([m.alpha for m in models]))
+        out.info = {**first.info, "chains": n, "k": out.k,
+                    "seeds": [m.info.get("seed") for m in models],
+                    "fit_seconds": round(sum(m.info.get("fit_seconds", 0) for m in models), 2)}
+        return out
 
     def _need_features(self) -> Features:
         if self.features is None:
@@ -296,7 +359,9 @@ class FactorizationMachine(nn.Module):
 
     def _movie_side(self) -> np.ndarray:
         """(n_movies, k+1): each movie's summed [bias, factors] over its features."""
-        return np.asarray(self._need_features().X_movie @ self._theta())
+        if "movie_side" not in self._host:
+            self._host["movie_side"] = np.asarray(self._need_features().X_movie @ self._theta())
+        return self._host["movie_side"]
 
     def predict_ids(self, user_ids: Any, movie_ids: Any) -> np.ndarray:
         """Clipped predicted ratings for training users x known movies (vectorised)."""
@@ -373,12 +438,19 @@ class FactorizationMachine(nn.Module):
 
         `user` is a training user id or a dict of ratings (a new user). A feature's share
         is its linear weight plus half of each pairwise interaction it takes part in, so the
-        shares sum to prediction - global mean (w0)."""
+        shares sum to prediction - global mean (w0). The implicit-feedback groups (the
+        films a user rated, the users who rated the film: hundreds of small shares) are
+        summed into one share each."""
         f = self._need_features()
         th = self._theta()
         j = self._movie_index(movie_id)
         xm = f.X_movie[j]
         names = list(f.names)
+        summed = {"rated": "rated=(the films rated)", "rated_by": "rated_by=(who rated it)"}
+        for g, gname in enumerate(f.group_names):
+            if gname in summed:
+                for c in np.flatnonzero(f.group == g):
+                    names[c] = summed[gname]
         if isinstance(user, dict):
             _, xu, own, _ = self._new_user(user)
             extra = [("you (fold-in)", own)]

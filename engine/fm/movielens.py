@@ -79,8 +79,12 @@ class Features:
 
 
 def build_features(ml: MovieLens100K, train: Ratings, *, implicit: bool = True,
-                   demographics: bool = True, movie_side: bool = True) -> Features:
+                   demographics: bool = True, movie_side: bool = True,
+                   rated_by: bool = False) -> Features:
     """Features for the `train` ratings; implicit feedback uses only those ratings.
+
+    rated_by adds the movie side's implicit feedback: the users who rated the movie
+    (1/sqrt(count) each), the mirror image of the user side's "rated" group.
 
     Entity rows follow engine.data's 0-based indices (row u = user id u + 1), so a
     rating's user-side row is `train.user` and its movie-side row `train.item`."""
@@ -133,6 +137,12 @@ def build_features(ml: MovieLens100K, train: Ratings, *, implicit: bool = True,
         mcols.append((r, off + c, 1.0 / np.sqrt(np.maximum(cnt[r], 1))))
         off = add_group("year", list(YEAR_NAMES), 1, True)
         mcols.append((np.arange(nm), off + year_bucket(movies.year), np.ones(nm)))
+    if rated_by:
+        off = add_group("rated_by", [str(u) for u in users.id], 1, False)
+        pairs = np.unique(midx * nu + uidx)
+        r, c = pairs // nu, pairs % nu
+        cnt = np.bincount(r, minlength=nm)
+        mcols.append((r, off + c, 1.0 / np.sqrt(np.maximum(cnt[r], 1))))
     n = len(names)
 
     def csr(cols, rows_n):
