@@ -172,13 +172,16 @@ def test_the_page_trains_and_exports_scripts_that_print_its_accuracy(tmp_path):
 
 
 def test_the_page_takes_a_csv_file(tmp_path):
+    import asyncio
+
     rng = np.random.default_rng(0)
     names = ["setosa", "versicolor", "virginica"]
     rows = [f"{rng.normal(3 * (i % 3), 0.5):.3f},{rng.normal(-2 * (i % 3), 0.5):.3f},"
             f"{rng.normal(0, 1):.3f},{names[i % 3]}" for i in range(150)]
     data = ("sepal,petal,noise,species\n" + "\n".join(rows) + "\n").encode()
     p = Page(epochs=20, forest=True)
-    p.page._on_csv(data, "flowers.csv")
+    csv = p.page._on_csv  # the upload's handler, a session task (here: run to its end)
+    asyncio.run(csv(data, "flowers.csv"))
     assert p.page.data == "csv" and "3 classes" in p.page.csv_info.object
     assert p.page.feature_buttons.disabled  # three columns: no input plane
     p.page._start()
@@ -190,7 +193,7 @@ def test_the_page_takes_a_csv_file(tmp_path):
     assert "row 2, column 'species': 'setosa' is not a number" in p.error()
     rows = [f"{a:.3f},{b:.3f},{a - 2 * b + rng.normal(0, 0.05):.4f}"
             for a, b in rng.uniform(-1, 1, (200, 2))]
-    p.page._on_csv(("a,b,target\n" + "\n".join(rows)).encode(), "prices.csv")
+    asyncio.run(csv(("a,b,target\n" + "\n".join(rows)).encode(), "prices.csv"))
     assert p.page.table.task == "regression" and "regression" in p.page.csv_info.object
     assert not p.page.error.visible and not p.page.feature_buttons.disabled  # 2-D: a plane
     p.page.task = "classification"  # the switch: 200 different values are too many classes
@@ -203,7 +206,7 @@ def test_the_page_takes_a_csv_file(tmp_path):
     assert result.task == "regression" and "test MSE: " in p.text() and result.metric < 0.1
     assert p.page.train_curves.metric.title.text.startswith("validation loss (MSE)")
     assert result.forest is not None and result.forest["surface"] is not None
-    p.page._on_csv(b"1,2,3\n4,5,6\n", "numbers.csv")
+    asyncio.run(csv(b"1,2,3\n4,5,6\n", "numbers.csv"))
     assert "Could not use numbers.csv: no header" in p.error()
 
 

@@ -33,11 +33,13 @@ from webapp.common import (
     NO_ONNX_EXPORT,
     error_alert,
     file_input,
+    in_background,
     log,
     on_session_end,
     onnx_export_available,
     onnx_file,
     session_connected,
+    session_task,
     shell,
     show_error,
 )
@@ -294,21 +296,24 @@ class PlaygroundPage(pn.viewable.Viewer):
                                 and self.task in ("auto", t.task)
                                 and (self.task != "auto" or t.task == t.detected)):
             return
-        self._parse_csv(*self.csv)
+        session_task(self._parse_csv(*self.csv))
 
-    def _on_csv(self, data: bytes, name: str) -> None:
-        self.csv, self.table = (data, name), None
-        if self.label:
-            self.label = ""  # a new file: its own last column, until one is chosen
-        if self._parse_csv(data, name) and self.data != "csv":
-            self.data = "csv"
+    async def _on_csv(self, data: bytes, name: str) -> None:
+        """Runs as the session's task (file_input); the file is parsed off the event loop."""
+        self.csv = (data, name)
+        if await self._parse_csv(data, name, label=""):  # a new file: its last column
+            if self.label:
+                self.label = ""
+            if self.data != "csv":
+                self.data = "csv"
         self._data_changed()
 
-    def _parse_csv(self, data: bytes, name: str) -> bool:
+    async def _parse_csv(self, data: bytes, name: str, label: str | None = None) -> bool:
         from engine.data.tabular import CSVError, read_csv
 
+        label = self.label if label is None else label
         try:
-            table = read_csv(data, label=self.label or None, task=self.task)
+            table = await in_background(read_csv, data, label or None, self.task)
         except CSVError as exc:
             self.table = None
             show_error(self.error, f"Could not use {name}: {exc}")
