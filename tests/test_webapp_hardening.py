@@ -245,6 +245,19 @@ def test_closed_connection_warnings_are_filtered(caplog):
     assert "connection was closed" not in caplog.text and "something else" in caplog.text
 
 
+def test_writes_to_a_closed_websocket_are_not_logged_as_errors(caplog):
+    """Panel dispatches a page's updates as tasks; one writing to a tab that closed
+    meanwhile fails with WebSocketClosedError, which asyncio logs as never retrieved."""
+    from tornado.websocket import WebSocketClosedError
+
+    common.configure_logging()
+    logger = logging.getLogger("asyncio")
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        for exc in (WebSocketClosedError(), RuntimeError("a real bug")):
+            logger.error("Task exception was never retrieved", exc_info=(type(exc), exc, None))
+    assert "WebSocketClosedError" not in caplog.text and "a real bug" in caplog.text
+
+
 # -- finding 8: off the event loop, reproducible per session -------------------------------
 
 def test_uploads_and_drawings_are_decoded_off_the_event_loop(monkeypatch):

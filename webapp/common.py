@@ -202,18 +202,25 @@ def _cancel_tasks(key: int) -> None:
 
 class _ClosedConnectionFilter(logging.Filter):
     """A tab that closes while the server sends it an update is normal, not an error:
-    Bokeh's "Failed sending message as connection was closed" is kept out of the log."""
+    Bokeh's "Failed sending message as connection was closed" is kept out of the log, and
+    so is asyncio's "Task exception was never retrieved" for a write Panel dispatched to a
+    websocket that closed meanwhile (WebSocketClosedError)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and type(exc).__name__ in ("WebSocketClosedError",
+                                                      "StreamClosedError"):
+            return False
         return "connection was closed" not in record.getMessage()
 
 
 def configure_logging() -> None:
     """The server's logging, once: the closed-connection filter on Bokeh's websocket
     logger, and this app's own notes (a session ended, its run was cancelled) at INFO."""
-    ws = logging.getLogger("bokeh.server.views.ws")
-    if not any(isinstance(f, _ClosedConnectionFilter) for f in ws.filters):
-        ws.addFilter(_ClosedConnectionFilter())
+    for name in ("bokeh.server.views.ws", "asyncio"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _ClosedConnectionFilter) for f in logger.filters):
+            logger.addFilter(_ClosedConnectionFilter())
     if not log.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: "

@@ -436,11 +436,14 @@ class PlaygroundPage(pn.viewable.Viewer):
         run = self.active
         if run is None:
             return
-        self._unconnected_polls = 0 if session_connected() is not False else \
-            self._unconnected_polls + 1
+        connected = session_connected()
+        self._unconnected_polls = 0 if connected is not False else self._unconnected_polls + 1
         if self._unconnected_polls >= CLOSED_TAB_POLLS:
             self._end_session("no connection for 5 s")
             return
+        if connected is False:
+            return  # nothing is drawn for a tab that is gone (or reloading): no writes to a
+            # closed websocket; the events wait in the queue
         steps: list[int] = []
         losses: list[float] = []
         snap = last = None
