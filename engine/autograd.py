@@ -2,13 +2,15 @@
 
 A Function's `forward` and `backward` work on backend arrays (never Tensors), so the
 backward pass itself is not recorded and runs on whatever device the tensors live on.
+A Function may return several arrays (a tuple); each becomes a Tensor, and `backward`
+then receives one gradient per differentiable output (zeros for an unused one).
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -41,11 +43,12 @@ class trace(contextlib.ContextDecorator):
     """Record every Function applied inside: (function class, args, kwargs, output).
 
     Args are the Tensors and constants as passed; this is how ONNX export captures a
-    model's graph without a second definition of each op.
+    model's graph without a second definition of each op. A fused kernel
+    (`engine.fused`) records itself once, whichever implementation ran.
     """
 
     def __init__(self) -> None:
-        self.records: list[tuple[type[Function], tuple, dict, Tensor]] = []
+        self.records: list[tuple[Any, tuple, dict, Any]] = []
 
     def __enter__(self) -> trace:
         self.prev = getattr(_state, "tracer", None)
@@ -54,6 +57,21 @@ class trace(contextlib.ContextDecorator):
 
     def __exit__(self, *exc: Any) -> None:
         _state.tracer = self.prev
+
+
+def as_one_op(op: Any, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+    """fn(*args, **kwargs), recorded by an active `trace` as the single op `op` (a fused
+    kernel records itself, not the ops it is built from)."""
+    tracer = getattr(_state, "tracer", None)
+    if tracer is None:
+        return fn(*args, **kwargs)
+    _state.tracer = None
+    try:
+        out = fn(*args, **kwargs)
+    finally:
+        _state.tracer = tracer
+    tracer.records.append((op, args, kwargs, out))
+    return out
 
 
 def no_grad() -> _GradMode:
@@ -67,26 +85,29 @@ def enable_grad() -> _GradMode:
 
 class Function:
     """One differentiable op. Subclasses define `forward(*arrays, **params)` and
-    `backward(grad)` returning one gradient per Tensor argument (None where not needed).
-    `self.needs[i]` says whether the i-th Tensor argument wants a gradient."""
+    `backward(*grads)` returning one gradient per Tensor argument (None where not needed).
+    `self.needs[i]` says whether the i-th Tensor argument wants a gradient.
+
+    `forward` returns one array, or a tuple of arrays; then the first `grad_outputs` of
+    them (all, by default) are differentiable and `backward` gets one gradient for each,
+    the rest (statistics such as batch norm's mean) come back without gradient."""
 
     b: Backend
     needs: tuple[bool, ...]
     parents: tuple[Tensor, ...] = ()
+    grad_outputs: int | None = None  # None: every output is differentiable
+    freed = False  # set once backward() has used (and dropped) the saved arrays
+    _outs: tuple[tuple[tuple[int, ...], Any], ...] = ()  # (shape, dtype) of multi outputs
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError
 
-    def backward(self, grad: Any) -> Any:
+    def backward(self, *grads: Any) -> Any:
         raise NotImplementedError
 
     @classmethod
-    def apply(cls, *args: Any, **kwargs: Any) -> Tensor:
-        return cls.apply_ctx(*args, **kwargs)[0]
-
-    @classmethod
-    def apply_ctx(cls, *args: Any, **kwargs: Any) -> tuple[Tensor, Function]:
-        """Like apply, also returning the Function (for ops with side outputs)."""
+    def apply(cls, *args: Any, **kwargs: Any) -> Any:
+        """Run the op on Tensors; returns a Tensor (a tuple of them for several outputs)."""
         from .tensor import Tensor
 
         tensors = [a for a in args if isinstance(a, Tensor)]
@@ -102,68 +123,97 @@ class Function:
         raw = [a.data if isinstance(a, Tensor) else a for a in args]
         out = ctx.forward(*raw, **kwargs)
         requires = is_grad_enabled() and any(ctx.needs)
-        result = Tensor._wrap(out, device, requires)
+        if isinstance(out, tuple):
+            n_grad = len(out) if cls.grad_outputs is None else cls.grad_outputs
+            result: Any = tuple(Tensor._wrap(o, device, requires and i < n_grad)
+                                for i, o in enumerate(out))
+            if requires:
+                ctx._outs = tuple((tuple(o.shape), o.dtype) for o in out[:n_grad])
+                for i, t in enumerate(result[:n_grad]):
+                    t._ctx, t._out = ctx, i
+        else:
+            result = Tensor._wrap(out, device, requires)
+            if requires:
+                result._ctx = ctx
         if requires:
             ctx.parents = tuple(tensors)
-            result._ctx = ctx
         tracer = getattr(_state, "tracer", None)
         if tracer is not None:
             tracer.records.append((cls, args, kwargs, result))
-        return result, ctx
+        return result
 
 
-def _topo(root: Tensor) -> list[Tensor]:
-    """Tensors reachable from root, each after all tensors computed from it (iterative)."""
-    order: list[Tensor] = []
-    seen: set[int] = set()
-    stack: list[tuple[Tensor, Iterator[Tensor]]] = [(root, iter(_parents(root)))]
-    seen.add(id(root))
+def _topo(root: Function) -> list[Function]:
+    """Functions reachable from root, each before every Function that produced one of
+    its inputs (iterative depth-first search)."""
+    order: list[Function] = []
+    seen: set[int] = {id(root)}
+    stack: list[tuple[Function, Iterator[Tensor]]] = [(root, iter(root.parents))]
     while stack:
-        node, it = stack[-1]
+        fn, it = stack[-1]
         for p in it:
-            if id(p) not in seen and p.requires_grad:
-                seen.add(id(p))
-                stack.append((p, iter(_parents(p))))
+            ctx = p._ctx
+            if ctx is not None and p.requires_grad and id(ctx) not in seen:
+                seen.add(id(ctx))
+                stack.append((ctx, iter(ctx.parents)))
                 break
         else:
             stack.pop()
-            order.append(node)
+            order.append(fn)
     order.reverse()
     return order
 
 
-def _parents(t: Tensor) -> tuple[Tensor, ...]:
-    return t._ctx.parents if t._ctx is not None else ()
-
-
 def backward(root: Tensor, grad: Any, retain_graph: bool = False) -> None:
-    """Accumulate d(root)/d(leaf) into every leaf's `.grad`."""
+    """Accumulate d(root)/d(leaf) into every leaf's `.grad`.
+
+    A non-leaf's gradient is collected under its Function's id (a single output, nearly
+    every op) or (id, output index)."""
     from .tensor import Tensor
 
-    grads: dict[int, Any] = {id(root): grad}
     b = root.backend
-    for node in _topo(root):
-        g = grads.pop(id(node), None)
-        if g is None:
-            continue
-        ctx = node._ctx
-        if ctx is None:  # a leaf
-            if node.grad is None:
-                node.grad = Tensor._wrap(g, node.device, False)
-            else:
-                node.grad = Tensor._wrap(b.binary("add", node.grad.data, g), node.device, False)
-            continue
-        pgrads = ctx.backward(g)
-        if not isinstance(pgrads, tuple):
+    leaves: dict[int, tuple[Tensor, Any]] = {}  # summed here, added to .grad at the end
+    grads: dict[Any, Any] = {}
+    if root._ctx is None:
+        leaves[id(root)] = (root, grad)
+    else:
+        grads[id(root._ctx) if not root._out else (id(root._ctx), root._out)] = grad
+    for fn in _topo(root._ctx) if root._ctx is not None else ():
+        if fn._outs:  # several outputs: one gradient each, zeros for an unused one
+            gs = [grads.pop(id(fn) if not i else (id(fn), i), None)
+                  for i in range(len(fn._outs))]
+            if all(g is None for g in gs):
+                continue
+            gs = [b.full(shape, 0.0, dt) if g is None else g
+                  for g, (shape, dt) in zip(gs, fn._outs)]
+        else:
+            g = grads.pop(id(fn), None)
+            if g is None:
+                continue
+            gs = (g,)
+        if fn.freed:
+            raise RuntimeError(
+                "backward() through a graph whose saved values were already freed by an "
+                "earlier backward(); call the first one with retain_graph=True")
+        pgrads = fn.backward(*gs)
+        if type(pgrads) is not tuple:
             pgrads = (pgrads,)
-        for p, pg, need in zip(ctx.parents, pgrads, ctx.needs):
+        for p, pg, need in zip(fn.parents, pgrads, fn.needs):
             if not need or pg is None:
                 continue
             if tuple(pg.shape) != p.shape:
-                raise RuntimeError(f"internal: {type(ctx).__name__}.backward returned grad of "
+                raise RuntimeError(f"internal: {type(fn).__name__}.backward returned grad of "
                                    f"shape {tuple(pg.shape)} for input of shape {p.shape}")
-            prev = grads.get(id(p))
-            grads[id(p)] = pg if prev is None else b.binary("add", prev, pg)
-        if not retain_graph:
-            node._ctx = None
-
+            ctx = p._ctx
+            if ctx is None:
+                prev = leaves.get(id(p))
+                leaves[id(p)] = (p, pg if prev is None else b.binary("add", prev[1], pg))
+                continue
+            key = id(ctx) if not p._out else (id(ctx), p._out)
+            prev = grads.get(key)
+            grads[key] = pg if prev is None else b.binary("add", prev, pg)
+        if not retain_graph:  # free the saved arrays now, not when the output dies
+            fn.__dict__ = {"freed": True}
+    for t, g in leaves.values():
+        t.grad = Tensor._wrap(g if t.grad is None else b.binary("add", t.grad.data, g),
+                              t.device, False)

@@ -16,30 +16,15 @@ import numpy as np
 
 from . import nn
 from .autograd import no_grad
+from .nn.utils import model_device as _device
 from .tensor import Tensor
-
-
-def _device(model: Any) -> str:
-    for p in model.parameters():
-        return p.device
-    return getattr(model, "device", "cpu")
+from .train import predict
 
 
 def probabilities(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """softmax(model(x)) as a host (N, classes) float array, in eval mode."""
-    was = getattr(model, "training", False)
-    model.eval()
-    dev = _device(model)
-    out = []
-    try:
-        with no_grad():
-            for s in range(0, len(x), batch_size):
-                xb = Tensor(np.ascontiguousarray(x[s:s + batch_size], np.float32), device=dev)
-                out.append(nn.functional.softmax(model(xb), dim=-1).numpy())
-    finally:
-        if was:
-            model.train()
-    return np.concatenate(out).astype(np.float64)
+    logits = predict(model, np.asarray(x, np.float32), batch_size)
+    return nn.functional.softmax(Tensor(logits), dim=-1).numpy().astype(np.float64)
 
 
 def layer_outputs(model: nn.Sequential, x: np.ndarray) -> list[tuple[str, np.ndarray]]:

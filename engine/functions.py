@@ -1,12 +1,14 @@
-"""Differentiable ops: each forward beside its backward, written against Backend primitives.
+"""The core differentiable ops: each forward beside its backward, on Backend primitives.
 
 Forward and backward take and return backend arrays, so every op runs on every device.
+Composite ops (convolution, pooling, batch norm, softmax, pad, concat, clip, the FM
+interaction) are fused kernels in `engine.fused`; their old names here (`Conv2d`,
+`MaxPool2d`, `FMPairwise`, ...) still work: `functions.Conv2d.apply(x, w, ...)`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
 from .autograd import Function
@@ -253,21 +255,6 @@ class Erf(Function):
         return bk.binary("mul", g, bk.binary("mul", d, 2.0 / math.sqrt(math.pi)))
 
 
-class Clip(Function):
-    def forward(self, a, lo: float | None = None, hi: float | None = None):
-        bk = self.b
-        self.inside = None
-        if lo is not None:
-            self.inside = bk.binary("ge", a, lo)
-        if hi is not None:
-            le = bk.binary("le", a, hi)
-            self.inside = le if self.inside is None else bk.where(self.inside, le, self.inside)
-        return bk.clip(a, lo, hi)
-
-    def backward(self, g):
-        return g if self.inside is None else self.b.where(self.inside, g, 0.0)
-
-
 # -- reductions ------------------------------------------------------------------------
 
 def _keep_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
@@ -357,27 +344,16 @@ class GetItem(Function):
         return self.b.index_add(self.shape, self.index, g)
 
 
-class Pad(Function):
-    def forward(self, a, widths: Sequence[tuple[int, int]] = (), value: float = 0.0):
-        self.index = tuple(slice(lo, lo + s) for (lo, _), s in zip(widths, a.shape))
-        return self.b.pad(a, widths, value)
+class IndexAdd(Function):
+    """zeros(shape) with `values` added at a host index: GetItem's adjoint (scatter into
+    a bigger array: padding, concatenation, placing a tap's contribution)."""
+
+    def forward(self, values, shape: tuple[int, ...] = (), index: tuple = ()):
+        self.index = index
+        return self.b.index_add(shape, index, values)
 
     def backward(self, g):
         return self.b.getitem(g, self.index)
-
-
-class Concat(Function):
-    def forward(self, *arrays, axis: int = 0):
-        self.axis, self.sizes = axis, [x.shape[axis] for x in arrays]
-        return self.b.concat(arrays, axis)
-
-    def backward(self, g):
-        out, start = [], 0
-        lead = (slice(None),) * self.axis
-        for n in self.sizes:
-            out.append(self.b.getitem(g, lead + (slice(start, start + n),)))
-            start += n
-        return tuple(out)
 
 
 class TakeAlong(Function):
@@ -398,113 +374,17 @@ class GatherRows(Function):
         return self.b.scatter_rows_add(self.n, self.idx, g), None
 
 
-# -- convolution and pooling -----------------------------------------------------------
+# -- fused kernels under their old names (PEP 562: resolved on first use) ----------------
 
-class Conv2d(Function):
-    def forward(self, x, w, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
-                groups: int = 1):
-        self.x, self.w = x, w
-        self.p = (stride, padding, dilation, groups)
-        y = self.b.conv2d(x, w, *self.p)
-        if bias is not None:
-            y = self.b.binary("add", y, self.b.reshape(bias, (1, -1, 1, 1)))
-        return y
-
-    def backward(self, g):
-        bk = self.b
-        gx = bk.conv2d_grad_input(g, self.w, self.x.shape, *self.p) if self.needs[0] else None
-        gw = bk.conv2d_grad_weight(g, self.x, self.w.shape, *self.p) if self.needs[1] else None
-        gb = bk.reduce("sum", g, (0, 2, 3), False) if len(self.needs) > 2 else None
-        return gx, gw, gb
+_FUSED = {"Conv2d": "conv2d", "ConvTranspose2d": "conv_transpose2d", "MaxPool2d": "max_pool2d",
+          "AvgPool2d": "avg_pool2d", "Softmax": "softmax", "LogSoftmax": "log_softmax",
+          "BatchNormTrain": "batch_norm", "FMPairwise": "fm_pairwise", "Clip": "clip",
+          "Pad": "pad", "Concat": "concat"}
 
 
-class ConvTranspose2d(Function):
-    """Transposed convolution: Conv2d's input gradient run forwards (its adjoint), so it
-    needs no primitive of its own; its gradients are a Conv2d and a weight gradient.
-    w is (C_in, C_out / groups, kH, kW); out_hw is the output's (H, W)."""
+def __getattr__(name: str) -> Any:
+    if name in _FUSED:
+        from . import fused
 
-    def forward(self, x, w, out_hw=(0, 0), stride=(1, 1), padding=(0, 0), dilation=(1, 1),
-                groups: int = 1):
-        self.x, self.w = x, w
-        self.p = (stride, padding, dilation, groups)
-        shape = (x.shape[0], w.shape[1] * groups, *out_hw)
-        return self.b.conv2d_grad_input(x, w, shape, *self.p)
-
-    def backward(self, g):
-        bk = self.b
-        gx = bk.conv2d(g, self.w, *self.p) if self.needs[0] else None
-        gw = bk.conv2d_grad_weight(self.x, g, self.w.shape, *self.p) if self.needs[1] else None
-        return gx, gw
-
-
-class MaxPool2d(Function):
-    def forward(self, x, kernel=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(1, 1)):
-        self.shape = tuple(x.shape)
-        out, self.argmax = self.b.maxpool2d(x, kernel, stride, padding, dilation)
-        return out
-
-    def backward(self, g):
-        return self.b.maxpool2d_grad(g, self.argmax, self.shape)
-
-
-class AvgPool2d(Function):
-    def forward(self, x, kernel=(2, 2), stride=(2, 2), padding=(0, 0),
-                count_include_pad: bool = True):
-        self.shape, self.p = tuple(x.shape), (kernel, stride, padding, count_include_pad)
-        return self.b.avgpool2d(x, *self.p)
-
-    def backward(self, g):
-        return self.b.avgpool2d_grad(g, self.shape, *self.p)
-
-
-# -- fused numerics --------------------------------------------------------------------
-
-class Softmax(Function):
-    def forward(self, a, axis: int = -1):
-        self.axis = axis
-        self.out = self.b.softmax(a, axis)
-        return self.out
-
-    def backward(self, g):
-        bk = self.b
-        dot = bk.reduce("sum", bk.binary("mul", g, self.out), (self.axis,), True)
-        return bk.binary("mul", self.out, bk.binary("sub", g, dot))
-
-
-class LogSoftmax(Function):
-    def forward(self, a, axis: int = -1):
-        self.axis = axis
-        self.out = self.b.log_softmax(a, axis)
-        return self.out
-
-    def backward(self, g):
-        bk = self.b
-        total = bk.reduce("sum", g, (self.axis,), True)
-        return bk.binary("sub", g, bk.binary("mul", bk.unary("exp", self.out), total))
-
-
-class BatchNormTrain(Function):
-    """Batch statistics over `axes`; `mean` and `invstd` are kept for running stats."""
-
-    def forward(self, x, gamma, beta, axes: tuple[int, ...] = (0,), eps: float = 1e-5):
-        self.x, self.gamma, self.axes = x, gamma, axes
-        y, self.mean, self.invstd = self.b.batch_norm_train(x, gamma, beta, axes, eps)
-        return y
-
-    def backward(self, g):
-        return self.b.batch_norm_grad(g, self.x, self.gamma, self.mean, self.invstd, self.axes)
-
-
-class FMPairwise(Function):
-    """Factorization-machine interactions of padded sparse rows in one fused primitive:
-    v (B, N, K) gathered factor rows, x (B, N) values -> (B,) sum_{n<m} <v_n, v_m> x_n x_m.
-    Fused because composing it from gathers and sums keeps several (B, N, K) temporaries
-    alive for the backward pass; this keeps only v and x."""
-
-    def forward(self, v, x):
-        self.v, self.x = v, x
-        return self.b.fm_pairwise(v, x)
-
-    def backward(self, g):
-        gv, gx = self.b.fm_pairwise_grad(g, self.v, self.x)
-        return (gv if self.needs[0] else None), (gx if self.needs[-1] else None)
+        return getattr(fused, _FUSED[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

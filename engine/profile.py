@@ -91,7 +91,7 @@ class profile:  # noqa: N801  (a context manager used like a function)
         self.device = device
 
     def __enter__(self) -> Profile:
-        names = [backends.resolve(self.device)] if self.device else list(backends._backends)
+        names = [backends.resolve(self.device)] if self.device else backends.started()
         self._targets = [backends.get(n) for n in names]
         for b in self._targets:
             _instrument(b)

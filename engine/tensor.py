@@ -7,9 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from . import backends
+from . import backends, fused
 from . import functions as F
 from .autograd import backward as _run_backward
+from .autograd import is_grad_enabled
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _ALLOWED = _FLOATS + (np.dtype(np.int32), np.dtype(np.int64), np.dtype(bool))
@@ -56,12 +57,14 @@ def _normalize_axes(axis: Any, ndim: int, op: str) -> tuple[int, ...]:
 class Tensor:
     """An n-dimensional array with reverse-mode autograd, on "cpu" or "gpu".
 
-    `data` is the backend's array handle; use `.numpy()` to get host values. Floating
-    data defaults to float32; pass ``dtype="float64"`` (or a float64 Tensor) for float64.
+    `data` is the backend's array handle (for the engine's core; layers and optimizers
+    use Tensor methods); use `.numpy()` to get host values. Floating data defaults to
+    float32; pass ``dtype="float64"`` (or a float64 Tensor) for float64.
     """
 
     __array_priority__ = 1000  # so ndarray <op> Tensor defers to Tensor
-    __slots__ = ("data", "device", "requires_grad", "grad", "_ctx", "__weakref__")
+    # _ctx: the Function that computed this tensor; _out: which of its outputs it is
+    __slots__ = ("data", "device", "requires_grad", "grad", "_ctx", "_out", "__weakref__")
 
     def __init__(self, data: Any, requires_grad: bool = False, device: str | None = None,
                  dtype: Any = None) -> None:
@@ -82,11 +85,13 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         self.grad: Tensor | None = None
         self._ctx = None
+        self._out = 0
 
     @classmethod
     def _wrap(cls, data: Any, device: str, requires_grad: bool = False) -> Tensor:
         t = object.__new__(cls)
         t.data, t.device, t.requires_grad, t.grad, t._ctx = data, device, requires_grad, None, None
+        t._out = 0
         return t
 
     # -- properties ----------------------------------------------------------------------
@@ -200,6 +205,38 @@ class Tensor:
 
     def cpu(self) -> Tensor:
         return self.to("cpu")
+
+    # -- in place ------------------------------------------------------------------------
+    def copy_(self, src: Any) -> Tensor:
+        """Write `src` (a Tensor on any device, or array-like) into this tensor in place,
+        broadcast to its shape and cast to its dtype; views of it see the new values.
+        Not differentiable: on a tensor that requires grad, do it under `no_grad()`."""
+        if self.requires_grad and is_grad_enabled():
+            raise RuntimeError(f"copy_/assign_: an in-place write to a tensor that requires "
+                               f"grad (shape {self.shape}) would corrupt its gradient; wrap it "
+                               "in `with engine.no_grad():`")
+        if not isinstance(src, Tensor):
+            src = Tensor(np.asarray(src), device=self.device, dtype=self.dtype)
+        elif src.device != self.device:
+            src = src.to(self.device)
+        try:
+            fits = src.shape == self.shape or \
+                np.broadcast_shapes(src.shape, self.shape) == self.shape
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(f"copy_: cannot write shape {src.shape} into a tensor of shape "
+                             f"{self.shape} (it must broadcast to it)")
+        self.backend.copy_(self.data, src.data)
+        return self
+
+    assign_ = copy_  # tinygrad's name: optimizers assign their updates
+
+    def set_(self, src: Tensor) -> Tensor:
+        """Make this tensor hold `src`'s data (its device, dtype and shape): how
+        `Module.to` moves parameters while keeping the Parameter objects."""
+        self.data, self.device = src.data, src.device
+        return self
 
     def astype(self, dtype: Any) -> Tensor:
         dt = _as_dtype(dtype)
@@ -325,7 +362,7 @@ class Tensor:
     def clip(self, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
         if min is None and max is None:
             raise ValueError("clip: give at least one of min and max")
-        return F.Clip.apply(self, lo=min, hi=max)
+        return fused.clip(self, lo=min, hi=max)
 
     clamp = clip
 
@@ -556,7 +593,7 @@ def cat(tensors: Iterable[Tensor], dim: int = 0) -> Tensor:
         if t.ndim != nd or any(s != r for i, (s, r) in enumerate(zip(t.shape, ts[0].shape))
                                if i != dim):
             raise ValueError(f"cat: shapes {ts[0].shape} and {t.shape} differ outside dim {dim}")
-    return F.Concat.apply(*ts, axis=dim)
+    return fused.concat(*ts, axis=dim)
 
 
 def stack(tensors: Iterable[Tensor], dim: int = 0) -> Tensor:

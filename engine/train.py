@@ -27,6 +27,8 @@ import numpy as np
 from . import backends
 from .autograd import no_grad
 from .backends import DeviceError
+from .creation import zeros_like
+from .nn.utils import model_device
 from .random import generator
 from .tensor import Tensor
 
@@ -232,25 +234,25 @@ class _Snapshot:
         self.entries: list[tuple[Tensor, str, Any]] = []  # (tensor, its device, copy)
         self.step = -1  # the step whose state the copy holds
 
+    @no_grad()
     def take(self, tensors: list[Tensor], step: int) -> None:
         if len(tensors) != len(self.entries) or any(
-                t is not e[0] or t.device != e[1] or tuple(t.data.shape) != e[2].shape
+                t is not e[0] or t.device != e[1] or t.shape != e[2].shape
                 for t, e in zip(tensors, self.entries, strict=True)):
-            self.entries = [(t, t.device, t.backend.full(t.shape, 0.0, t.dtype))
-                            for t in tensors]
+            self.entries = [(t, t.device, zeros_like(t)) for t in tensors]
         for t, _, copy in self.entries:
-            t.backend.copy_(copy, t.data)
+            copy.copy_(t)
         self.step = step
 
     def finite(self) -> bool:
         return bool(self.entries) and all(
-            _finite(t.backend.to_numpy(copy)) for t, device, copy in self.entries
-            if t.device == device)
+            _finite(copy.numpy()) for t, device, copy in self.entries if t.device == device)
 
+    @no_grad()
     def restore(self) -> None:
         for t, device, copy in self.entries:
             if t.device == device:
-                t.backend.copy_(t.data, copy)
+                t.copy_(copy)
 
 
 def _host_copy(tensors: list[Tensor]) -> list[np.ndarray]:
@@ -263,29 +265,22 @@ def _finite(a: np.ndarray) -> bool:
 
 def _restore_host(tensors: list[Tensor], host: list[np.ndarray]) -> None:
     """Write a host copy back into the model's tensors, on whatever device they are."""
-    for t, arr in zip(tensors, host, strict=True):
-        t.backend.copy_(t.data, t.backend.from_numpy(arr))
+    with no_grad():
+        for t, arr in zip(tensors, host, strict=True):
+            t.copy_(arr)
 
 
 def _rebind_to_cpu(model: Any, tensors: list[Tensor], host: list[np.ndarray]) -> None:
     """Put the host copy into the model's tensors on the CPU without reading the (possibly
     lost) device, then let the module update its own bookkeeping with `.to("cpu")`."""
-    cpu = backends.get("cpu")
     for t, arr in zip(tensors, host, strict=True):
-        t.data = cpu.from_numpy(arr)
-        t.device = "cpu"
+        t.set_(Tensor(arr, device="cpu", dtype=arr.dtype))
         t.grad = None
     if hasattr(model, "to"):
         try:
             model.to("cpu")
         except DeviceError:
             pass
-
-
-def _model_device(model: Any) -> str:
-    for p in model.parameters():
-        return p.device
-    return "cpu"
 
 
 def _lr(optimizer: Any) -> float:
@@ -335,7 +330,7 @@ def evaluate(model: Any, X: Any, y: Any, batch_size: int = 256,
     if loss_fn is None:
         from .nn.functional import cross_entropy as loss_fn
     source = _Source((X, y), "evaluate")
-    dev = _model_device(model) if device is None else backends.resolve(device)
+    dev = model_device(model) if device is None else backends.resolve(device)
     metrics = _resolve_metrics(None, source.y_example())
     res = _run_eval(model, source, loss_fn, metrics, batch_size, dev)
     return res["loss"], res.get("accuracy", math.nan)
@@ -344,7 +339,7 @@ def evaluate(model: Any, X: Any, y: Any, batch_size: int = 256,
 def predict(model: Any, X: Any, batch_size: int = 256, device: str | None = None) -> np.ndarray:
     """The model's outputs for every row of X as one host array (eval mode, no_grad)."""
     x_all = np.asarray(X.numpy() if isinstance(X, Tensor) else X)
-    dev = _model_device(model) if device is None else backends.resolve(device)
+    dev = model_device(model) if device is None else backends.resolve(device)
     was_training = getattr(model, "training", True)
     if hasattr(model, "eval"):
         model.eval()
@@ -403,7 +398,7 @@ def fit(model: Any, loss_fn: Callable[[Tensor, Tensor], Tensor], optimizer: Any,
     metric_fns = _resolve_metrics(metrics, src.y_example())
     if device is not None:
         model.to(backends.resolve(device))
-    dev = _model_device(model)
+    dev = model_device(model)
 
     history = History()
     history["loss"] = []

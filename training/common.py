@@ -21,6 +21,8 @@ import engine
 import engine.onnx  # noqa: F401  (engine.onnx.export below)
 from engine import nn
 from engine import random as erandom
+from engine.nn.utils import model_device
+from engine.train import predict
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -129,16 +131,7 @@ class Checkpointer:
 
 def predict_classes(model: nn.Module, x: np.ndarray, batch: int = 500) -> np.ndarray:
     model.eval()
-    out = []
-    with engine.no_grad():
-        for i in range(0, len(x), batch):
-            out.append(model(engine.Tensor(x[i:i + batch],
-                                           device=_device(model))).argmax(1).numpy())
-    return np.concatenate(out)
-
-
-def _device(model: nn.Module) -> str:
-    return next(iter(model.parameters())).device
+    return predict(model, x, batch).argmax(1)
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n: int) -> np.ndarray:
@@ -218,7 +211,7 @@ def train_and_ship(name: str, args: argparse.Namespace, model: nn.Module, opt: A
         save_checkpoint(ckpt, model, opt, sched, {**meta, "epoch": args.epochs})
 
     xte, yte = test
-    device = _device(model)
+    device = model_device(model)
     pred = predict_classes(model, xte)
     acc = float((pred == yte).mean())
     print(f"test accuracy {acc * 100:.2f}% on {card['test_set']}")

@@ -153,7 +153,13 @@ def lost_reason(name: str) -> str | None:
 
 
 def get(device: str | None) -> Backend:
-    return _backends[resolve(device)]
+    backend = _backends.get(device)  # a resolved name (every Tensor's): one lookup
+    return backend if backend is not None else _backends[resolve(device)]
+
+
+def started() -> list[str]:
+    """Names of the devices whose backends exist so far (what `engine.profile` times)."""
+    return list(_backends)
 
 
 def devices() -> list[dict[str, str]]:

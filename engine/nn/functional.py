@@ -1,8 +1,9 @@
 """Layers and losses as plain functions of Tensors (PyTorch's `torch.nn.functional`).
 
-Everything here is composed from Tensor operations and the differentiable ops in
-`engine.functions`, so it runs unchanged on every device. Host NumPy appears only for
-random draws (dropout masks) and for checking integer labels that are already on the host.
+Everything here is composed from Tensor operations, the core differentiable ops in
+`engine.functions` and the fused kernels in `engine.fused`, so it runs unchanged on every
+device and never touches a backend's arrays. Host NumPy appears only for random draws
+(dropout masks) and for checking integer labels that are already on the host.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from typing import Any
 import numpy as np
 
 from .. import functions as ops
+from .. import fused
 from ..autograd import no_grad
+from ..creation import full
 from ..random import generator
 from ..tensor import Tensor, cat, minimum, where
 
@@ -141,7 +144,7 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 
             raise ValueError(f"{op}: input {dim}={x.shape[2 + i]} (padding {p[i]}) is smaller "
                              f"than the dilated kernel ({d[i] * (k[i] - 1) + 1}); input shape "
                              f"{x.shape}, weight shape {weight.shape}")
-    return ops.Conv2d.apply(x, weight, bias, stride=s, padding=p, dilation=d, groups=groups)
+    return fused.conv2d(x, weight, bias, stride=s, padding=p, dilation=d, groups=groups)
 
 
 # -- pooling ---------------------------------------------------------------------------
@@ -185,7 +188,7 @@ def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0
         ew = _ceil_extra(x.shape[3], k[1], s[1], p[1], d[1])
         if eh or ew:
             x = pad(x, (0, ew, 0, eh), value=-math.inf)
-    return ops.MaxPool2d.apply(x, kernel=k, stride=s, padding=p, dilation=d)
+    return fused.max_pool2d(x, kernel=k, stride=s, padding=p, dilation=d)
 
 
 def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
@@ -195,8 +198,8 @@ def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0
     if ceil_mode:
         raise NotImplementedError("avg_pool2d: ceil_mode=True is not supported; pad the "
                                   "input or choose a kernel/stride that divides it")
-    return ops.AvgPool2d.apply(x, kernel=k, stride=s, padding=p,
-                               count_include_pad=bool(count_include_pad))
+    return fused.avg_pool2d(x, kernel=k, stride=s, padding=p,
+                            count_include_pad=bool(count_include_pad))
 
 
 def _adaptive_size(out: Any, x: Tensor) -> tuple[int, int]:
@@ -225,8 +228,7 @@ def adaptive_avg_pool2d(x: Tensor, output_size: Any) -> Tensor:
         if (oh, ow) == (h, w):
             return x
         k = (h // oh, w // ow)
-        return ops.AvgPool2d.apply(x, kernel=k, stride=k, padding=(0, 0),
-                                   count_include_pad=True)
+        return fused.avg_pool2d(x, kernel=k, stride=k, padding=(0, 0), count_include_pad=True)
     for axis, o in ((2, oh), (3, ow)):
         n = x.shape[axis]
         if o == n:
@@ -248,9 +250,9 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
     """Batch normalisation over every axis but the channel axis 1.
 
     In training (or without running statistics) it normalises by the batch statistics and,
-    when running_mean/running_var are given, updates them in place (their `.data` is
-    rebound): new = (1 - momentum) * old + momentum * batch, with the *unbiased* batch
-    variance, as PyTorch does. In eval it normalises by the running statistics.
+    when running_mean/running_var are given, updates them in place (`Tensor.assign_`):
+    new = (1 - momentum) * old + momentum * batch, with the *unbiased* batch variance, as
+    PyTorch does. In eval it normalises by the running statistics.
     """
     op = "batch_norm"
     _need_float(x, op)
@@ -272,13 +274,11 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
         if training and m <= 1:
             raise ValueError(f"{op}: expected more than 1 value per channel when training, "
                              f"got input of shape {x.shape}")
-        gamma = weight if weight is not None else _const(1.0, (c,), x)
-        beta = bias if bias is not None else _const(0.0, (c,), x)
-        y, ctx = ops.BatchNormTrain.apply_ctx(x, gamma, beta, axes=axes, eps=float(eps))
+        gamma = weight if weight is not None else full((c,), 1.0, dtype=x.dtype, device=x.device)
+        beta = bias if bias is not None else full((c,), 0.0, dtype=x.dtype, device=x.device)
+        y, mean, invstd = fused.batch_norm(x, gamma, beta, axes=axes, eps=float(eps))
         if training and running_mean is not None and running_var is not None:
             with no_grad():
-                mean = Tensor._wrap(ctx.mean, x.device)
-                invstd = Tensor._wrap(ctx.invstd, x.device)
                 var = (1.0 / (invstd * invstd) - eps) * (m / (m - 1))
                 _update_running(running_mean, mean, momentum)
                 _update_running(running_var, var, momentum)
@@ -294,13 +294,8 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
     return x * scale.reshape(shape) + shift.reshape(shape)
 
 
-def _const(value: float, shape: tuple[int, ...], like: Tensor) -> Tensor:
-    return Tensor._wrap(like.backend.full(shape, value, like.dtype), like.device)
-
-
 def _update_running(stat: Tensor, batch: Tensor, momentum: float) -> None:
-    batch = batch.astype(stat.dtype)
-    stat.data = (stat * (1.0 - momentum) + batch * momentum).data
+    stat.assign_(stat * (1.0 - momentum) + batch.astype(stat.dtype) * momentum)
 
 
 # -- dropout ---------------------------------------------------------------------------
@@ -373,12 +368,12 @@ def softplus(x: Tensor) -> Tensor:
 
 def softmax(x: Tensor, dim: int = -1) -> Tensor:
     _need_float(x, "softmax")
-    return ops.Softmax.apply(x, axis=dim % x.ndim)
+    return fused.softmax(x, axis=dim % x.ndim)
 
 
 def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
     _need_float(x, "log_softmax")
-    return ops.LogSoftmax.apply(x, axis=dim % x.ndim)
+    return fused.log_softmax(x, axis=dim % x.ndim)
 
 
 # -- shape -----------------------------------------------------------------------------
@@ -403,7 +398,7 @@ def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0.
         widths[x.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
     if all(w == (0, 0) for w in widths):
         return x
-    return ops.Pad.apply(x, widths=widths, value=float(value))
+    return fused.pad(x, widths=widths, value=float(value))
 
 
 # -- embedding -------------------------------------------------------------------------
@@ -503,15 +498,21 @@ def cross_entropy(logits: Tensor, labels: Any, weight: Any = None, reduction: st
                   label_smoothing: float = 0.0) -> Tensor:
     """Softmax cross-entropy of raw scores (N, C) against integer class labels (N,).
 
-    Computed as log_softmax then a gather of the labelled entry, which never exponentiates
-    a large logit. With label smoothing e the target puts 1 - e on the label and e/C on
-    every class, as in PyTorch. Also accepts (N, C, d1, ...) with labels (N, d1, ...).
+    Computed as log_softmax then a gather of the labelled entry (fused into one kernel
+    without class weights or smoothing), which never exponentiates a large logit. With
+    label smoothing e the target puts 1 - e on the label and e/C on every class, as in
+    PyTorch. Also accepts (N, C, d1, ...) with labels (N, d1, ...).
     """
     _need_float(logits, "cross_entropy", "logits")
     if logits.ndim < 2:
         raise ValueError(f"cross_entropy: expected logits of shape (N, C), got {logits.shape}")
-    return _nll(log_softmax(logits, 1), labels, weight, reduction, "cross_entropy",
-                float(label_smoothing))
+    if weight is not None or label_smoothing or reduction not in _REDUCTIONS:
+        return _nll(log_softmax(logits, 1), labels, weight, reduction, "cross_entropy",
+                    float(label_smoothing))
+    idx, out_shape = _labels(logits, labels, "cross_entropy")
+    loss = fused.cross_entropy(_class_last(logits), idx.reshape(-1))
+    return _reduce(loss.reshape(*out_shape) if reduction == "none" else loss, reduction,
+                   "cross_entropy")
 
 
 def nll_loss(log_probs: Tensor, labels: Any, weight: Any = None,

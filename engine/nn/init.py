@@ -1,8 +1,8 @@
 """Weight initialisation, in place, with PyTorch's formulas (`torch.nn.init`).
 
 Values are drawn on the host from `engine.random.generator()` and uploaded, so one seed
-gives the same weights on every device. Each function rebinds `tensor.data` (keeping the
-tensor's dtype and device) and returns the tensor.
+gives the same weights on every device. Each function writes into the tensor in place
+(`Tensor.copy_`, keeping its dtype and device) and returns the tensor.
 """
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ import math
 
 import numpy as np
 
+from ..autograd import no_grad
 from ..random import generator
 from ..tensor import Tensor
 
 
 def _fill(tensor: Tensor, values: np.ndarray) -> Tensor:
-    tensor.data = tensor.backend.from_numpy(np.asarray(values, dtype=tensor.dtype))
-    return tensor
+    with no_grad():
+        return tensor.copy_(np.asarray(values, dtype=tensor.dtype))
 
 
 def calculate_gain(nonlinearity: str, param: float | None = None) -> float:

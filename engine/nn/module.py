@@ -14,6 +14,7 @@ from typing import Any, NamedTuple, overload
 import numpy as np
 
 from .. import backends
+from ..autograd import no_grad
 from ..tensor import _FLOATS, Tensor, _as_dtype, clear_grads
 from .parameter import Parameter
 
@@ -208,8 +209,8 @@ class Module:
     def to(self, device: str | None = None, dtype: Any = None) -> Module:
         """Move (and/or cast floating) parameters and buffers in place; returns self.
 
-        The same Parameter objects are kept (their `.data` and `.device` are rebound), so
-        an optimizer built before the move still holds them. Gradients move along.
+        The same Parameter objects are kept (`Tensor.set_` rebinds their storage), so an
+        optimizer built before the move still holds them. Gradients move along.
         """
         dev = backends.resolve(device) if device is not None else None
         dt = _as_dtype(dtype) if dtype is not None else None
@@ -291,9 +292,9 @@ class Module:
         if problems:
             raise StateDictError(f"load_state_dict for {type(self).__name__} failed:\n" +
                                  "\n".join(problems))
-        for k, arr in values.items():
-            t = own[k]
-            t.data = t.backend.from_numpy(np.asarray(arr, dtype=t.dtype))
+        with no_grad():
+            for k, arr in values.items():
+                own[k].copy_(np.asarray(arr, dtype=own[k].dtype))
         return IncompatibleKeys(missing, unexpected)
 
     # -- calling -----------------------------------------------------------------------------
@@ -335,7 +336,7 @@ def _move(t: Tensor, dev: str | None, dt: np.dtype | None) -> None:
     new_dt = dt if dt is not None and t.dtype in _FLOATS else None
     moved = t.to(dev, new_dt)
     if moved is not t:
-        t.data, t.device = moved.data, moved.device
+        t.set_(moved)
 
 
 def _host(v: Any) -> np.ndarray:

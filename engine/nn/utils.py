@@ -1,17 +1,26 @@
-"""Gradient clipping, the standard fix for exploding gradients.
+"""Gradient clipping (the standard fix for exploding gradients), and `model_device`.
 
-Both functions rebind each parameter's `.grad` to a new Tensor (they never write into
-gradient arrays), and `clip_grad_norm_` stays on the device: the total norm is a Tensor
-and the scale factor is applied without reading it back.
+Both clipping functions rebind each parameter's `.grad` to a new Tensor (they never write
+into gradient arrays), and `clip_grad_norm_` stays on the device: the total norm is a
+Tensor and the scale factor is applied without reading it back.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 from ..autograd import no_grad
 from ..tensor import Tensor, maximum, minimum
+
+
+def model_device(model: Any) -> str:
+    """The device a model computes on: its first parameter's, else its `device`
+    attribute (models without parameters), else "cpu"."""
+    for p in model.parameters():
+        return p.device
+    return getattr(model, "device", None) or "cpu"
 
 
 def _with_grads(parameters: Iterable[Tensor] | Tensor) -> list[Tensor]:

@@ -26,6 +26,7 @@ from onnx import helper
 from .. import functions as ops
 from .. import nn
 from ..autograd import no_grad, trace
+from ..nn.utils import model_device
 from ..tensor import Tensor
 from ._proto import ONNX_TYPE
 from .errors import ExportError
@@ -440,7 +441,7 @@ def export(model: nn.Module, example_input: Any, path: Any = None, opset: int = 
                           f"{MIN_OPSET}..{MAX_OPSET}")
     if not isinstance(model, nn.Module):
         raise TypeError(f"export: expected an engine nn.Module, got {type(model).__name__}")
-    device = next((p.device for p in model.parameters()), "cpu")
+    device = model_device(model)
     raw = list(example_input) if isinstance(example_input, (tuple, list)) else [example_input]
     xs = [x if isinstance(x, Tensor) else Tensor(np.asarray(x), device=device) for x in raw]
     xs = [x.to(device) for x in xs]

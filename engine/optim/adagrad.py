@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import fused
 from ..tensor import Tensor
 from .optimizer import Optimizer, ParamsT, check_nonnegative
 
@@ -27,5 +28,5 @@ class Adagrad(Optimizer):
     def _update(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
         state["step"] += 1
         clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
-        p.backend.adagrad_step_(p.data, p.grad.data, state["sum"], clr, group["eps"],
-                                group["weight_decay"])
+        fused.adagrad_step(p, p.grad, state["sum"], lr=clr, eps=group["eps"],
+                           weight_decay=group["weight_decay"])

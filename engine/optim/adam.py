@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import fused
 from ..tensor import Tensor
 from .optimizer import Optimizer, ParamsT, check_nonnegative
 
@@ -34,9 +35,10 @@ class Adam(Optimizer):
     def _update(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
         state["step"] += 1
         beta1, beta2 = group["betas"]
-        p.backend.adam_step_(p.data, p.grad.data, state["exp_avg"], state["exp_avg_sq"],
-                             group["lr"], beta1, beta2, group["eps"], group["weight_decay"],
-                             group["decoupled_weight_decay"], state["step"])
+        fused.adam_step(p, p.grad, state["exp_avg"], state["exp_avg_sq"], lr=group["lr"],
+                        beta1=beta1, beta2=beta2, eps=group["eps"],
+                        weight_decay=group["weight_decay"],
+                        decoupled=group["decoupled_weight_decay"], step=state["step"])
 
 
 class AdamW(Adam):

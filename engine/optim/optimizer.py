@@ -1,8 +1,9 @@
 """Optimizer base class: parameter groups, lazily created per-parameter state, state_dict.
 
-Subclasses implement `_update(p, group, state)` with one call to a backend's in-place
-primitive (`sgd_step_`, `adam_step_`, ...), so a GPU backend runs its fused update kernel
-and no parameter is read back to the host during training.
+Subclasses implement `_update(p, group, state)` with one call to a fused update kernel
+(`engine.fused.sgd_step`, `adam_step`, ...): its reference is the update rule in Tensor
+ops, and a backend with a fast path (NumPy in place, one WGSL dispatch) runs that instead,
+so no parameter is read back to the host during training.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from .. import backends
 from ..autograd import no_grad
+from ..creation import full_like
 from ..tensor import Tensor, clear_grads
 
 ParamsT = Iterable[Tensor] | Iterable[dict[str, Any]]
@@ -42,9 +45,10 @@ class Optimizer:
 
     `params` is an iterable of Tensors or of dicts (parameter groups) with a "params" key
     and per-group overrides of `defaults` (e.g. a smaller `lr` for a backbone).
-    `state[p]` holds the per-parameter buffers as backend arrays on `p`'s device, created
-    on the first `step()` that sees a gradient for `p` and moved (or re-created when the
-    old device is gone) when `p` changes device, e.g. after `module.to("cpu")`.
+    `state[p]` holds the per-parameter buffers as Tensors on `p`'s device (NumPy arrays
+    only in `state_dict()`), created on the first `step()` that sees a gradient for `p`
+    and moved (or re-created when the old device is gone) when `p` changes device, e.g.
+    after `module.to("cpu")`.
     """
 
     def __init__(self, params: ParamsT, defaults: dict[str, Any]) -> None:
@@ -131,8 +135,8 @@ class Optimizer:
         """Fresh state for `p` (override to add buffers); "step" counts updates."""
         return {"step": 0}
 
-    def _zeros(self, p: Tensor, value: float = 0.0) -> Any:
-        return p.backend.full(p.shape, value, p.dtype)
+    def _zeros(self, p: Tensor, value: float = 0.0) -> Tensor:
+        return full_like(p, value)
 
     def _group_of(self, p: Tensor) -> dict[str, Any]:
         for g in self.param_groups:
@@ -144,25 +148,21 @@ class Optimizer:
         st = self.state.get(p)
         if st is None:
             st = self._init_state(p, self._group_of(p))
-            st["_device"] = p.device
+            st["_device"], st["_dtype"] = p.device, p.dtype
             self.state[p] = st
-        elif st.get("_device") != p.device or any(
-                _is_array(v) and v.dtype != p.dtype for v in st.values()):
+        elif st.get("_device") != p.device or st.get("_dtype") != p.dtype:
             st = self._move_state(p, st)
         return st
 
     def _move_state(self, p: Tensor, st: dict[str, Any]) -> dict[str, Any]:
         """Carry buffers over to p's new device; start afresh if the old one is gone."""
-        old = st.get("_device")
         try:
-            from .. import backends
-
-            src = backends.get(old)
-            moved = {k: (p.backend.from_numpy(np.asarray(src.to_numpy(v)).astype(p.dtype))
-                         if _is_array(v) else v) for k, v in st.items()}
+            backends.get(st.get("_device"))  # the old device must still be there
+            moved = {k: v.to(p.device, p.dtype) if isinstance(v, Tensor) else v
+                     for k, v in st.items()}
         except Exception:  # device lost: its buffers cannot be read back
             moved = self._init_state(p, self._group_of(p))
-        moved["_device"] = p.device
+        moved["_device"], moved["_dtype"] = p.device, p.dtype
         self.state[p] = moved
         return moved
 
@@ -187,10 +187,8 @@ class Optimizer:
                 st = self.state.get(p)
                 if st is None:
                     continue
-                dev = st.get("_device", p.device)
-                b = _backend(dev)
-                state[index[id(p)]] = {k: (np.array(b.to_numpy(v)) if _is_array(v) else v)
-                                       for k, v in st.items() if k != "_device"}
+                state[index[id(p)]] = {k: (np.array(v.numpy()) if isinstance(v, Tensor) else v)
+                                       for k, v in st.items() if not k.startswith("_")}
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -215,7 +213,7 @@ class Optimizer:
             p = by_index.get(int(k))
             if p is None:
                 raise ValueError(f"loaded state refers to parameter {k}, which no group has")
-            out: dict[str, Any] = {"_device": p.device}
+            out: dict[str, Any] = {"_device": p.device, "_dtype": p.dtype}
             for name, v in st.items():
                 if name == "step":
                     out[name] = int(np.asarray(v))
@@ -224,7 +222,7 @@ class Optimizer:
                     if v.shape != p.shape:
                         raise ValueError(f"state {name!r} of parameter {k} has shape "
                                          f"{v.shape}, the parameter has shape {p.shape}")
-                    out[name] = p.backend.from_numpy(v.astype(p.dtype))
+                    out[name] = Tensor(v, device=p.device, dtype=p.dtype)
                 else:
                     out[name] = v
             new_state[p] = out
@@ -237,9 +235,3 @@ class Optimizer:
 
 def _is_array(v: Any) -> bool:
     return hasattr(v, "shape") and hasattr(v, "dtype") and not isinstance(v, (int, float))
-
-
-def _backend(device: str) -> Any:
-    from .. import backends
-
-    return backends.get(device)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import fused
 from ..tensor import Tensor
 from .optimizer import Optimizer, ParamsT, check_nonnegative
 
@@ -34,6 +35,7 @@ class RMSprop(Optimizer):
         buf = state.get("momentum_buffer")
         if momentum and buf is None:
             buf = state["momentum_buffer"] = self._zeros(p)
-        p.backend.rmsprop_step_(p.data, p.grad.data, state["square_avg"], buf, group["lr"],
-                                group["alpha"], group["eps"], momentum, group["weight_decay"])
+        fused.rmsprop_step(p, p.grad, state["square_avg"], buf, lr=group["lr"],
+                           alpha=group["alpha"], eps=group["eps"], momentum=momentum,
+                           weight_decay=group["weight_decay"])
         state["step"] += 1

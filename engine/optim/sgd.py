@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import fused
 from ..tensor import Tensor
 from .optimizer import Optimizer, ParamsT, check_nonnegative
 
@@ -28,7 +29,7 @@ class SGD(Optimizer):
         if momentum and buf is None:  # momentum may be switched on later (OneCycleLR)
             buf = state["momentum_buffer"] = self._zeros(p)
             first = True
-        p.backend.sgd_step_(p.data, p.grad.data, buf, group["lr"], momentum,
-                            group["dampening"], group["nesterov"], group["weight_decay"],
-                            first)
+        fused.sgd_step(p, p.grad, buf, lr=group["lr"], momentum=momentum,
+                       dampening=group["dampening"], nesterov=group["nesterov"],
+                       weight_decay=group["weight_decay"], first=first)
         state["step"] += 1

@@ -22,22 +22,12 @@ the app to show; device="auto" then computes with NumPy.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 from typing import Any
 
-from .device import Device, Kernel, shader_source
-
-try:  # inside the engine: the registry's error, so device="auto" falls back to NumPy
-    from .. import DeviceError
-except ImportError:  # loaded on its own (the NumPy-free kernel self-test)
-
-    class DeviceError(RuntimeError):  # type: ignore[no-redef]
-        """No WebGPU adapter, or the device was lost."""
-
+from .device import Device, DeviceError, Kernel, shader_source
 
 # WebGPU enum values (the spec's numbers; `GPUBufferUsage` is absent in some workers)
 _MAP_READ, _COPY_SRC, _COPY_DST, _UNIFORM, _STORAGE = 0x1, 0x4, 0x8, 0x40, 0x80
-_COMPUTE = 0x4  # GPUShaderStage.COMPUTE
 
 _status: dict[str, Any] = {"webgpu": None, "adapter": "", "reason": "init() not called yet"}
 
@@ -77,10 +67,9 @@ def _error_text(err: Any) -> str:
 class BrowserDevice(Device):
     """WebGPU Device. Create it with `await BrowserDevice.create()` (requesting an adapter
     is a Promise). Dispatches are recorded into one compute pass and submitted together on
-    a read, or when the batch reaches `max_batch` dispatches or fills its uniform arena."""
-
-    max_batch = 512
-    arena_size = 1 << 17
+    a read, or when the batch reaches `max_batch` dispatches or fills its uniform arena.
+    Only what the JavaScript API spells its own way lives here; batching, the pipeline
+    cache and lost-device errors are the `Device` base's."""
 
     def __init__(self, adapter: Any, device: Any, name: str) -> None:
         super().__init__()
@@ -96,19 +85,16 @@ class BrowserDevice(Device):
         self.max_binding = self.limits["maxStorageBufferBindingSize"]
         self._ualign = self.limits["minUniformBufferOffsetAlignment"]
         self._modules: dict[str, Any] = {}
-        self._pipelines: dict[Kernel, tuple[Any, Any]] = {}
         self._compile_errors: dict[str, list[str]] = {}
         self._arena = self._buffer(self.arena_size, _UNIFORM | _COPY_DST)
         self._staging: dict[int, list[Any]] = {}  # unmapped MAP_READ buffers by size
         self.errors: list[str] = []  # uncaptured WebGPU errors (validation, out of memory)
-        self._lost: str | None = None
         from pyodide.ffi import create_proxy
 
         self._on_error = create_proxy(lambda ev: self.errors.append(_error_text(ev.error)))
         device.addEventListener("uncapturederror", self._on_error)
         self._on_lost = create_proxy(self._lost_cb)
         device.lost.then(self._on_lost)
-        self._reset_batch()
 
     @classmethod
     async def create(cls) -> BrowserDevice:
@@ -136,16 +122,37 @@ class BrowserDevice(Device):
         self._lost = (f"the WebGPU device was lost ({_error_text(info)}); its tensors are "
                       "gone. Reload the page, or continue on device='cpu'.")
 
-    # -- helpers ---------------------------------------------------------------------
-    def _check(self) -> None:
-        if self._lost:
-            raise DeviceError(self._lost)
-
+    # -- hooks of the Device base ------------------------------------------------------
     def _buffer(self, size: int, usage: int) -> Any:
         return self._dev.createBuffer(_obj({"size": int(size), "usage": usage}))
 
     def _new_encoder(self) -> Any:
         return self._dev.createCommandEncoder()
+
+    def _begin_pass(self, encoder: Any) -> Any:
+        return encoder.beginComputePass()
+
+    def _encode_dispatch(self, cpass: Any, pipeline: Any, group: Any,
+                         workgroups: tuple[int, int, int]) -> None:
+        cpass.setPipeline(pipeline)
+        cpass.setBindGroup(0, group)
+        cpass.dispatchWorkgroups(*(int(g) for g in workgroups))
+
+    def _encode_copy(self, encoder: Any, src: Any, src_offset: int, dst: Any,
+                     dst_offset: int, nbytes: int) -> None:
+        encoder.copyBufferToBuffer(src, int(src_offset), dst, int(dst_offset), int(nbytes))
+
+    def _upload(self, buf: Any, offset: int, data: Any) -> None:
+        view = memoryview(data).cast("B")
+        arr = _js().Uint8Array.new(view.nbytes)
+        arr.assign(view)
+        self._queue.writeBuffer(buf, int(offset), arr)
+
+    def _submit(self, command_buffer: Any) -> None:
+        self._queue.submit(_obj([command_buffer]))
+
+    def _bind_group(self, layout: Any, entries: list[dict[str, Any]]) -> Any:
+        return self._dev.createBindGroup(_obj({"layout": layout, "entries": entries}))
 
     def _module(self, shader: str) -> Any:
         mod = self._modules.get(shader)
@@ -155,26 +162,19 @@ class BrowserDevice(Device):
             self._modules[shader] = mod
         return mod
 
-    def _layout(self, k: Kernel) -> Any:
-        entries = [{"binding": 0, "visibility": _COMPUTE, "buffer": {"type": "uniform"}}]
-        for i, kind in enumerate(k.bindings, start=1):
-            entries.append({"binding": i, "visibility": _COMPUTE, "buffer": {
-                "type": "storage" if kind == "w" else "read-only-storage"}})
-        return self._dev.createBindGroupLayout(_obj({"entries": entries}))
-
     def _stage(self, k: Kernel) -> dict[str, Any]:
         return {"module": self._module(k.shader), "entryPoint": k.entry,
                 "constants": dict(k.constants)}
 
-    def _pipeline(self, k: Kernel) -> tuple[Any, Any]:
-        hit = self._pipelines.get(k)
-        if hit is None:
-            bgl = self._layout(k)
-            layout = self._dev.createPipelineLayout(_obj({"bindGroupLayouts": [bgl]}))
-            pipe = self._dev.createComputePipeline(_obj({
-                "label": f"{k.shader}.{k.entry}", "layout": layout, "compute": self._stage(k)}))
-            hit = self._pipelines[k] = (pipe, bgl)
-        return hit
+    def _layouts(self, k: Kernel, entries: list[dict[str, Any]]) -> tuple[Any, Any]:
+        bgl = self._dev.createBindGroupLayout(_obj({"entries": entries}))
+        return bgl, self._dev.createPipelineLayout(_obj({"bindGroupLayouts": [bgl]}))
+
+    def _make_pipeline(self, k: Kernel, entries: list[dict[str, Any]]) -> tuple[Any, Any]:
+        bgl, layout = self._layouts(k, entries)
+        pipe = self._dev.createComputePipeline(_obj({
+            "label": f"{k.shader}.{k.entry}", "layout": layout, "compute": self._stage(k)}))
+        return pipe, bgl
 
     async def compile_async(self, k: Kernel) -> None:
         """Build `k`'s pipeline, raising RuntimeError with the compiler's messages when
@@ -190,8 +190,7 @@ class BrowserDevice(Device):
                 for m in info.messages if m.type == "error"]
         if errors:
             raise RuntimeError("; ".join(errors))
-        bgl = self._layout(k)
-        layout = self._dev.createPipelineLayout(_obj({"bindGroupLayouts": [bgl]}))
+        bgl, layout = self._layouts(k, self._layout_entries(k))
         try:
             pipe = await self._dev.createComputePipelineAsync(_obj({
                 "label": f"{k.shader}.{k.entry}", "layout": layout, "compute": self._stage(k)}))
@@ -199,57 +198,13 @@ class BrowserDevice(Device):
             raise RuntimeError(f"{k.shader}.{k.entry} {dict(k.constants)}: {exc}") from None
         self._pipelines[k] = (pipe, bgl)
 
-    def _upload(self, buf: Any, offset: int, data: Any) -> None:
-        view = memoryview(data).cast("B")
-        arr = _js().Uint8Array.new(view.nbytes)
-        arr.assign(view)
-        self._queue.writeBuffer(buf, int(offset), arr)
-
     # -- the Device interface ----------------------------------------------------------
     def create_buffer(self, nbytes: int) -> Any:
-        self._check()
-        return self._buffer(nbytes, _STORAGE | _COPY_SRC | _COPY_DST)
+        with self._guard("buffer allocation"):
+            return self._buffer(nbytes, _STORAGE | _COPY_SRC | _COPY_DST)
 
     def destroy_buffer(self, buf: Any) -> None:
         buf.destroy()
-
-    def write(self, buf: Any, data: Any, offset: int = 0) -> None:
-        self._check()
-        self._upload(buf, offset, data)
-
-    def dispatch(self, kernel: Kernel, params: bytes, buffers: Sequence[Any],
-                 workgroups: tuple[int, int, int]) -> None:
-        self._check()
-        pipe, bgl = self._pipeline(kernel)
-        entries = self._bind_entries(params, buffers)
-        group = self._dev.createBindGroup(_obj({"layout": bgl, "entries": entries}))
-        if self._pass is None:
-            self._pass = self._ensure_encoder().beginComputePass()
-        self._pass.setPipeline(pipe)
-        self._pass.setBindGroup(0, group)
-        self._pass.dispatchWorkgroups(*(int(g) for g in workgroups))
-        self._count += 1
-        self.dispatches += 1
-
-    def copy(self, src: Any, src_offset: int, dst: Any, dst_offset: int, nbytes: int) -> None:
-        self._check()
-        self._end_pass()
-        self._ensure_encoder().copyBufferToBuffer(src, int(src_offset), dst, int(dst_offset),
-                                                  int(nbytes))
-        self._count += 1
-
-    def flush(self) -> None:
-        self._check()
-        if self._encoder is None:
-            self._recycle()
-            return
-        self._end_pass()
-        if self._params:
-            self._upload(self._arena, 0, self._params)
-        cmd = self._encoder.finish()
-        self._reset_batch()
-        self._queue.submit(_obj([cmd]))
-        self._recycle()
 
     async def wait_async(self) -> None:
         self.flush()
@@ -267,7 +222,7 @@ class BrowserDevice(Device):
             self.flush()
 
     def _raise_errors(self) -> None:
-        self._check()
+        self._check_lost()
         if self.errors:
             msgs, self.errors = self.errors, []
             raise RuntimeError(f"WebGPU reported {len(msgs)} error(s): {' | '.join(msgs)[:2000]}")
@@ -277,14 +232,12 @@ class BrowserDevice(Device):
         size = max(1 << (nbytes - 1).bit_length(), 4096)
         free = self._staging.setdefault(size, [])
         staging = free.pop() if free else self._buffer(size, _MAP_READ | _COPY_DST)
-        self._check()
-        self._end_pass()
-        self._ensure_encoder().copyBufferToBuffer(buf, 0, staging, 0, nbytes)
-        self.flush()
+        with self._guard("readback"):
+            self._copy_and_flush(buf, staging, nbytes)
         try:
             await staging.mapAsync(_MAP_READ, 0, nbytes)
         except Exception as exc:
-            self._check()
+            self._check_lost()
             raise RuntimeError(f"WebGPU readback failed ({exc}); errors: {self.errors}") \
                 from None
         try:

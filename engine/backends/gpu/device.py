@@ -25,11 +25,12 @@ Conventions every Device follows:
 from __future__ import annotations
 
 import abc
+import contextlib
 import math
 import re
 import struct
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,6 +152,18 @@ def _f32(x: Any) -> float:
 
 # --------------------------------------------------------------------------- device
 
+_LOST_WORDS = ("lost", "destroyed", "device is invalid", "invalid device")
+_COMPUTE = 0x4  # GPUShaderStage.COMPUTE (the same number in wgpu-py and the browser)
+
+
+try:  # inside the engine: the registry's error, so device="auto" falls back to NumPy
+    from .. import DeviceError
+except ImportError:  # loaded on its own (the browser's NumPy-free kernel self-test)
+
+    class DeviceError(RuntimeError):  # type: ignore[no-redef]
+        """No GPU adapter, or the device was lost."""
+
+
 
 def _bucket(nbytes: int) -> int:
     """Round up to 2^k or 1.5 * 2^k (at most 33% waste), minimum 256 bytes."""
@@ -160,10 +173,15 @@ def _bucket(nbytes: int) -> int:
 
 
 class Device(abc.ABC):
-    """Abstract GPU device. Subclasses implement the `_`-less abstract methods below."""
+    """Abstract GPU device. The base owns the command batching (`dispatch`, `copy`,
+    `flush`, `write`), the pipeline cache, lost-device errors and the buffer pool; a
+    subclass creates its adapter and implements the abstract methods plus the `_`-named
+    hooks below, each a call or two into its GPU API (wgpu-py or the browser's WebGPU)."""
 
     name: str = "unknown"  # adapter description
     pool_limit: int = 1 << 30  # bytes kept for reuse; beyond this, released buffers die
+    max_batch = 512  # dispatches per submit
+    arena_size = 1 << 17  # bytes of uniform parameters per submit
 
     def __init__(self) -> None:
         self.readbacks = 0
@@ -176,6 +194,10 @@ class Device(abc.ABC):
         # cycle must not take its buffer with it (the GC would finalise the wgpu object,
         # releasing the GPU memory, while Storage.__del__ puts it back in the pool)
         self._owned: dict[int, Any] = {}  # by id: browser buffers (JsProxy) may not hash
+        self._lock = threading.RLock()
+        self._lost: str | None = None  # set when the device is lost: every call raises it
+        self._pipelines: dict[Kernel, tuple[Any, Any]] = {}
+        self._reset_batch()
 
     # -- the interface ---------------------------------------------------------------
     @abc.abstractmethod
@@ -186,24 +208,6 @@ class Device(abc.ABC):
     def destroy_buffer(self, buf: Any) -> None: ...
 
     @abc.abstractmethod
-    def write(self, buf: Any, data: Any, offset: int = 0) -> None:
-        """Upload host bytes (a C-contiguous buffer, size a multiple of 4). Only ever called
-        on buffers no pending work uses."""
-
-    @abc.abstractmethod
-    def dispatch(self, kernel: Kernel, params: bytes, buffers: Sequence[Any],
-                 workgroups: tuple[int, int, int]) -> None:
-        """Record one dispatch; `buffers` bind to 1..n (a buffer or (buffer, nbytes))."""
-
-    @abc.abstractmethod
-    def copy(self, src: Any, src_offset: int, dst: Any, dst_offset: int, nbytes: int) -> None:
-        """Record a buffer-to-buffer copy (offsets and size multiples of 4)."""
-
-    @abc.abstractmethod
-    def flush(self) -> None:
-        """Submit everything recorded so far."""
-
-    @abc.abstractmethod
     def wait(self) -> None:
         """Flush and block until the GPU has finished (timing only; reads nothing)."""
 
@@ -211,12 +215,117 @@ class Device(abc.ABC):
     def read(self, buf: Any, nbytes: int) -> bytes:
         """Flush, then return the first `nbytes` of `buf` (counts one readback)."""
 
-    # -- shared by the Devices' command batching -----------------------------------------
-    # A batch is one command encoder with at most one open compute pass, and the uniform
-    # arena it fills. Subclasses provide _new_encoder(), _arena (the uniform buffer),
-    # _ualign (min uniform offset alignment), max_batch and arena_size.
+    def write(self, buf: Any, data: Any, offset: int = 0) -> None:
+        """Upload host bytes (a C-contiguous buffer, size a multiple of 4). Only ever called
+        on buffers no pending work uses."""
+        with self._lock, self._guard("upload"):
+            self._upload(buf, offset, data)
+
+    def dispatch(self, kernel: Kernel, params: bytes, buffers: Sequence[Any],
+                 workgroups: tuple[int, int, int]) -> None:
+        """Record one dispatch; `buffers` bind to 1..n (a buffer or (buffer, nbytes))."""
+        with self._lock, self._guard(f"{kernel.shader}.{kernel.entry}"):
+            pipe, layout = self._pipeline(kernel)
+            group = self._bind_group(layout, self._bind_entries(params, buffers))
+            if self._pass is None:
+                self._pass = self._begin_pass(self._ensure_encoder())
+            self._encode_dispatch(self._pass, pipe, group, workgroups)
+            self._count += 1
+            self.dispatches += 1
+
+    def copy(self, src: Any, src_offset: int, dst: Any, dst_offset: int, nbytes: int) -> None:
+        """Record a buffer-to-buffer copy (offsets and size multiples of 4)."""
+        with self._lock, self._guard("copy"):
+            self._end_pass()
+            self._encode_copy(self._ensure_encoder(), src, src_offset, dst, dst_offset, nbytes)
+            self._count += 1
+
+    def flush(self) -> None:
+        """Submit everything recorded so far."""
+        with self._lock, self._guard("submit"):
+            if self._encoder is None:
+                self._recycle()
+                return
+            self._end_pass()
+            if self._params:
+                self._upload(self._arena, 0, bytes(self._params))
+            cmd = self._encoder.finish()
+            self._reset_batch()
+            self._submit(cmd)
+            self._recycle()
+
+    # -- hooks: what each GPU API spells differently ---------------------------------
     def _new_encoder(self) -> Any:
+        """A command encoder."""
         raise NotImplementedError
+
+    def _begin_pass(self, encoder: Any) -> Any:
+        """Open a compute pass on `encoder`."""
+        raise NotImplementedError
+
+    def _encode_dispatch(self, cpass: Any, pipeline: Any, group: Any,
+                         workgroups: tuple[int, int, int]) -> None:
+        raise NotImplementedError
+
+    def _encode_copy(self, encoder: Any, src: Any, src_offset: int, dst: Any,
+                     dst_offset: int, nbytes: int) -> None:
+        raise NotImplementedError
+
+    def _upload(self, buf: Any, offset: int, data: Any) -> None:
+        """queue.writeBuffer."""
+        raise NotImplementedError
+
+    def _submit(self, command_buffer: Any) -> None:
+        raise NotImplementedError
+
+    def _bind_group(self, layout: Any, entries: list[dict[str, Any]]) -> Any:
+        raise NotImplementedError
+
+    def _make_pipeline(self, kernel: Kernel, entries: list[dict[str, Any]]) -> tuple[Any, Any]:
+        """(compute pipeline, bind group layout) for `kernel`, its layout from `entries`."""
+        raise NotImplementedError
+
+    # -- shared by the Devices ---------------------------------------------------------
+    # A batch is one command encoder with at most one open compute pass, and the uniform
+    # arena it fills. Subclasses provide _arena (the uniform buffer) and _ualign (the
+    # minimum uniform offset alignment).
+    @contextlib.contextmanager
+    def _guard(self, what: str) -> Iterator[None]:
+        """Raise DeviceError once the device is lost (and mark it lost on an error that
+        says so), so every later call fails with the same clear message."""
+        self._check_lost()
+        try:
+            yield
+        except DeviceError:
+            raise
+        except Exception as exc:
+            msg = str(exc)
+            if not self._lost and any(w in msg.lower() for w in _LOST_WORDS):
+                self._lost = (f"the GPU device was lost during {what} ({msg.strip()[:300]}); "
+                              "its tensors are gone. Continue on device='cpu' from the last "
+                              "saved weights.")
+                self._reset_batch()
+                raise DeviceError(self._lost) from exc
+            raise
+
+    def _check_lost(self) -> None:
+        if self._lost:
+            raise DeviceError(self._lost)
+
+    def _pipeline(self, k: Kernel) -> tuple[Any, Any]:
+        hit = self._pipelines.get(k)
+        if hit is None:
+            hit = self._pipelines[k] = self._make_pipeline(k, self._layout_entries(k))
+        return hit
+
+    @staticmethod
+    def _layout_entries(k: Kernel) -> list[dict[str, Any]]:
+        """Bind group layout entries: the uniform at 0, then the storage buffers."""
+        entries = [{"binding": 0, "visibility": _COMPUTE, "buffer": {"type": "uniform"}}]
+        for i, kind in enumerate(k.bindings, start=1):
+            entries.append({"binding": i, "visibility": _COMPUTE, "buffer": {
+                "type": "storage" if kind == "w" else "read-only-storage"}})
+        return entries
 
     def _reset_batch(self) -> None:
         self._encoder: Any = None
@@ -233,6 +342,13 @@ class Device(abc.ABC):
         if self._encoder is None:
             self._encoder = self._new_encoder()
         return self._encoder
+
+    def _copy_and_flush(self, src: Any, dst: Any, nbytes: int) -> None:
+        """Record a copy of src's first nbytes into dst (a readback staging buffer) and
+        submit everything, so the copy sees all earlier work."""
+        self._end_pass()
+        self._encode_copy(self._ensure_encoder(), src, 0, dst, 0, nbytes)
+        self.flush()
 
     def _bind_entries(self, params: bytes, buffers: Sequence[Any]) -> list[dict[str, Any]]:
         """Give this dispatch's parameters their own arena slot (flushing first when the

@@ -1,20 +1,19 @@
-"""Device over wgpu-py (wgpu-native: Vulkan, Metal, DX12; Mesa lavapipe without a GPU)."""
+"""Device over wgpu-py (wgpu-native: Vulkan, Metal, DX12; Mesa lavapipe without a GPU).
+
+Only what wgpu-py spells its own way lives here: the adapter, buffers, the encoder and
+pass calls, and the blocking readback. Batching, the pipeline cache and lost-device
+errors are the `Device` base's.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
-import threading
-from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
-from .. import DeviceError
-from .device import Device, Kernel, shader_source
-
-_LOST_WORDS = ("lost", "destroyed", "device is invalid", "invalid device")
+from .device import Device, DeviceError, Kernel, shader_source
 
 
 class NativeDevice(Device):
@@ -22,11 +21,7 @@ class NativeDevice(Device):
     and submitted together: on `read`, or when the batch reaches `max_batch` dispatches or
     its uniform arena is full."""
 
-    max_batch = 512  # dispatches per submit
-    arena_size = 1 << 17  # bytes of uniform parameters per submit
-
     def __init__(self) -> None:
-        super().__init__()
         if os.environ.get("DEMYSTIFY_NO_GPU", "") not in ("", "0"):
             raise DeviceError("DEMYSTIFY_NO_GPU is set: pretending there is no GPU adapter")
         if not os.environ.get("XDG_RUNTIME_DIR"):  # silences a Mesa warning on headless hosts
@@ -36,6 +31,7 @@ class NativeDevice(Device):
         except ImportError as exc:
             raise DeviceError(f"wgpu is not installed ({exc}); pip install 'demystify[gpu]'") \
                 from exc
+        super().__init__()
         self._wgpu = wgpu
         try:
             adapter = wgpu.gpu.request_adapter_sync(power_preference="high-performance")
@@ -57,61 +53,51 @@ class NativeDevice(Device):
         self._usage = (wgpu.BufferUsage.STORAGE | wgpu.BufferUsage.COPY_SRC
                        | wgpu.BufferUsage.COPY_DST)
         self._modules: dict[str, Any] = {}
-        self._pipelines: dict[Kernel, tuple[Any, Any]] = {}
         self._arena = self._dev.create_buffer(
             size=self.arena_size, usage=wgpu.BufferUsage.UNIFORM | wgpu.BufferUsage.COPY_DST)
         self._staging: Any = None
         self._staging_size = 0
-        self._lock = threading.RLock()
-        self._lost: str | None = None
         self._fence: Any = None
         self._fence_src: Any = None
-        self._reset_batch()
 
-    # -- helpers ---------------------------------------------------------------------
+    # -- hooks of the Device base ------------------------------------------------------
     def _new_encoder(self) -> Any:
         return self._dev.create_command_encoder()
 
-    @contextlib.contextmanager
-    def _guard(self, what: str) -> Iterator[None]:
-        if self._lost:
-            raise DeviceError(self._lost)
-        try:
-            yield
-        except DeviceError:
-            raise
-        except Exception as exc:
-            msg = str(exc)
-            if any(w in msg.lower() for w in _LOST_WORDS):
-                self._lost = (f"the GPU device was lost during {what} ({msg.strip()[:300]}); "
-                              "its tensors are gone. Continue on device='cpu' from the last "
-                              "saved weights.")
-                self._reset_batch()
-                raise DeviceError(self._lost) from exc
-            raise
+    def _begin_pass(self, encoder: Any) -> Any:
+        return encoder.begin_compute_pass()
 
-    def _pipeline(self, k: Kernel) -> tuple[Any, Any]:
-        hit = self._pipelines.get(k)
-        if hit is not None:
-            return hit
-        wgpu = self._wgpu
+    def _encode_dispatch(self, cpass: Any, pipeline: Any, group: Any,
+                         workgroups: tuple[int, int, int]) -> None:
+        cpass.set_pipeline(pipeline)
+        cpass.set_bind_group(0, group)
+        cpass.dispatch_workgroups(*workgroups)
+
+    def _encode_copy(self, encoder: Any, src: Any, src_offset: int, dst: Any,
+                     dst_offset: int, nbytes: int) -> None:
+        encoder.copy_buffer_to_buffer(src, src_offset, dst, dst_offset, nbytes)
+
+    def _upload(self, buf: Any, offset: int, data: Any) -> None:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            data = np.ascontiguousarray(data)
+        self._queue.write_buffer(buf, offset, data)
+
+    def _submit(self, command_buffer: Any) -> None:
+        self._queue.submit([command_buffer])
+
+    def _bind_group(self, layout: Any, entries: list[dict[str, Any]]) -> Any:
+        return self._dev.create_bind_group(layout=layout, entries=entries)
+
+    def _make_pipeline(self, k: Kernel, entries: list[dict[str, Any]]) -> tuple[Any, Any]:
         mod = self._modules.get(k.shader)
         if mod is None:
             mod = self._dev.create_shader_module(label=k.shader, code=shader_source(k.shader))
             self._modules[k.shader] = mod
-        entries = [{"binding": 0, "visibility": wgpu.ShaderStage.COMPUTE,
-                    "buffer": {"type": wgpu.BufferBindingType.uniform}}]
-        for i, kind in enumerate(k.bindings, start=1):
-            t = (wgpu.BufferBindingType.storage if kind == "w"
-                 else wgpu.BufferBindingType.read_only_storage)
-            entries.append({"binding": i, "visibility": wgpu.ShaderStage.COMPUTE,
-                            "buffer": {"type": t}})
         bgl = self._dev.create_bind_group_layout(entries=entries)
         layout = self._dev.create_pipeline_layout(bind_group_layouts=[bgl])
         stage = {"module": mod, "entry_point": k.entry, "constants": dict(k.constants)}
         pipe = self._dev.create_compute_pipeline(label=f"{k.shader}.{k.entry}", layout=layout,
                                                  compute=stage)
-        self._pipelines[k] = (pipe, bgl)
         return pipe, bgl
 
     # -- the Device interface ----------------------------------------------------------
@@ -122,43 +108,6 @@ class NativeDevice(Device):
     def destroy_buffer(self, buf: Any) -> None:
         buf.destroy()
 
-    def write(self, buf: Any, data: np.ndarray, offset: int = 0) -> None:
-        with self._lock, self._guard("upload"):
-            self._queue.write_buffer(buf, offset, np.ascontiguousarray(data))
-
-    def dispatch(self, kernel: Kernel, params: bytes, buffers: Sequence[Any],
-                 workgroups: tuple[int, int, int]) -> None:
-        with self._lock, self._guard(f"{kernel.shader}.{kernel.entry}"):
-            pipe, bgl = self._pipeline(kernel)
-            entries = self._bind_entries(params, buffers)
-            group = self._dev.create_bind_group(layout=bgl, entries=entries)
-            if self._pass is None:
-                self._pass = self._ensure_encoder().begin_compute_pass()
-            self._pass.set_pipeline(pipe)
-            self._pass.set_bind_group(0, group)
-            self._pass.dispatch_workgroups(*workgroups)
-            self._count += 1
-            self.dispatches += 1
-
-    def copy(self, src: Any, src_offset: int, dst: Any, dst_offset: int, nbytes: int) -> None:
-        with self._lock, self._guard("copy"):
-            self._end_pass()
-            self._ensure_encoder().copy_buffer_to_buffer(src, src_offset, dst, dst_offset, nbytes)
-            self._count += 1
-
-    def flush(self) -> None:
-        with self._lock, self._guard("submit"):
-            if self._encoder is None:
-                self._recycle()
-                return
-            self._end_pass()
-            if self._params:
-                self._queue.write_buffer(self._arena, 0, bytes(self._params))
-            cmd = self._encoder.finish()
-            self._reset_batch()
-            self._queue.submit([cmd])
-            self._recycle()
-
     def wait(self) -> None:
         # Mapping a buffer written by the last submission waits for all work before it
         # (queue.on_submitted_work_done_sync is broken in wgpu-py 0.32).
@@ -168,9 +117,7 @@ class NativeDevice(Device):
                 self._fence = self._dev.create_buffer(
                     size=4, usage=wgpu.BufferUsage.MAP_READ | wgpu.BufferUsage.COPY_DST)
                 self._fence_src = self._dev.create_buffer(size=4, usage=self._usage)
-            self._end_pass()
-            self._ensure_encoder().copy_buffer_to_buffer(self._fence_src, 0, self._fence, 0, 4)
-            self.flush()
+            self._copy_and_flush(self._fence_src, self._fence, 4)
             self._fence.map_sync(wgpu.MapMode.READ, 0, 4)
             self._fence.unmap()
 
@@ -184,9 +131,7 @@ class NativeDevice(Device):
                 self._staging = self._dev.create_buffer(
                     size=self._staging_size,
                     usage=self._wgpu.BufferUsage.MAP_READ | self._wgpu.BufferUsage.COPY_DST)
-            self._end_pass()
-            self._ensure_encoder().copy_buffer_to_buffer(buf, 0, self._staging, 0, nbytes)
-            self.flush()
+            self._copy_and_flush(buf, self._staging, nbytes)
             self._staging.map_sync(self._wgpu.MapMode.READ, 0, nbytes)
             try:
                 data = bytes(self._staging.read_mapped(0, nbytes, copy=True))
@@ -198,3 +143,6 @@ class NativeDevice(Device):
     def lose(self) -> None:
         """Destroy the device (tests use this to exercise the device-lost path)."""
         self._dev.destroy()
+
+
+__all__ = ["NativeDevice"]

@@ -470,23 +470,23 @@ def build_cases(seed: int = 0) -> list[dict[str, Any]]:
 
 
 class CpuBackendShape:
-    """Output sizes for the cases' gradient inputs (the same formula as the backends)."""
+    """Output sizes for the cases' gradient inputs (the backends' own formula)."""
 
     @staticmethod
-    def _out(n: int, k: int, s: int, p: int, d: int) -> int:
-        return (n + 2 * p - d * (k - 1) - 1) // s + 1
-
-    @classmethod
-    def conv(cls, xs: Sequence[int], ws: Sequence[int], st: Sequence[int], pd: Sequence[int],
+    def conv(xs: Sequence[int], ws: Sequence[int], st: Sequence[int], pd: Sequence[int],
              dl: Sequence[int], groups: int) -> tuple[int, ...]:
-        return (xs[0], ws[0], cls._out(xs[2], ws[2], st[0], pd[0], dl[0]),
-                cls._out(xs[3], ws[3], st[1], pd[1], dl[1]))
+        from ..window import conv_out_size
 
-    @classmethod
-    def pool(cls, xs: Sequence[int], k: Sequence[int], st: Sequence[int], pd: Sequence[int],
+        return (xs[0], ws[0], conv_out_size(xs[2], ws[2], st[0], pd[0], dl[0]),
+                conv_out_size(xs[3], ws[3], st[1], pd[1], dl[1]))
+
+    @staticmethod
+    def pool(xs: Sequence[int], k: Sequence[int], st: Sequence[int], pd: Sequence[int],
              dl: Sequence[int]) -> tuple[int, int]:
-        return (cls._out(xs[2], k[0], st[0], pd[0], dl[0]),
-                cls._out(xs[3], k[1], st[1], pd[1], dl[1]))
+        from ..window import conv_out_size
+
+        return (conv_out_size(xs[2], k[0], st[0], pd[0], dl[0]),
+                conv_out_size(xs[3], k[1], st[1], pd[1], dl[1]))
 
 
 def main() -> int:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
+from ...autograd import no_grad
 from ...tensor import Tensor
 from .. import functional as F
 from .. import init
@@ -33,7 +32,8 @@ class Embedding(Module):
         if padding_idx is not None:
             w = self.weight.numpy().copy()
             w[padding_idx] = 0.0
-            self.weight.data = self.weight.backend.from_numpy(w.astype(np.dtype(w.dtype)))
+            with no_grad():
+                self.weight.copy_(w)
 
     def forward(self, idx: Any) -> Tensor:
         return F.embedding(idx, self.weight, self.padding_idx)

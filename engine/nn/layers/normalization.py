@@ -54,8 +54,7 @@ class _BatchNorm(Module):
         if self.track_running_stats:
             init.zeros_(self.running_mean)
             init.ones_(self.running_var)
-            self.num_batches_tracked.data = self.num_batches_tracked.backend.from_numpy(
-                np.array(0, dtype=np.int64))
+            init.zeros_(self.num_batches_tracked)
 
     def forward(self, x: Tensor) -> Tensor:
         name = type(self).__name__
@@ -70,7 +69,7 @@ class _BatchNorm(Module):
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
             with no_grad():
-                self.num_batches_tracked.data = (self.num_batches_tracked + 1).data
+                self.num_batches_tracked.assign_(self.num_batches_tracked + 1)
             if self.momentum is None:  # cumulative average: reads the count back
                 factor = 1.0 / float(self.num_batches_tracked.item())
         use_batch = self.training or not self.track_running_stats

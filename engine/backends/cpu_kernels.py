@@ -1,0 +1,299 @@
+"""NumPy fast kernels of the fused ops (tier two of the backend, see engine/fused).
+
+Convolution is im2col + one BLAS GEMM per group batch; its input gradient is a GEMM
+followed by col2im as kH*kW strided slice additions (a loop over kernel taps, never over
+pixels or batch items). Pooling loops over window taps the same way. Optimizer updates
+work in place on the parameter and state arrays, without temporaries where NumPy allows.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from .window import conv_out_size
+
+Pair = tuple[int, int]
+
+
+def _windows(xp: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair, out_hw: Pair,
+             lead: str = "nc") -> np.ndarray:
+    """Strided view of conv/pool windows of padded NCHW `xp`.
+
+    lead="nc": shape (N, C, kH, kW, Ho, Wo); lead="c": (C, kH, kW, N, Ho, Wo).
+    """
+    n, c, _, _ = xp.shape
+    sn, sc, sh, sw = xp.strides
+    kh, kw = kernel
+    ho, wo = out_hw
+    taps = (sh * dilation[0], sw * dilation[1])
+    steps = (sh * stride[0], sw * stride[1])
+    if lead == "nc":
+        return as_strided(xp, (n, c, kh, kw, ho, wo), (sn, sc, *taps, *steps), writeable=False)
+    return as_strided(xp, (c, kh, kw, n, ho, wo), (sc, *taps, sn, *steps), writeable=False)
+
+
+def _group_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(G, M, K) @ (G, K, N) as G 2-D BLAS calls: batched np.matmul on transposed views
+    falls off BLAS onto a slow loop."""
+    if a.shape[0] == 1:
+        return (a[0] @ b[0])[None]
+    return np.stack([a[g] @ b[g] for g in range(a.shape[0])])
+
+
+def _pad_hw(x: np.ndarray, pad: Pair, value: float = 0.0) -> np.ndarray:
+    if pad == (0, 0):
+        return x
+    ph, pw = pad
+    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
+
+
+class NumpyKernels:
+    """The CPU backend's fast kernels (mixed into `CpuBackend`)."""
+
+    _COLS_KEEP = 16  # im2col buffers kept for the weight gradient, bounded
+    # id(x) -> (weakref to x, conv params, cols): the weight gradient reuses the forward's
+    # im2col instead of rebuilding it; entries die with their input array (made on first use)
+    _cols_cache: dict[int, tuple[weakref.ref, tuple, np.ndarray]] | None = None
+
+    # -- elementwise and movement composites ------------------------------------------
+    def clip(self, a, lo, hi) -> np.ndarray:
+        return np.clip(a, lo, hi)
+
+    def pad(self, a, widths, value: float = 0.0) -> np.ndarray:
+        return np.pad(a, [tuple(w) for w in widths], constant_values=value)
+
+    def concat(self, arrays, axis: int) -> np.ndarray:
+        return np.concatenate(arrays, axis=axis)
+
+    # -- convolution ---------------------------------------------------------------------
+    def _cols(self, x, kernel: Pair, stride: Pair, pad: Pair, dilation: Pair, groups: int):
+        """im2col as (G, C/G*kH*kW, N*Ho*Wo), contiguous."""
+        n, c, h, w = x.shape
+        ho = conv_out_size(h, kernel[0], stride[0], pad[0], dilation[0])
+        wo = conv_out_size(w, kernel[1], stride[1], pad[1], dilation[1])
+        win = _windows(_pad_hw(x, pad), kernel, stride, dilation, (ho, wo), lead="c")
+        cols = win.reshape(groups, (c // groups) * kernel[0] * kernel[1], n * ho * wo)
+        return cols, ho, wo
+
+    def _cached_cols(self, x, kernel: Pair, stride: Pair, pad: Pair, dilation: Pair,
+                     groups: int):
+        if self._cols_cache is None:
+            self._cols_cache = {}
+        key = (kernel, stride, pad, dilation, groups, x.shape)
+        hit = self._cols_cache.get(id(x))
+        if hit is not None and hit[0]() is x and hit[1] == key:
+            return hit[2]
+        cols = self._cols(x, kernel, stride, pad, dilation, groups)
+        xid = id(x)
+        try:
+            ref = weakref.ref(x, lambda _: self._cols_cache.pop(xid, None))
+        except TypeError:  # not weak-referenceable: just don't cache
+            return cols
+        self._cols_cache[xid] = (ref, key, cols)
+        while len(self._cols_cache) > self._COLS_KEEP:
+            self._cols_cache.pop(next(iter(self._cols_cache)))
+        return cols
+
+    def conv2d(self, x, w, stride: Pair, pad: Pair, dilation: Pair, groups: int):
+        co, cg, kh, kw = w.shape
+        n = x.shape[0]
+        cols, ho, wo = self._cached_cols(x, (kh, kw), stride, pad, dilation, groups)
+        wm = w.reshape(groups, co // groups, cg * kh * kw)
+        y = _group_matmul(wm, cols)
+        return np.ascontiguousarray(y.reshape(co, n, ho, wo).transpose(1, 0, 2, 3))
+
+    def _gy_mat(self, gy, groups: int):
+        n, co, ho, wo = gy.shape
+        return np.ascontiguousarray(gy.transpose(1, 0, 2, 3)).reshape(groups, co // groups,
+                                                                       n * ho * wo)
+
+    def conv2d_grad_weight(self, gy, x, w_shape, stride, pad, dilation, groups: int):
+        co, cg, kh, kw = w_shape
+        cols, _, _ = self._cached_cols(x, (kh, kw), stride, pad, dilation, groups)
+        gw = _group_matmul(self._gy_mat(gy, groups), cols.transpose(0, 2, 1))
+        return gw.reshape(co, cg, kh, kw)
+
+    def conv2d_grad_input(self, gy, w, x_shape, stride, pad, dilation, groups: int):
+        co, cg, kh, kw = w.shape
+        n, c, h, wd = x_shape
+        ho, wo = gy.shape[2], gy.shape[3]
+        wm = w.reshape(groups, co // groups, cg * kh * kw)
+        gcols = _group_matmul(wm.transpose(0, 2, 1), self._gy_mat(gy, groups))
+        gcols = gcols.reshape(c, kh, kw, n, ho, wo)
+        ph, pw = pad
+        gxp = np.zeros((c, n, h + 2 * ph, wd + 2 * pw), dtype=gy.dtype)
+        sh, sw = stride
+        dh, dw = dilation
+        for i in range(kh):
+            for j in range(kw):
+                gxp[:, :, i * dh: i * dh + sh * (ho - 1) + 1: sh,
+                    j * dw: j * dw + sw * (wo - 1) + 1: sw] += gcols[:, i, j]
+        gx = gxp[:, :, ph: ph + h, pw: pw + wd]
+        return np.ascontiguousarray(gx.transpose(1, 0, 2, 3))
+
+    # -- pooling -------------------------------------------------------------------------
+    def maxpool2d(self, x, kernel: Pair, stride: Pair, pad: Pair, dilation: Pair):
+        n, c, h, w = x.shape
+        kh, kw = kernel
+        ho = conv_out_size(h, kh, stride[0], pad[0], dilation[0])
+        wo = conv_out_size(w, kw, stride[1], pad[1], dilation[1])
+        win = _windows(_pad_hw(x, pad, -np.inf), kernel, stride, dilation, (ho, wo))
+        # taps-major contiguous copy, then one pass per tap over contiguous memory
+        taps = np.ascontiguousarray(win.transpose(2, 3, 0, 1, 4, 5)).reshape(kh * kw, n, c,
+                                                                              ho, wo)
+        best = taps[0].copy()
+        off = np.zeros(best.shape, dtype=np.int32)  # flat offset of the winning tap
+        better = np.empty(best.shape, dtype=bool)
+        for k in range(1, kh * kw):
+            i, j = divmod(k, kw)
+            np.greater(taps[k], best, out=better)  # strict: the first maximum wins, like torch
+            np.maximum(best, taps[k], out=best)
+            off += better * (np.int32(i * dilation[0] * w + j * dilation[1]) - off)  # no putmask
+        rows = np.arange(ho, dtype=np.int32) * stride[0] - pad[0]
+        cols = np.arange(wo, dtype=np.int32) * stride[1] - pad[1]
+        return best, off + (rows * w)[:, None] + cols
+
+    def maxpool2d_grad(self, gy, argmax, x_shape):
+        n, c, h, w = x_shape
+        plane = (np.arange(n * c, dtype=np.int64) * (h * w)).reshape(n, c, 1, 1)
+        flat = np.bincount((argmax + plane).ravel(), weights=gy.ravel(),
+                           minlength=n * c * h * w)
+        return flat.reshape(x_shape).astype(gy.dtype, copy=False)
+
+    def _avg_count(self, x_shape, kernel, stride, pad, count_include_pad: bool, dtype):
+        _, _, h, w = x_shape
+        if count_include_pad or pad == (0, 0):
+            return float(kernel[0] * kernel[1])
+        ones = np.ones((1, 1, h, w), dtype=dtype)
+        return self.avgpool2d(ones, kernel, stride, pad, True) * (kernel[0] * kernel[1])
+
+    def avgpool2d(self, x, kernel: Pair, stride: Pair, pad: Pair, count_include_pad: bool):
+        n, c, h, w = x.shape
+        ho = conv_out_size(h, kernel[0], stride[0], pad[0], 1)
+        wo = conv_out_size(w, kernel[1], stride[1], pad[1], 1)
+        win = _windows(_pad_hw(x, pad), kernel, stride, (1, 1), (ho, wo))
+        total = win.sum(axis=(2, 3))
+        return (total / self._avg_count(x.shape, kernel, stride, pad, count_include_pad,
+                                        x.dtype)).astype(x.dtype, copy=False)
+
+    def avgpool2d_grad(self, gy, x_shape, kernel, stride, pad, count_include_pad: bool):
+        n, c, h, w = x_shape
+        ho, wo = gy.shape[2], gy.shape[3]
+        g = gy / self._avg_count(x_shape, kernel, stride, pad, count_include_pad, gy.dtype)
+        ph, pw = pad
+        gxp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=gy.dtype)
+        for i in range(kernel[0]):
+            for j in range(kernel[1]):
+                gxp[:, :, i: i + stride[0] * (ho - 1) + 1: stride[0],
+                    j: j + stride[1] * (wo - 1) + 1: stride[1]] += g
+        return np.ascontiguousarray(gxp[:, :, ph: ph + h, pw: pw + w])
+
+    # -- fused numerics ------------------------------------------------------------------
+    def softmax(self, a, axis: int):
+        e = np.exp(a - a.max(axis=axis, keepdims=True))
+        return e / e.sum(axis=axis, keepdims=True)
+
+    def log_softmax(self, a, axis: int):
+        s = a - a.max(axis=axis, keepdims=True)
+        return s - np.log(np.exp(s).sum(axis=axis, keepdims=True))
+
+    def softmax_cross_entropy(self, logits, labels):
+        """(per-row -log softmax(logits)[label], softmax(logits)) for (N, C) logits."""
+        s = logits - logits.max(axis=1, keepdims=True)
+        e = np.exp(s)
+        total = e.sum(axis=1, keepdims=True)
+        loss = np.log(total[:, 0]) - s[np.arange(len(labels)), labels]
+        return loss.astype(logits.dtype, copy=False), e / total
+
+    def softmax_cross_entropy_grad(self, g, probs, labels):
+        gx = probs * g[:, None]
+        gx[np.arange(len(labels)), labels] -= g
+        return gx
+
+    def batch_norm_train(self, x, gamma, beta, axes, eps: float):
+        shape = [1] * x.ndim
+        keep = [i for i in range(x.ndim) if i not in axes]
+        for i in keep:
+            shape[i] = x.shape[i]
+        mean = x.mean(axis=tuple(axes), keepdims=True)
+        xc = x - mean
+        var = np.mean(xc * xc, axis=tuple(axes), keepdims=True)
+        invstd = (1.0 / np.sqrt(var + eps)).astype(x.dtype, copy=False)
+        y = xc * (invstd * gamma.reshape(shape)) + beta.reshape(shape)
+        return y, mean.reshape(gamma.shape), invstd.reshape(gamma.shape)
+
+    def batch_norm_grad(self, gy, x, gamma, mean, invstd, axes):
+        axes = tuple(axes)
+        shape = [1] * x.ndim
+        for i in range(x.ndim):
+            if i not in axes:
+                shape[i] = x.shape[i]
+        m = x.size // gamma.size
+        xhat = (x - mean.reshape(shape)) * invstd.reshape(shape)
+        gbeta = gy.sum(axis=axes)
+        ggamma = (gy * xhat).sum(axis=axes)
+        k = (gamma * invstd / m).reshape(shape)
+        gx = k * (m * gy - gbeta.reshape(shape) - xhat * ggamma.reshape(shape))
+        return gx.astype(x.dtype, copy=False), ggamma, gbeta
+
+    def fm_pairwise(self, v, x):
+        e = v * x[:, :, None]
+        s = e.sum(axis=1)
+        return 0.5 * ((s * s).sum(axis=1) - (e * e).sum(axis=(1, 2)))
+
+    def fm_pairwise_grad(self, g, v, x):
+        xe = x[:, :, None]
+        d = (v * xe).sum(axis=1, keepdims=True) - v * xe  # s - v x, (B, N, K)
+        gv = (g[:, None, None] * xe) * d
+        gx = g[:, None] * (v * d).sum(axis=2)
+        return gv.astype(v.dtype, copy=False), gx.astype(x.dtype, copy=False)
+
+    # -- optimizer updates, in place -----------------------------------------------------
+    def sgd_step_(self, p, g, buf, lr, momentum, dampening, nesterov, weight_decay, first):
+        if weight_decay:
+            g = g + weight_decay * p
+        if momentum:
+            if first:
+                buf[...] = g
+            else:
+                buf *= momentum
+                buf += (1.0 - dampening) * g
+            g = g + momentum * buf if nesterov else buf
+        p -= lr * g
+
+    def adagrad_step_(self, p, g, acc, lr, eps, weight_decay):
+        if weight_decay:
+            g = g + weight_decay * p
+        acc += g * g
+        p -= lr * g / (np.sqrt(acc) + eps)
+
+    def rmsprop_step_(self, p, g, sq, buf, lr, alpha, eps, momentum, weight_decay):
+        if weight_decay:
+            g = g + weight_decay * p
+        sq *= alpha
+        sq += (1.0 - alpha) * g * g
+        step = g / (np.sqrt(sq) + eps)
+        if momentum:
+            buf *= momentum
+            buf += step
+            step = buf
+        p -= lr * step
+
+    def adam_step_(self, p, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step):
+        if weight_decay:
+            if decoupled:
+                p *= 1.0 - lr * weight_decay
+            else:
+                g = g + weight_decay * p
+        m *= beta1
+        m += (1.0 - beta1) * g
+        v *= beta2
+        v += (1.0 - beta2) * g * g
+        bc1 = 1.0 - beta1 ** step
+        bc2 = 1.0 - beta2 ** step
+        denom = np.sqrt(v) / math.sqrt(bc2) + eps
+        p -= (lr / bc1) * m / denom

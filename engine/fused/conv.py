@@ -1,0 +1,141 @@
+"""2-D convolution (cross-correlation, NCHW) and its adjoint, the transposed convolution.
+
+The references gather one strided slice per kernel tap and contract them with the weight
+in one batched matmul (im2col in Tensor ops); the fast paths are the backends' im2col +
+BLAS (NumPy) and implicit-GEMM (WGSL) kernels with their two gradient kernels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import functions as F
+from .. import tensor as T
+from ..backends.window import conv_out_size
+from .movement import pad
+from .registry import Function, FusedKernel, Sample
+
+Pair = tuple[int, int]
+
+
+def taps(x: T.Tensor, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair,
+         value: float = 0.0) -> tuple[T.Tensor, int, int]:
+    """(N, C, kH*kW, Ho, Wo): every window tap of NCHW `x` padded with `value` (shared by
+    the convolution and pooling references), plus the output size (Ho, Wo)."""
+    n, c, h, w = x.shape
+    ho = conv_out_size(h, kernel[0], stride[0], padding[0], dilation[0])
+    wo = conv_out_size(w, kernel[1], stride[1], padding[1], dilation[1])
+    if padding != (0, 0):
+        x = pad(x, widths=[(0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2], value=value)
+    cols = []
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            r, q = i * dilation[0], j * dilation[1]
+            cols.append(x[:, :, r: r + stride[0] * (ho - 1) + 1: stride[0],
+                          q: q + stride[1] * (wo - 1) + 1: stride[1]])
+    return T.stack(cols, 2), ho, wo
+
+
+def _conv2d_ref(x: T.Tensor, w: T.Tensor, bias: T.Tensor | None = None,
+                stride: Pair = (1, 1), padding: Pair = (0, 0), dilation: Pair = (1, 1),
+                groups: int = 1) -> T.Tensor:
+    """y[n, o] = sum over the group's input channels and taps of w * x (+ bias[o])."""
+    n = x.shape[0]
+    co, cg, kh, kw = w.shape
+    cols, ho, wo = taps(x, (kh, kw), stride, padding, dilation)
+    cols = cols.reshape(n, groups, cg * kh * kw, ho * wo)
+    y = (w.reshape(groups, co // groups, cg * kh * kw) @ cols).reshape(n, co, ho, wo)
+    return y if bias is None else y + bias.reshape(1, co, 1, 1)
+
+
+def _conv_samples(rng: np.random.Generator) -> list[Sample]:
+    def r(*s: int) -> np.ndarray:
+        return rng.standard_normal(s, dtype=np.float32)
+    geo = lambda s, p, d, g: {"stride": s, "padding": p, "dilation": d, "groups": g}  # noqa: E731
+    return [Sample((r(2, 3, 7, 7), r(4, 3, 3, 3), r(4)), geo((1, 1), (1, 1), (1, 1), 1),
+                   atol=1e-4),
+            Sample((r(1, 4, 8, 7), r(6, 2, 3, 2), None), geo((2, 1), (1, 0), (2, 1), 2),
+                   atol=1e-4),
+            Sample((r(2, 1, 9, 9), r(3, 1, 5, 5), None), geo((1, 1), (2, 2), (1, 1), 1),
+                   atol=2e-4)]
+
+
+conv2d = FusedKernel("conv2d", _conv2d_ref, samples=_conv_samples)
+
+
+@conv2d.fast("conv2d", "conv2d_grad_input", "conv2d_grad_weight")
+class _Conv2d(Function):
+    def forward(self, x, w, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
+                groups: int = 1):
+        self.x, self.w = x, w
+        self.p = (stride, padding, dilation, groups)
+        y = self.b.conv2d(x, w, *self.p)
+        if bias is not None:
+            y = self.b.binary("add", y, self.b.reshape(bias, (1, -1, 1, 1)))
+        return y
+
+    def backward(self, g):
+        bk = self.b
+        gx = bk.conv2d_grad_input(g, self.w, self.x.shape, *self.p) if self.needs[0] else None
+        gw = bk.conv2d_grad_weight(g, self.x, self.w.shape, *self.p) if self.needs[1] else None
+        gb = bk.reduce("sum", g, (0, 2, 3), False) if len(self.needs) > 2 else None
+        return gx, gw, gb
+
+
+def _conv_transpose2d_ref(x: T.Tensor, w: T.Tensor, out_hw: Pair = (0, 0),
+                          stride: Pair = (1, 1), padding: Pair = (0, 0),
+                          dilation: Pair = (1, 1), groups: int = 1) -> T.Tensor:
+    """Each input pixel spreads w[c_in] over the output: out[oh] += x[ih] w[tap] where
+    oh = ih * stride - padding + tap * dilation. w is (C_in, C_out / groups, kH, kW)."""
+    n, ci, h, wd = x.shape
+    _, cog, kh, kw = w.shape
+    co = cog * groups
+    # every tap's contribution at once: (N, G, C_out/G * kH * kW, H * W)
+    wt = w.reshape(groups, ci // groups, cog * kh * kw).transpose(1, 2)
+    contrib = (wt @ x.reshape(n, groups, ci // groups, h * wd)).reshape(n, co, kh * kw, h, wd)
+    size = [max(out_hw[a] + 2 * padding[a],
+                (x.shape[2 + a] - 1) * stride[a] + ((kh, kw)[a] - 1) * dilation[a] + 1)
+            for a in range(2)]
+    total = None
+    for i in range(kh):
+        for j in range(kw):
+            r, q = i * dilation[0], j * dilation[1]
+            index = (slice(None), slice(None), slice(r, r + stride[0] * (h - 1) + 1, stride[0]),
+                     slice(q, q + stride[1] * (wd - 1) + 1, stride[1]))
+            part = F.IndexAdd.apply(contrib[:, :, i * kw + j], shape=(n, co, *size),
+                                    index=index)
+            total = part if total is None else total + part
+    return total[:, :, padding[0]: padding[0] + out_hw[0], padding[1]: padding[1] + out_hw[1]]
+
+
+def _conv_transpose_samples(rng: np.random.Generator) -> list[Sample]:
+    def r(*s: int) -> np.ndarray:
+        return rng.standard_normal(s, dtype=np.float32)
+    return [Sample((r(2, 3, 4, 5), r(3, 2, 3, 3)), {"out_hw": (8, 10), "stride": (2, 2),
+                                                     "padding": (1, 1)}, atol=1e-4),
+            Sample((r(1, 4, 5, 5), r(4, 1, 2, 3)), {"out_hw": (7, 7), "stride": (1, 1),
+                                                     "padding": (0, 1), "dilation": (2, 2),
+                                                     "groups": 2}, atol=1e-4)]
+
+
+conv_transpose2d = FusedKernel("conv_transpose2d", _conv_transpose2d_ref,
+                               samples=_conv_transpose_samples)
+
+
+@conv_transpose2d.fast("conv2d", "conv2d_grad_input", "conv2d_grad_weight")
+class _ConvTranspose2d(Function):
+    """Conv2d's input gradient run forwards; its gradients are a Conv2d and a weight
+    gradient, so it needs no kernel of its own."""
+
+    def forward(self, x, w, out_hw=(0, 0), stride=(1, 1), padding=(0, 0), dilation=(1, 1),
+                groups: int = 1):
+        self.x, self.w = x, w
+        self.p = (stride, padding, dilation, groups)
+        shape = (x.shape[0], w.shape[1] * groups, *out_hw)
+        return self.b.conv2d_grad_input(x, w, shape, *self.p)
+
+    def backward(self, g):
+        bk = self.b
+        gx = bk.conv2d(g, self.w, *self.p) if self.needs[0] else None
+        gw = bk.conv2d_grad_weight(self.x, g, self.w.shape, *self.p) if self.needs[1] else None
+        return gx, gw
