@@ -336,7 +336,7 @@ def is_dark() -> bool:
 def embed_button(slug: str) -> pn.widgets.Button:
     """Copies an <iframe> of this page (its own URL plus ?embed=true, so it works under
     any path: the Panel server, or a static build in a subfolder) to the clipboard."""
-    btn = pn.widgets.Button(name="Copy embed code", button_type="light", width=160,
+    btn = pn.widgets.Button(label="Copy embed code", color="light", width=160,
                             css_classes=["embed-button"])
     btn.js_on_click(args={"btn": btn}, code=f"""
 const page = new URL(window.location.href);  // served (/{slug}) or static ({slug}.html)

@@ -151,11 +151,11 @@ class EnginePage(pn.viewable.Viewer):
             stylesheets=[CSS, TABLE_CSS])
         names = [d["name"].upper() for d in available_devices()]
         self.device = pn.widgets.RadioButtonGroup(options=names, value=dev.upper(),
-                                                  button_type="light")
-        self.use_latest = pn.widgets.Checkbox(name="profile the latest Playground model "
+                                                  color="light")
+        self.use_latest = pn.widgets.Checkbox(label="profile the latest Playground model "
                                               "(else LeNet-5)", value=False)
-        self.profile_btn = pn.widgets.Button(name="Time one training step", width=200,
-                                             button_type="primary")
+        self.profile_btn = pn.widgets.Button(label="Time one training step", width=200,
+                                             color="primary")
         self.profile_info = pn.pane.HTML("", stylesheets=[CSS])
         self.prof_src = ColumnDataSource({"op": [], "ms": [], "calls": []})
         self.prof_fig = figure(y_range=[], height=300, sizing_mode="stretch_width",
@@ -165,7 +165,7 @@ class EnginePage(pn.viewable.Viewer):
         self.prof_fig.hbar(y="op", right="ms", height=0.7, source=self.prof_src,
                            color="#1f6feb")
         self.download = pn.widgets.FileDownload(callback=self._latest_onnx,
-                                                filename="playground.onnx", button_type="light",
+                                                filename="playground.onnx", color="light",
                                                 label="Download the latest Playground model "
                                                 "(ONNX)", width=340)
         if not onnx_export_available():
