@@ -139,9 +139,13 @@ def test_playground_set_labels_follow_their_rule_without_noise():
     x, y = make_playground("circle", 400, 0.0, seed=0)
     r = np.hypot(x[:, 0], x[:, 1])
     assert r[y == 0].max() < r[y == 1].min()
+    x, y = make_playground("moons", 400, 0.0, seed=0)  # on their unit half circles
+    centre = np.where((y == 0)[:, None], [-0.5, -0.25], [0.5, 0.25])
+    np.testing.assert_allclose(np.hypot(*(x / 3 - centre).T), 1, rtol=1e-5)
+    assert np.all((x[y == 0, 1] / 3 >= -0.25 - 1e-6) & (x[y == 1, 1] / 3 <= 0.25 + 1e-6))
     x, y = make_playground("plane", 400, 0.0, seed=0)
     np.testing.assert_allclose(y, (x[:, 0] + x[:, 1]) / 10, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="noise must be"):
         make_playground("xor", 100, noise=0.9)
     with pytest.raises(ValueError, match="unknown data set"):
-        make_playground("moons")
+        make_playground("spirals")

@@ -250,6 +250,16 @@ def test_every_setting_is_in_the_url():
     assert set(playground.URL) == set(playground.PlaygroundPage.param) - {"name"}
 
 
+@pytest.mark.parametrize("old, now", [("moons", "moons"), ("spirals", "spiral"),
+                                      ("circles", "circle"), ("MNIST subset", "mnist")])
+def test_links_from_before_name_a_data_set_that_exists(old, now):
+    """The data names of links made before the 2-D sets were reworked still work."""
+    page = playground.PlaygroundPage()
+    page.data = old
+    assert page.data == now and page.data_select.value == now
+    assert page.settings_now().data == now
+
+
 def test_throttle():
     from webapp.playground_run import Throttle
 

@@ -43,7 +43,7 @@ from webapp.common import (
     shell,
     show_error,
 )
-from webapp.playground_data import DATASETS
+from webapp.playground_data import DATASETS, LEGACY
 from webapp.playground_experiments import CARD_CSS, EXPERIMENTS, result_card
 from webapp.playground_run import Result, Run, Settings
 from webapp.playground_view import RunView
@@ -118,7 +118,7 @@ class Curves:
 class PlaygroundPage(pn.viewable.Viewer):
     """Settings, Train / Cancel, the network drawn live, exports, the five contrasts."""
 
-    data = param.Selector(default="circle", objects=list(DATASETS))
+    data = param.Selector(default="circle", objects=[*DATASETS, *LEGACY])  # old links too
     noise = param.Integer(default=0, bounds=(0, 50), label="Noise (%)")
     split = param.Integer(default=50, bounds=(10, 90), label="Training rows (%)")
     batch = param.Integer(default=16, bounds=(1, 512), label="Batch size")
@@ -284,6 +284,9 @@ class PlaygroundPage(pn.viewable.Viewer):
 
     # -- data ------------------------------------------------------------------------------
     def _data_changed(self, *_: Any) -> None:
+        if self.data in LEGACY:  # a link from before: the set's name now
+            self.data = LEGACY[self.data]
+            return
         self.csv_box.visible = self.data == "csv"
         plane = self.data not in ("mnist",) and not (self.data == "csv" and self.table is not
                                                      None and self.table.x.shape[1] != 2)

@@ -13,9 +13,11 @@ from webapp.common import ASSETS, once
 
 # key -> label shown in the data menu
 DATASETS = {"circle": "Circle", "xor": "XOR", "gauss": "Gaussian clusters (3 classes)",
-            "spiral": "Spiral", "plane": "Plane (regression)",
+            "moons": "Two moons", "spiral": "Spiral", "plane": "Plane (regression)",
             "multigauss": "Multi-Gaussian (regression)", "mnist": "MNIST subset",
             "csv": "Your CSV file"}
+# the names links made before these sets had: still understood in a URL
+LEGACY = {"MNIST subset": "mnist", "spirals": "spiral", "circles": "circle"}
 N_POINTS = 500
 
 
