@@ -289,7 +289,7 @@ def test_each_bad_csv_shows_its_message(build, tmp_path):
         path.write_text(text)
         page.locator("input[type=file]").set_input_files(str(path))
         wait_text(page, ".error-alert", rf"Could not use {re.escape(name)}: .*{pattern}",
-                        build.step_s)
+                  build.step_s)
     v.check(f"playground_bad_csv_{build.name}")
 
 
