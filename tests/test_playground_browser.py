@@ -9,7 +9,7 @@ page's accuracy. Conditions are waited on, never timings.
 The static build's harness (tests/site_helpers.py: building, serving and visiting a site)
 comes with issue #12; until it is on the branch the static variants skip, saying so. One
 offline site is built per run of this module; DEMYSTIFY_SITE names one already built
-(`python build.py site --offline ...`) to skip that build.
+(`python build.py site --offline ...`) to skip that build. The static variants are marked slow.
 """
 # ruff: noqa: F811  (the server and browser fixtures come from test_webapp_browser)
 
@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.browser_helpers import chromium
 from tests.test_webapp_browser import (  # noqa: F401  (fixtures)
     Visit,
     browser,
@@ -133,37 +132,47 @@ def static_site(tmp_path_factory) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="module", params=["served", "static"])
+@pytest.fixture(scope="module", params=["served", pytest.param("static", marks=pytest.mark.slow)])
 def build(request) -> Iterator[Build]:
-    opened: list[Any] = []
     if request.param == "served":
         base, chrome = request.getfixturevalue("server"), request.getfixturevalue("browser")
+        yield Build("served", lambda query: Visit(chrome, base, "/playground" + query),
+                    step_s=60, run_s=240)
+        return
+    base = request.getfixturevalue("static_site")  # skips without #12's harness
+    from tests.site_helpers import Visit as SiteVisit
 
-        def open_(query: str) -> Any:
-            v = Visit(chrome, base, "/playground" + query)
-            opened.append(v)
-            return v
+    # the module's one Chromium (WebGPU on SwiftShader): one Playwright per process
+    context = request.getfixturevalue("browser").new_context(
+        viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    context.route("**/*", lambda r: r.continue_() if r.request.url.startswith(
+        (base, "data:", "blob:")) else r.abort())  # offline: nothing else answers
 
-        yield Build("served", open_, step_s=60, run_s=240)
-    else:
-        base = request.getfixturevalue("static_site")  # skips without #12's harness
-        from tests.site_helpers import Visit as SiteVisit
+    def open_(query: str) -> Any:
+        v = SiteVisit(context, base, "playground.html" + query)
+        try:
+            load = v.ready()
+        except BaseException:
+            v.close()
+            raise
+        assert load["webgpu"] is True, load  # the GPU side of the contrasts
+        return v
 
-        with chromium() as chrome:  # WebGPU on SwiftShader
-            context = chrome.new_context(viewport={"width": 1280, "height": 900},
-                                         accept_downloads=True)
-            context.route("**/*", lambda r: r.continue_() if r.request.url.startswith(
-                (base, "data:", "blob:")) else r.abort())  # offline: nothing else answers
+    yield Build("static", open_, step_s=180, run_s=600)
+    context.close()
 
-            def open_(query: str) -> Any:
-                v = SiteVisit(context, base, "playground.html" + query)
-                opened.append(v)
-                load = v.ready()
-                assert load["webgpu"] is True, load  # the GPU side of the contrasts
-                return v
 
-            yield Build("static", open_, step_s=180, run_s=600)
-            context.close()
+@pytest.fixture
+def visit(build: Build) -> Iterator[Callable[[str], Any]]:
+    """Opens the Playground with a URL query on this test's build; closes it afterwards
+    (its session ends, so no run outlives its test)."""
+    opened: list[Any] = []
+
+    def open_(query: str) -> Any:
+        opened.append(build.open(query))
+        return opened[-1]
+
+    yield open_
     for v in opened:
         v.close()
 
@@ -182,9 +191,9 @@ def metric(text: str) -> tuple[str, float]:
     return m.group(0), float(m.group(2))
 
 
-def test_the_network_is_drawn_as_it_trains(build):
+def test_the_network_is_drawn_as_it_trains(build, visit):
     # batch 1 for 300 epochs: far more steps than the test needs; it cancels when done
-    v = build.open("?data=circle&epochs=300&batch=1&width=6&depth=2")
+    v = visit("?data=circle&epochs=300&batch=1&width=6&depth=2")
     page = v.page
     page.locator(".train-button button").click()
     seen: set[str] = set()
@@ -209,8 +218,8 @@ def test_the_network_is_drawn_as_it_trains(build):
     v.check(f"playground_network_{build.name}")
 
 
-def test_each_contrast_ends_with_a_result_card(build):
-    v = build.open("?tab=contrasts")
+def test_each_contrast_ends_with_a_result_card(build, visit):
+    v = visit("?tab=contrasts")
     page = v.page
     for key, exp in EXPERIMENTS.items():
         page.locator(f".exp-{key} button").click()
@@ -233,13 +242,13 @@ def write_csv(path: Path, header: str, rows: list[str]) -> Path:
     return path
 
 
-def test_a_csv_with_three_text_classes_trains_to_a_good_accuracy(build, tmp_path):
+def test_a_csv_with_three_text_classes_trains_to_a_good_accuracy(build, visit, tmp_path):
     rng = np.random.default_rng(1)
     names = ["setosa", "versicolor", "virginica"]
     rows = [f"{rng.normal(2 * (i % 3), 0.4):.3f},{rng.normal(-1.5 * (i % 3), 0.4):.3f},"
             f"{rng.normal(0, 1):.3f},{names[i % 3]}" for i in range(240)]
     path = write_csv(tmp_path / "flowers.csv", "sepal,petal,noise,species", rows)
-    v = build.open("?epochs=30")
+    v = visit("?epochs=30")
     page = v.page
     page.locator("input[type=file]").set_input_files(str(path))
     info = wait_text(page, ".csv-info", r"3 classes", build.step_s)
@@ -252,12 +261,12 @@ def test_a_csv_with_three_text_classes_trains_to_a_good_accuracy(build, tmp_path
     v.check(f"playground_csv_{build.name}")
 
 
-def test_a_regression_csv_shows_a_regression_loss(build, tmp_path):
+def test_a_regression_csv_shows_a_regression_loss(build, visit, tmp_path):
     rng = np.random.default_rng(2)
     rows = [f"{a:.3f},{b:.3f},{np.sin(a) + 0.5 * b + rng.normal(0, 0.05):.4f}"
             for a, b in rng.uniform(-3, 3, (300, 2))]
     path = write_csv(tmp_path / "wave.csv", "a,b,height", rows)
-    v = build.open("?epochs=40")
+    v = visit("?epochs=40")
     page = v.page
     page.locator("input[type=file]").set_input_files(str(path))
     assert "regression" in wait_text(page, ".csv-info", r"regression", build.step_s)
@@ -281,8 +290,8 @@ BAD_FILES = [
 ]
 
 
-def test_each_bad_csv_shows_its_message(build, tmp_path):
-    v = build.open("")
+def test_each_bad_csv_shows_its_message(build, visit, tmp_path):
+    v = visit("")
     page = v.page
     for name, text, pattern in BAD_FILES:
         path = tmp_path / name
@@ -293,8 +302,8 @@ def test_each_bad_csv_shows_its_message(build, tmp_path):
     v.check(f"playground_bad_csv_{build.name}")
 
 
-def test_the_exported_script_runs_and_reproduces_the_accuracy(build, tmp_path):
-    v = build.open("?data=xor&epochs=20&feats=%5B%22x1%22%2C%22x2%22%2C%22x1x2%22%5D")
+def test_the_exported_script_runs_and_reproduces_the_accuracy(build, visit, tmp_path):
+    v = visit("?data=xor&epochs=20&feats=%5B%22x1%22%2C%22x2%22%2C%22x1x2%22%5D")
     page = v.page
     done = train(page, build.run_s)
     line, _ = metric(done)
