@@ -42,6 +42,7 @@ override HAS_HI: bool = false;
 // -- storage kinds -------------------------------------------------------------------------
 
 //! include common.wgsl
+//! include activation.wgsl
 
 fn to_f(bits: u32, kind: u32) -> f32 {
   if (kind == 0u) { return bitcast<f32>(bits); }
@@ -103,22 +104,6 @@ fn erf_(x: f32) -> f32 {
   let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741
              + t * (-1.453152027 + t * 1.061405429))));
   return sign(x) * (1.0 - poly * exp(-ax * ax));
-}
-
-fn tanh_(x: f32) -> f32 {
-  let ax = abs(x);
-  if (ax < 0.25) {
-    let x2 = x * x;
-    return x * (1.0 + x2 * (-1.0 / 3.0 + x2 * (2.0 / 15.0 + x2 * (-17.0 / 315.0
-           + x2 * (62.0 / 2835.0)))));
-  }
-  let t = exp(-2.0 * min(ax, 20.0));  // never overflows
-  return sign(x) * (1.0 - t) / (1.0 + t);
-}
-
-fn sigmoid_(x: f32) -> f32 {
-  let e = exp(-abs(x));
-  return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0);
 }
 
 fn pow_(x: f32, y: f32) -> f32 {

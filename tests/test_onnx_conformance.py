@@ -40,7 +40,8 @@ EXCLUDED: dict[str, str] = {
 
 def _names(op: str) -> set[str]:
     snake = re.sub(r"(?<!^)(?=[A-Z])", "_", op).lower()
-    return {snake, op.lower()} | ({"batchnorm"} if op == "BatchNormalization" else set())
+    return {snake, op.lower()} | ({"batchnorm"} if op == "BatchNormalization" else set()) \
+        | ({"simple_rnn"} if op == "RNN" else set())
 
 
 def test_onnx_node_conformance(capsys) -> None:

@@ -145,9 +145,10 @@ def test_start_page_links_every_demo(visit):
     v = visit("/app")
     v.page.locator(".demo-card").first.wait_for()
     cards = v.page.locator(".demo-card")
-    assert cards.count() == 6
-    hrefs = [cards.nth(i).get_attribute("href") for i in range(6)]
-    assert hrefs == ["./digits", "./cifar10", "./movies", "./art", "./playground", "./engine"]
+    assert cards.count() == 7
+    hrefs = [cards.nth(i).get_attribute("href") for i in range(7)]
+    assert hrefs == ["./digits", "./cifar10", "./movies", "./art", "./playground", "./engine",
+                     "./sequences"]
     assert re.search(r"(CPU|GPU): ", text_of(v.page, ".device-badge"))
     v.check("start")
 
@@ -373,3 +374,35 @@ def test_a_closed_playground_tab_stops_its_run(visit, server_process):
         assert time.monotonic() < deadline, log_since(start)
         time.sleep(0.5)
     assert "run #1 is cancelled" in log_since(start)
+
+
+# -- Sequences (issue 15) ------------------------------------------------------------------
+
+def test_sequences_reads_a_drawing_and_trains_both_experiments(visit):
+    v = visit("/sequences?digits=200&epochs=1&hidden=16&length=12&steps=50")
+    page = v.page
+    page.locator("canvas.dc-canvas").first.wait_for()
+    draw(page, [(150, 40), (145, 240)])  # a 1
+    result = wait_text(page, ".rows-result", r"LSTM.*attention", timeout_s=60)
+    assert "shipped" in result and "train one here" in result  # no RNN shipped
+    assert result.count("1") >= 2, result
+    page.locator(".adding-train button").click()
+    done = wait_text(page, ".adding-status", r"finished|failed|cancelled", timeout_s=240)
+    assert "finished" in done, done
+    table = text_of(page, ".adding-results")
+    for run in ("RNN", "RNN + clipping", "LSTM", "LSTM + clipping"):
+        assert run in table, table
+    page.locator(".rows-train button").click()
+    done = wait_text(page, ".rows-status", r"finished|failed|cancelled", timeout_s=240)
+    assert "finished" in done and "attention" in done, done
+    wait_text(page, ".rows-result", r"trained here", timeout_s=30)
+    v.check("sequences")
+
+
+def test_sequences_refuses_a_sequence_over_the_limit(visit):
+    v = visit("/sequences?length=5000")
+    page = v.page
+    page.locator(".adding-train button").click()
+    err = wait_text(page, ".adding-error", r"limit of 300", timeout_s=30)
+    assert "sequence length 5000" in err
+    v.check("sequences_limit")

@@ -23,7 +23,7 @@ def rendered_text(url: str) -> str:
     return "\n".join(html.unescape(t) for t in texts if isinstance(t, str))
 
 
-PAGES = ("app", "digits", "cifar10", "movies", "art", "playground", "engine")
+PAGES = ("app", "digits", "cifar10", "movies", "art", "playground", "engine", "sequences")
 
 
 def test_every_page_is_served():
@@ -45,7 +45,8 @@ def test_every_page_is_served():
         # The content arrives over the websocket: pull the document like a browser does.
         text = rendered_text(base + "/app")
         assert "Demystify — deep learning you can touch" in text
-        for demo in ("Digits", "CIFAR-10", "Movies", "Art restoration", "Playground", "Engine"):
+        for demo in ("Digits", "CIFAR-10", "Movies", "Art restoration", "Playground", "Engine",
+                     "Sequences"):
             assert f"<h3>{demo}</h3>" in text, f"demo card {demo!r} missing"
         assert "CPU: " in text or "GPU: " in text or "engine unavailable" in text, \
             "device badge missing"

@@ -51,6 +51,8 @@ PAGES = [
      "optimizer) and see why modern deep learning works."),
     ("engine", "Engine", "Look inside the engine: devices, per-op timings, ONNX import and "
      "export."),
+    ("sequences", "Sequences", "Train an RNN, an LSTM and attention live and see why gates "
+     "and attention carry information across time."),
 ]
 
 ALERT_CSS = """

@@ -1,7 +1,8 @@
 """Serve every page of the web app: `python -m webapp.server [--port N] [--show]`.
 
 One Panel server, one URL per page (/app is the start page, /digits, /cifar10, /movies,
-/art, /playground, /engine); models load once per process and are shared by all sessions.
+/art, /playground, /engine, /sequences); models load once per process and are shared by
+all sessions.
 Resources come from the Panel server itself, so nothing is fetched from the internet.
 """
 
@@ -29,7 +30,7 @@ from tornado.web import RedirectHandler
 from webapp.common import PAGES, configure_logging
 
 MODULES = {"digits": "digits", "cifar10": "cifar", "movies": "movies", "art": "art",
-           "playground": "playground", "engine": "engine_page"}
+           "playground": "playground", "engine": "engine_page", "sequences": "sequences"}
 
 
 def page_factory(slug: str) -> Callable[[], pn.viewable.Viewable]:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .cpu_kernels import NumpyKernels
+from .cpu_recurrent import NumpyRecurrentKernels
 
 try:  # scipy's erf is exact to float64; the fallback is vectorised math.erf
     from scipy.special import erf as _erf
@@ -71,7 +72,7 @@ _BINARY = {
 _REDUCE = {"sum": np.sum, "max": np.max, "min": np.min}
 
 
-class CpuBackend(NumpyKernels):
+class CpuBackend(NumpyKernels, NumpyRecurrentKernels):
     name = "cpu"
 
     def describe(self) -> str:

@@ -12,6 +12,7 @@ from .movement import clip, concat, pad
 from .norm import batch_norm
 from .optim import adagrad_step, adam_step, rmsprop_step, sgd_step
 from .pooling import avg_pool2d, max_pool2d
+from .recurrent import recurrent_scan
 from .registry import FastPath, FusedKernel, FusedUpdate, Sample, kernels, reference_only
 from .softmax import cross_entropy, log_softmax, softmax
 
@@ -19,5 +20,5 @@ __all__ = [
     "FusedKernel", "FusedUpdate", "FastPath", "Sample", "kernels", "reference_only",
     "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "batch_norm", "softmax",
     "log_softmax", "cross_entropy", "fm_pairwise", "pad", "concat", "clip", "sgd_step",
-    "adagrad_step", "rmsprop_step", "adam_step",
+    "adagrad_step", "rmsprop_step", "adam_step", "recurrent_scan",
 ]

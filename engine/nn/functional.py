@@ -586,3 +586,7 @@ def l2_penalty(params: Iterable[Tensor] | Tensor) -> Tensor:
     for p in ps[1:]:
         total = total + (p * p).sum()
     return total
+
+
+# sequence models (issue 15): attention and layer norm live in sequence_functional
+from .sequence_functional import layer_norm, scaled_dot_product_attention  # noqa: E402, F401

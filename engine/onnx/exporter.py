@@ -24,12 +24,13 @@ import onnx
 from onnx import helper
 
 from .. import functions as ops
-from .. import nn
+from .. import fused, nn
 from ..autograd import no_grad, trace
 from ..nn.utils import model_device
 from ..tensor import Tensor
 from ._proto import ONNX_TYPE
 from .errors import ExportError
+from .recurrent import export_scan
 
 MIN_OPSET, MAX_OPSET = 13, 21
 INT_MAX = 2**63 - 1
@@ -322,6 +323,7 @@ FUNCTION_EMITTERS: dict[type, Callable[[_Rec], None]] = {
     ops.MaxPool2d: _maxpool,
     ops.AvgPool2d: _avgpool,
     ops.BatchNormTrain: _batchnorm_train,
+    fused.recurrent_scan: export_scan,  # one RNN/LSTM/GRU node (issue 15)
 }
 
 

@@ -23,6 +23,7 @@ import numpy as np
 from .. import functions as ops
 from ..nn import functional as F
 from ..tensor import Tensor, cat, maximum, minimum, where
+from . import recurrent
 from ._proto import DTYPES, UnsupportedAttribute
 from .errors import ExecutionError, UnsupportedOpError
 from .limits import (
@@ -711,6 +712,13 @@ OPS: dict[str, Op] = {
     "Equal": Op(compare("eq")), "Less": Op(compare("lt")), "Greater": Op(compare("gt")),
     "LessOrEqual": Op(compare("le")), "GreaterOrEqual": Op(compare("ge")),
     "Range": Op(range_, consts=(0, 1, 2)),
+    # recurrent layers (issue 15): sequence_lens (input 4) is read on the host
+    "RNN": Op(recurrent.rnn, recurrent.ATTRS["RNN"], consts=(4,), outputs=2,
+              check=recurrent.check("RNN")),
+    "GRU": Op(recurrent.gru, recurrent.ATTRS["GRU"], consts=(4,), outputs=2,
+              check=recurrent.check("GRU")),
+    "LSTM": Op(recurrent.lstm, recurrent.ATTRS["LSTM"], consts=(4,), outputs=3,
+               check=recurrent.check("LSTM")),
 }
 
 # Attributes that older opsets used for what is now an input: (op, opset below which it is

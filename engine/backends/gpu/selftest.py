@@ -466,6 +466,21 @@ def build_cases(seed: int = 0) -> list[dict[str, Any]]:
     fv, fx, fg = rand(3, 5, 4), rand(3, 5), rand(3)
     add("fm pairwise", lambda B: B.fm_pairwise(*up(B, fv, fx)))
     add("fm pairwise grad", lambda B: B.fm_pairwise_grad(*up(B, fg, fv, fx)))
+    # recurrent.wgsl, recurrent_grad.wgsl (fused RNN/LSTM/GRU steps, forward and backward)
+    def scan(B: Any, mode: str, reverse: bool, arrays: list) -> Any:
+        x, h0, c0, w_ih, w_hh, b_ih, b_hh, g = [None if v is None else B.from_numpy(v)
+                                                for v in arrays]
+        out, saved = B.recurrent_scan(mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse)
+        grads = B.recurrent_scan_grad(mode, g, out, saved, x, h0, c0, w_ih, w_hh, reverse)
+        return (out, *(grads[k] for k in sorted(grads)))
+
+    for mode, reverse, G in (("LSTM", False, 4), ("GRU", True, 3), ("RNN_RELU", False, 1)):
+        T, N, I, H = 4, 2, 3, 5
+        xs = [rand(T, N, I), rand(N, H), rand(N, H) if mode == "LSTM" else None,
+              rand(G * H, I) * 0.5, rand(G * H, H) * 0.5, rand(G * H), rand(G * H),
+              rand(T + (mode == "LSTM"), N, H)]
+        add(f"{mode} scan{' reverse' if reverse else ''}",
+            lambda B, m=mode, r=reverse, a=xs: scan(B, m, r, a))
     return cases
 
 
