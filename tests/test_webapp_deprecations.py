@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from webapp.server import MODULES as SERVED
+
 ROOT = Path(__file__).resolve().parents[1]
 OURS = (ROOT / "webapp", ROOT / "engine")
-MODULES = ("app", "digits", "cifar", "movies", "art", "playground", "engine_page")
+MODULES = ("app", *SERVED.values())  # the start page and every page the server serves
 
 
 @pytest.mark.parametrize("name", MODULES)
