@@ -309,8 +309,11 @@ def test_the_exported_script_runs_and_reproduces_the_accuracy(build, visit, tmp_
     line, _ = metric(done)
     downloads = ((".script-download", "model_engine.py"), (".torch-download", "model_torch.py"))
     for css, name in downloads:
-        with page.expect_download() as download:
-            page.locator(f"{css} button").click()
+        button = page.locator(f"{css} button:not([disabled])")
+        button.wait_for(timeout=build.step_s * 1000)  # enabled once the run finished
+        # the script is written on the page's side (server or worker), then sent over
+        with page.expect_download(timeout=build.step_s * 1000) as download:
+            button.click()
         path = tmp_path / name
         download.value.save_as(path)
         if name == "model_torch.py":
