@@ -4,16 +4,22 @@ Rows: square matmul (256, 512, 1024; 2048 and 4096 with --large) for the tiled k
 the naive one-output-per-invocation reference kernel and NumPy (BLAS), as ratios; then
 conv2d forward and both backward passes on the LeNet-5 (batch 64) and CIFAR CNN (batch 128)
 layer shapes, implicit-GEMM kernel vs the NumPy backend's im2col + BLAS. With a CUDA build
-of PyTorch and a CUDA GPU, also PyTorch's fp32 (TF32 off).
-Targets (issue 3): tiled >= 3x naive at 1024 on llvmpipe; >= 50% of PyTorch fp32 at 4096
-on a real GPU.
+of PyTorch and a CUDA GPU, also PyTorch's fp32 (TF32 off). With --train, a LeNet-5
+(batch 64) and CIFAR CNN (batch 128) SGD training step on the GPU vs the engine's CPU path
+(and PyTorch CUDA), in samples/s.
+Targets: tiled >= 3x naive at 1024 on llvmpipe (issue 3); on a real GPU (issue 18) tiled
+>= 50% of PyTorch fp32 at 4096, and GPU training steps several times the CPU path's.
+benchmarks/real_gpu.sh runs all of it on a machine with a real GPU.
 
-    python build.py bench gpu [--large] [--quick]
+    python build.py bench gpu [--large] [--quick] [--train]
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import os
+import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -159,11 +165,78 @@ def bench_conv(gpu: Any, min_time: float, torch: Any, quick: bool) -> None:
             print(line, flush=True)
 
 
+def bench_train(gpu: Any, min_time: float, torch: Any) -> None:
+    """One SGD + momentum step of the bench-cpu models: engine GPU vs engine CPU (and
+    PyTorch CUDA), samples/s; the GPU step ends with a loss read back (as a training
+    loop's progress line would), so its queue is drained each step."""
+    import bench_cpu as bc
+
+    import engine
+    from engine import models
+    from engine import nn as enn
+
+    print("\ntraining step, SGD + momentum, samples/s (engine GPU, engine CPU, torch CUDA)")
+    head = f"{'model':<22} {'gpu':>9} {'cpu':>9} {'gpu/cpu':>8}"
+    if torch:
+        head += f" {'torch-cuda':>10} {'gpu/torch':>10}"
+    print(head)
+    rng = np.random.default_rng(0)
+    cases = [("LeNet-5 b64", models.lenet5, lambda: bc.lenet5(torch.nn), (64, 1, 28, 28)),
+             ("CIFAR CNN b128", lambda: bc.cifar_cnn(enn), lambda: bc.cifar_cnn(torch.nn),
+              (128, 3, 32, 32))]
+    for name, make, make_torch, shape in cases:
+        x = rng.standard_normal(shape, dtype=np.float32)
+        y = rng.integers(0, 10, shape[0])
+        per = {}
+        for device in ("gpu", "cpu"):
+            model = make().to(device)
+            opt = engine.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+            xt, yt = engine.Tensor(x, device=device), engine.Tensor(y, device=device)
+
+            def step(model: Any = model, opt: Any = opt, xt: Any = xt, yt: Any = yt) -> None:
+                opt.zero_grad()
+                loss = enn.functional.cross_entropy(model(xt), yt)
+                loss.backward()
+                opt.step()
+                loss.item()
+            sync = gpu.synchronize if device == "gpu" else (lambda: None)
+            per[device] = shape[0] / seconds(step, sync, min_time, max_reps=20)
+        line = f"{name:<22} {fmt(per['gpu'])} {fmt(per['cpu'])} {ratio(per['gpu'], per['cpu']):>8}"
+        if torch:
+            tm = make_torch().cuda()
+            xt_, yt_ = torch.from_numpy(x).cuda(), torch.from_numpy(y).cuda()
+            tstep = bc.torch_train_step(torch, tm, xt_, yt_)
+            tc = shape[0] / seconds(tstep, torch.cuda.synchronize, min_time, max_reps=20)
+            line += f" {fmt(tc):>10} {ratio(per['gpu'], tc):>10}"
+        print(line, flush=True)
+
+
+def header(gpu: Any, torch: Any) -> list[str]:
+    """Date, load, machine and library versions: printed above every table."""
+    import wgpu
+
+    load = "/".join(f"{v:.1f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+    lines = [f"date: {datetime.date.today()}, load average (1/5/15 min): {load}",
+             f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.system()} "
+             f"{platform.release()}, Python {platform.python_version()}",
+             f"engine: adapter {gpu.describe()} via wgpu {wgpu.__version__}; CPU path NumPy "
+             f"{np.__version__}, BLAS threads {os.environ.get('OPENBLAS_NUM_THREADS', 'all')}"]
+    if torch:
+        lines.append(f"torch {torch.__version__} on {torch.cuda.get_device_name()}, CUDA "
+                     f"{torch.version.cuda}, TF32 off")
+    else:
+        lines.append("torch CUDA: not available (no torch, or no CUDA device): no torch columns")
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--large", action="store_true", help="also 2048 and 4096 (slow on lavapipe)")
     ap.add_argument("--quick", action="store_true", help="fewer shapes, shorter timing")
     ap.add_argument("--min-time", type=float, default=None, help="seconds per measurement")
+    ap.add_argument("--train", action="store_true",
+                    help="also LeNet-5 and CIFAR CNN training steps, GPU vs CPU")
+    ap.add_argument("--no-conv", action="store_true", help="skip the conv2d table")
     args = ap.parse_args()
     try:
         gpu = backends.get("gpu")
@@ -171,14 +244,15 @@ def main() -> None:
         raise SystemExit(f"bench gpu: {exc}") from None
     min_time = args.min_time or (0.3 if args.quick else 1.0)
     torch = torch_cuda()
-    print(f"adapter: {gpu.describe()}")
-    if torch:
-        print(f"torch {torch.__version__} on {torch.cuda.get_device_name()}, TF32 off")
+    print("\n".join(header(gpu, torch)))
     sizes = [256, 512] if args.quick else [256, 512, 1024]
     if args.large:
         sizes += [2048, 4096]
     bench_matmul(gpu, sizes, min_time, torch)
-    bench_conv(gpu, min_time, torch, args.quick)
+    if not args.no_conv:
+        bench_conv(gpu, min_time, torch, args.quick)
+    if args.train:
+        bench_train(gpu, min_time, torch)
 
 
 if __name__ == "__main__":

@@ -548,7 +548,8 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
         raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align "
                          f"({a2.shape[-1]} != {b2.shape[-2]})")
     try:
-        np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+        if a2.ndim > 2 or b2.ndim > 2:  # (2-D operands, every Linear: nothing to check)
+            np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
     except ValueError:
         raise ValueError(f"matmul: batch dims of {a.shape} and {b.shape} cannot be "
                          "broadcast") from None

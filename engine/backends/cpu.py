@@ -1,7 +1,9 @@
 """NumPy implementation of the Backend protocol (the core primitives).
 
 The NumPy fast kernels of the fused ops (convolution, pooling, batch norm, softmax, the
-FM interaction, optimizer updates) live in `cpu_kernels.py`; `CpuBackend` has both.
+FM interaction, optimizer updates) live in `cpu_kernels.py`, the recurrent scan in
+`cpu_recurrent.py`, and `cpu_channels_last.py` overrides convolution, batch norm and max
+pooling with channels-last kernels where they pay; `CpuBackend` has them all.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .cpu_channels_last import ChannelsLastKernels
 from .cpu_kernels import NumpyKernels
 from .cpu_recurrent import NumpyRecurrentKernels
 
@@ -72,7 +75,7 @@ _BINARY = {
 _REDUCE = {"sum": np.sum, "max": np.max, "min": np.min}
 
 
-class CpuBackend(NumpyKernels, NumpyRecurrentKernels):
+class CpuBackend(ChannelsLastKernels, NumpyKernels, NumpyRecurrentKernels):
     name = "cpu"
 
     def describe(self) -> str:

@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import functions as F
 from .. import tensor as T
+from ..autograd import is_grad_enabled
 from ..backends.window import conv_out_size
 from .movement import pad
 from .registry import Function, FusedKernel, Sample
@@ -57,10 +58,44 @@ def _conv_samples(rng: np.random.Generator) -> list[Sample]:
             Sample((r(1, 4, 8, 7), r(6, 2, 3, 2), None), geo((2, 1), (1, 0), (2, 1), 2),
                    atol=1e-4),
             Sample((r(2, 1, 9, 9), r(3, 1, 5, 5), None), geo((1, 1), (2, 2), (1, 1), 1),
-                   atol=2e-4)]
+                   atol=2e-4),
+            # wide enough for the CPU's channels-last path (`_wide`), with stride, dilation
+            # and uneven padding: its per-tap col2im ranges
+            Sample((r(2, 8, 9, 8), r(16, 8, 3, 2), r(16)), geo((2, 1), (1, 2), (2, 3), 1),
+                   atol=1e-4),
+            Sample((r(1, 8, 6, 7), r(16, 8, 2, 3), None), geo((3, 2), (0, 1), (1, 1), 1),
+                   atol=1e-4)]
 
 
 conv2d = FusedKernel("conv2d", _conv2d_ref, samples=_conv_samples)
+
+
+def _wide(x, w, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
+          groups: int = 1) -> bool:
+    """Channels-last pays when a pixel's channels make long contiguous runs: at least 16
+    output channels, and 8 input channels unless no input gradient is scattered back
+    (measured: LeNet-5's 1->6 and 6->16 layers are faster in NCHW, CIFAR's 3->32 and
+    every wider layer channels-last)."""
+    return groups == 1 and w.shape[0] >= 16 and (w.shape[1] >= 8 or not x.requires_grad)
+
+
+@conv2d.fast("conv2d_nhwc", "conv2d_nhwc_grad", supports=_wide)
+class _Conv2dChannelsLast(Function):
+    """The NumPy backend's channels-last convolution (see backends/cpu_channels_last.py):
+    the bias is added in place on the GEMM output, and the patch matrix is kept for the
+    weight gradient only when one will be asked for."""
+
+    def forward(self, x, w, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
+                groups: int = 1):
+        self.w, self.shape, self.p = w, x.shape, (stride, padding, dilation)
+        keep = self.needs[1] and is_grad_enabled()
+        y, self.cols = self.b.conv2d_nhwc(x, w, bias, stride, padding, dilation, keep)
+        return y
+
+    def backward(self, g):
+        needs = self.needs
+        return self.b.conv2d_nhwc_grad(g, self.cols, self.w, self.shape, *self.p, needs[0],
+                                       needs[1], len(needs) > 2 and needs[2])
 
 
 @conv2d.fast("conv2d", "conv2d_grad_input", "conv2d_grad_weight")

@@ -1,0 +1,92 @@
+"""The CPU backend's channels-last kernels (engine/backends/cpu_channels_last.py).
+
+A convolution's output is channels-last (an NCHW-shaped view of an NHWC buffer), and the
+batch norm and max pooling that follow take their channels-last paths. The fused-kernel
+samples feed ordinary NCHW arrays, so here the inputs are built channels-last and each
+kernel's fast path is compared with its Tensor-op reference, forward and backward, and
+checked to have kept the layout (so a silent fall-back to the NCHW kernels fails).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine import Tensor, fused
+from engine.backends.cpu_channels_last import is_channels_last
+from engine.fused import reference_only
+
+
+def channels_last(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+
+def _run(kernel, args: list[np.ndarray], params: dict, stats: int = 0):
+    ts = [Tensor(a, requires_grad=True) for a in args]
+    out = kernel(*ts, **params)
+    outs = list(out) if isinstance(out, tuple) else [out]
+    y = outs[0]
+    w = np.random.default_rng(5).standard_normal(y.shape).astype(np.float32)
+    (y * Tensor(channels_last(w))).sum().backward()
+    return [o.numpy() for o in outs], [t.grad.numpy() for t in ts], y
+
+
+def _check(kernel, args, params, atol=1e-4):
+    with reference_only(kernel.name):
+        want_out, want_grad, _ = _run(kernel, args, params)
+    got_out, got_grad, y = _run(kernel, args, params)
+    assert is_channels_last(y.data), f"{kernel.name}: the output lost the channels-last layout"
+    for g, w in zip(got_out + got_grad, want_out + want_grad, strict=True):
+        assert g.shape == w.shape
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=atol * max(1.0, np.abs(w).max()))
+
+
+RNG = np.random.default_rng(0)
+
+
+def r(*shape: int) -> np.ndarray:
+    return RNG.standard_normal(shape, dtype=np.float32)
+
+
+@pytest.mark.parametrize("params", [
+    {"kernel": (2, 2), "stride": (2, 2), "padding": (0, 0), "dilation": (1, 1)},
+    {"kernel": (3, 3), "stride": (1, 1), "padding": (1, 1), "dilation": (1, 1)},
+    {"kernel": (3, 2), "stride": (2, 1), "padding": (1, 0), "dilation": (1, 1)},
+    {"kernel": (2, 2), "stride": (1, 2), "padding": (0, 1), "dilation": (2, 1)},
+])
+def test_max_pool_channels_last(params):
+    _check(fused.max_pool2d, [channels_last(r(2, 5, 7, 8))], params, atol=1e-6)
+
+
+def test_batch_norm_channels_last():
+    x = channels_last(r(4, 6, 5, 3) * 3 + 2)
+    _check(fused.batch_norm, [x, r(6), r(6)], {"axes": (0, 2, 3), "eps": 1e-5})
+
+
+@pytest.mark.parametrize("c", [8, 40])  # the input gradient by convolution, by col2im
+@pytest.mark.parametrize("geo", [
+    ((1, 1), (1, 1), (1, 1)),  # stride 1: the input gradient as a convolution of gy
+    ((1, 1), (0, 2), (1, 2)),  # ... dilated, padded by (k - 1) * d - p = (2, 2)
+    ((1, 1), (3, 1), (1, 1)),  # padding beyond the kernel: col2im
+    ((2, 1), (0, 2), (1, 2)),  # strided: col2im
+])
+def test_conv_of_a_channels_last_input(geo, c):
+    stride, padding, dilation = geo
+    _check(fused.conv2d, [channels_last(r(2, c, 8, 7)), r(16, c, 3, 3), r(16)],
+           {"stride": stride, "padding": padding, "dilation": dilation})
+
+
+def test_narrow_conv_stays_nchw():
+    """LeNet-5's 1->6 layer is faster through the NCHW kernels (`conv._wide`)."""
+    x = Tensor(r(2, 1, 8, 8), requires_grad=True)
+    y = fused.conv2d(x, Tensor(r(6, 1, 5, 5)), None, padding=(2, 2))
+    assert y.data.flags.c_contiguous
+
+
+def test_first_maximum_wins_on_ties():
+    """As in PyTorch: the whole gradient goes to the first tap of a tied window."""
+    x = channels_last(np.ones((1, 2, 2, 2), np.float32))
+    t = Tensor(x, requires_grad=True)
+    fused.max_pool2d(t, kernel=(2, 2), stride=(2, 2)).sum().backward()
+    np.testing.assert_array_equal(t.grad.numpy()[0, :, 0, 0], [1, 1])
+    assert t.grad.numpy().sum() == 2
