@@ -4,7 +4,8 @@ What the web app shows next to a prediction, computed here so the app only draws
 `probabilities` (softmax of a classifier's logits), `layer_outputs` (each layer of a
 Sequential on one input), `occlusion_saliency` (how much the true class's probability
 drops when a patch is greyed out), `gradient_saliency` (|d score / d pixel|),
-`unit_stats` (dead and saturated units per activation layer) and `pca_2d`.
+`activations` (what every hidden unit computes on a batch), `unit_stats` (dead and
+saturated units per activation layer) and `pca_2d`.
 """
 
 from __future__ import annotations
@@ -78,10 +79,10 @@ def gradient_saliency(model: Any, image: np.ndarray, target: int) -> np.ndarray:
 ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid)
 
 
-def unit_stats(model: nn.Module, x: np.ndarray) -> list[dict[str, Any]]:
-    """Per activation layer on batch x: the fraction of dead units (ReLU: never positive;
-    leaky ReLU: never positive) and of saturated units (tanh |a| > 0.97, sigmoid a < 0.03 or
-    a > 0.97 on more than 90% of the inputs)."""
+def activations(model: nn.Module, x: np.ndarray) -> tuple[list[tuple[str, Any, np.ndarray]],
+                                                           np.ndarray]:
+    """([(name, module, output as (N, units))] for every activation layer, the model's
+    output) on batch x, in eval mode under no_grad: what each hidden unit computes."""
     acts: list[tuple[str, Any, np.ndarray]] = []
     handles = []
     for name, m in model.named_modules():
@@ -92,26 +93,39 @@ def unit_stats(model: nn.Module, x: np.ndarray) -> list[dict[str, Any]]:
     model.eval()
     try:
         with no_grad():
-            model(Tensor(np.ascontiguousarray(x, np.float32), device=_device(model)))
+            out = model(Tensor(np.ascontiguousarray(x, np.float32), device=_device(model)))
+            out = out.numpy()
     finally:
         for hd in handles:
             hd.remove()
         if was:
             model.train()
+    return [(n, mod, a.reshape(len(a), -1)) for n, mod, a in acts], out
+
+
+def unit_flags(module: Any, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(dead, saturated) boolean per unit of an activation layer's (N, units) outputs:
+    dead = a ReLU (or leaky ReLU) never positive on these inputs; saturated = tanh
+    |a| > 0.97, or sigmoid a < 0.03 or a > 0.97, on more than 90% of them."""
+    none = np.zeros(a.shape[1], bool)
+    if isinstance(module, (nn.ReLU, nn.LeakyReLU)):
+        return (a <= 0).all(axis=0), none
+    if isinstance(module, nn.Tanh):
+        return none, (np.abs(a) > 0.97).mean(axis=0) > 0.9
+    if isinstance(module, nn.Sigmoid):
+        return none, ((a < 0.03) | (a > 0.97)).mean(axis=0) > 0.9
+    return none, none
+
+
+def unit_stats(model: nn.Module, x: np.ndarray) -> list[dict[str, Any]]:
+    """Per activation layer on batch x: the fraction of dead and of saturated units
+    (see `unit_flags`)."""
     rows = []
-    for i, (name, mod, a) in enumerate(acts):
-        a = a.reshape(len(a), -1)
-        if isinstance(mod, (nn.ReLU, nn.LeakyReLU)):
-            dead = float(np.mean((a <= 0).all(axis=0)))
-            sat = 0.0
-        elif isinstance(mod, nn.Tanh):
-            dead = 0.0
-            sat = float(np.mean((np.abs(a) > 0.97).mean(axis=0) > 0.9))
-        else:
-            dead = 0.0
-            sat = float(np.mean(((a < 0.03) | (a > 0.97)).mean(axis=0) > 0.9))
+    for i, (name, mod, a) in enumerate(activations(model, x)[0]):
+        dead, sat = unit_flags(mod, a)
         rows.append({"layer": f"hidden {i + 1} ({name})", "kind": type(mod).__name__,
-                     "units": a.shape[1], "dead": dead, "saturated": sat})
+                     "units": a.shape[1], "dead": float(dead.mean()),
+                     "saturated": float(sat.mean())})
     return rows
 
 
@@ -131,4 +145,4 @@ def grid_2d(xlim: tuple[float, float], ylim: tuple[float, float], n: int = 80
 
 
 __all__ = ["probabilities", "layer_outputs", "occlusion_saliency", "gradient_saliency",
-           "unit_stats", "pca_2d", "grid_2d"]
+           "activations", "unit_flags", "unit_stats", "pca_2d", "grid_2d"]

@@ -6,8 +6,9 @@ neighbourhood cells (never the pixel itself), so an FM learns from the observed 
 interpolation filter bank for *this* image's texture and predicts each missing pixel from
 its own neighbourhood. Where the neighbourhood is mostly missing (strokes, scratches,
 holes) the FM has little to go on, so a biharmonic (thin-plate) fill, the best simple
-smoothness prior, takes over; elsewhere the two are blended with the weight that does
-best on 2% of the observed pixels held out of both fits. NumPy only (runs in Pyodide).
+smoothness prior, takes over; elsewhere a second FM, learned on 2-10% of the observed
+pixels held out of both fits, predicts the smooth fill's residual from the first FM's
+correction and the fill's local shape. NumPy only (runs in Pyodide).
 
     x = inpaint(image, mask)            # mask: True where a pixel is missing
     r = restore(image, mask)            # the parts: FM alone, biharmonic, loss curve, ...
@@ -16,8 +17,10 @@ best on 2% of the observed pixels held out of both fits. NumPy only (runs in Pyo
 Steps: (1) push-pull pyramid fill as a starting point; (2) the biharmonic fill, solved
 for the missing pixels with matrix-free preconditioned conjugate gradients (sum of
 squared Laplacians, Neumann borders); (3) the FM, fitted by autograd on a seeded sample
-of observed pixels, predicts every missing pixel; (4) per-pixel blend of (2) and (3):
-the held-out weight, times how much of the FM's neighbourhood is observed.
+of observed pixels, predicts every missing pixel; (4) the second FM (fitted exactly by
+least squares on the held-out pixels) corrects (2) by (3) and (2)'s local shape, scaled
+by how much of the FM's neighbourhood is observed (0 inside holes: there the result is
+(2)). With a fixed `blend` weight, (4) is instead that blend of (2) and (3).
 """
 
 from __future__ import annotations
@@ -175,22 +178,30 @@ def _push_pull(x: np.ndarray, obs: np.ndarray) -> np.ndarray:
 def _lap(z: np.ndarray) -> np.ndarray:
     """5-point Laplacian with Neumann (edge-replicate) borders; symmetric as a matrix."""
     p = np.pad(z, ((1, 1), (1, 1), (0, 0)), mode="edge")
-    return p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:] - 4.0 * z
+    out = p[:-2, 1:-1] + p[2:, 1:-1]
+    out += p[1:-1, :-2]
+    out += p[1:-1, 2:]
+    out -= 4.0 * z
+    return out
 
 
 def _biharmonic(x0: np.ndarray, obs: np.ndarray, iters: int = 80, tol: float = 1e-5
                 ) -> np.ndarray:
-    """Minimise ||Laplacian(x)||^2 over the missing pixels (all channels at once)."""
+    """Minimise ||Laplacian(x)||^2 over the missing pixels (all channels at once).
+
+    In float32 (half the memory traffic of float64; the fill needs ~1e-4 accuracy, far
+    above float32's rounding), returned as float64."""
+    x0 = np.asarray(x0, np.float32)
     h, w, c = x0.shape
     miss = ~obs
-    mm = miss[..., None].astype(np.float64)
+    mm = miss[..., None].astype(np.float32)
     # diag of L^T L = squared stencil weights per pixel: 20 inside, 12 on edges, 6 corners
     nb = np.full((h, w), 4.0)
     nb[0, :] -= 1
     nb[-1, :] -= 1
     nb[:, 0] -= 1
     nb[:, -1] -= 1
-    diag = (nb * nb + nb)[..., None]
+    dinv = mm / (nb * nb + nb)[..., None].astype(np.float32)   # Jacobi, on the unknowns
 
     def A(v: np.ndarray) -> np.ndarray:
         return _lap(_lap(v * mm)) * mm
@@ -199,7 +210,7 @@ def _biharmonic(x0: np.ndarray, obs: np.ndarray, iters: int = 80, tol: float = 1
     b = -_lap(_lap(known)) * mm
     x = x0 * mm
     r = b - A(x)
-    z = r / diag * mm
+    z = r * dinv
     p = z.copy()
     rz = float((r * z).sum())
     bn = float(np.sqrt((b * b).sum())) + 1e-30
@@ -210,11 +221,11 @@ def _biharmonic(x0: np.ndarray, obs: np.ndarray, iters: int = 80, tol: float = 1
         r -= a * Ap
         if np.sqrt((r * r).sum()) < tol * bn:
             break
-        z = r / diag * mm
+        z = r * dinv
         rz_new = float((r * z).sum())
         p = z + (rz_new / max(rz, 1e-30)) * p
         rz = rz_new
-    return known + x * mm
+    return (known + x * mm).astype(np.float64)
 
 
 # -- steps 3 and 4: the factorization machine and the blend ----------------------------
@@ -229,13 +240,14 @@ class Restoration:
     result: np.ndarray          # what inpaint() returns (method's output)
     fm: np.ndarray | None       # the FM alone (observed pixels kept)
     biharmonic: np.ndarray      # the smoothness prior alone
-    weight: np.ndarray | None   # (H, W) the FM's share in the blend
+    weight: np.ndarray | None   # (H, W) the FMs' share (0 inside holes)
     history: list[float] = field(default_factory=list)   # FM training loss per epoch
     model: Any = None           # the fitted engine.fm.FactorizationMachine
     features: Any = None        # engine.fm.image.PixelFeatures (for explanations)
     seconds: dict[str, float] = field(default_factory=dict)
     cancelled: bool = False
-    blend: float | None = None  # the FM's weight in the blend (chosen on held-out pixels)
+    blend: float | None = None  # the FM's least-squares weight on the held-out pixels
+    second: Any = None          # the second FM (on the smooth fill's residuals), if fitted
 
 
 def restore_steps(image: np.ndarray, mask: np.ndarray, *, method: str = "fm",
@@ -262,8 +274,10 @@ def restore_steps(image: np.ndarray, mask: np.ndarray, *, method: str = "fm",
     # a stream of its own: default_rng(seed) is the one random_mask(seed) drew the mask from
     rng = np.random.default_rng((seed, 17))
     # a few observed pixels held out of the fits (validation): the FM's and the smooth
-    # fill's errors there set the blend; they are used again for the final fill
-    val_px = obs & (rng.random(obs.shape) < 0.02) if method == "fm" else np.zeros_like(obs)
+    # fill's errors there train the second FM; they are used again for the final fill
+    # (2-10%: at least ~3000 pixels where the loss is high, for the second FM to learn from)
+    share = float(np.clip(3000.0 / max(int(obs.sum()), 1), 0.02, 0.10))
+    val_px = obs & (rng.random(obs.shape) < share) if method == "fm" else np.zeros_like(obs)
     if val_px.sum() < 50:
         val_px[:] = False
     fit_obs = obs & ~val_px
@@ -277,7 +291,15 @@ def restore_steps(image: np.ndarray, mask: np.ndarray, *, method: str = "fm",
     if method == "biharmonic":
         yield "done", Restoration(smooth, None, smooth, None, seconds=secs)
         return
-    from .fm.image import pixel_features, pixel_fm, predict_pixel_fm, training_rows
+    from .fm.image import (
+        fit_residual_fm,
+        pixel_features,
+        pixel_fm,
+        predict_pixel_fm,
+        predict_residual_fm,
+        residual_values,
+        training_rows,
+    )
 
     yield "stage", "features of every pixel"
     t0 = time.perf_counter()
@@ -300,25 +322,44 @@ def restore_steps(image: np.ndarray, mask: np.ndarray, *, method: str = "fm",
     fm_img = x.copy()
     fm_img[py, px] = pred
     fm_val = fm_img[val_px]
+    vy, vx = np.nonzero(val_px)
+    held = residual_values(smooth_v, fm_img, feats.support, vy, vx) if val_px.any() else None
     fm_img[val_px] = x[val_px]
     secs["fm predict"] = time.perf_counter() - t0
+    # the FM's share falls to 0 where less than half of its neighbourhood is observed
+    # as expected: inside strokes, scratches and holes it has little to go on, and the
+    # held-out pixels (scattered, fully surrounded) say nothing about such pixels
+    gate = np.where(miss, np.clip((feats.support - 0.5) / 0.4, 0.0, 1.0), 0.0)
+    stage2 = None
     if method == "fm-only":
         a = np.where(miss, 1.0, 0.0)
     else:
-        if blend == "auto":  # least-squares weight of the FM on the held-out pixels
+        auto = blend == "auto"
+        if auto:  # least-squares weight of the FM on the held-out pixels (a diagnostic
+            # once the second FM replaces the blend)
             e_s, e_f = smooth_v[val_px] - x[val_px], fm_val - x[val_px]
             d = e_s - e_f
             blend = float(np.clip((e_s * d).sum() / max(float((d * d).sum()), 1e-12),
                                   0.0, 1.0)) if val_px.any() else 0.5
-        # the FM's share falls to 0 where less than half of its neighbourhood is observed
-        # as expected: inside strokes, scratches and holes it has little to go on, and the
-        # held-out pixels (scattered, fully surrounded) say nothing about such pixels
-        a = np.where(miss, float(blend) * np.clip((feats.support - 0.5) / 0.4, 0.0, 1.0),
-                     0.0)
+        a = float(blend) * gate
     out = a[..., None] * fm_img + (1.0 - a[..., None]) * smooth
+    if method == "fm" and held is not None and auto:
+        # second FM: the smooth fill's residual from the first FM's correction and the
+        # fill's local shape, learned on the held-out pixels (honest: neither the fill
+        # nor the first FM saw them), applied where the neighbourhood is observed
+        yield "stage", "second FM on the smooth fill's residuals"
+        t0 = time.perf_counter()
+        stage2 = fit_residual_fm(held, x[vy, vx] - smooth_v[vy, vx], device=device)
+        my, mx = np.nonzero(miss)
+        corr = predict_residual_fm(stage2, residual_values(smooth, fm_img, feats.support,
+                                                           my, mx))
+        out = smooth.copy()
+        out[my, mx] = np.clip(smooth[my, mx] + gate[my, mx, None] * corr, 0.0, 1.0)
+        a = gate
+        secs["second fm"] = time.perf_counter() - t0
     out = np.where(obs[..., None], x, out)
     yield "done", Restoration(out, fm_img, smooth, a, hist, model, feats, secs, cancelled,
-                              float(blend) if method == "fm" else None)
+                              float(blend) if method == "fm" else None, stage2)
 
 
 def restore(image: np.ndarray, mask: np.ndarray, *, method: str = "fm", iters: int = 80,
@@ -348,9 +389,10 @@ def inpaint(image: np.ndarray, mask: np.ndarray, *, method: str = "fm", iters: i
     """Restore the pixels where `mask` is True; returns the image's dtype and shape.
 
     image: (H, W) grey or (H, W, 3) RGB, uint8 or float in [0, 1]. mask: (H, W) bool.
-    method: "fm" (the FM blended with the biharmonic fill; `blend` = the FM's weight
-    where its neighbourhood is observed, "auto": the least-squares weight on 2% of the
-    observed pixels held out of both fits), "fm-only", or "biharmonic". The result is
+    method: "fm" (the biharmonic fill corrected by a second FM, learned on 2-10% of
+    the observed pixels held out of both fits, from the first FM; or with a number
+    `blend`, the FM blended with the fill by that weight where its neighbourhood is
+    observed), "fm-only", or "biharmonic". The result is
     deterministic for a given seed."""
     _, dtype, grey = _as_image(image, max_pixels)
     if not _as_mask(mask, np.shape(image)[:2]).any():

@@ -165,11 +165,64 @@ def test_restore_is_deterministic_reports_progress_and_cancels() -> None:
     assert kinds[-1] == "done" and kinds.count("epoch") == 3 and kinds[0] == "stage"
     only = restore(img, m, method="biharmonic")
     assert only.fm is None and np.array_equal(only.result, only.biharmonic)
-    assert np.array_equal(inpaint(img, m, method="fm-only"), restore(img, m).fm)
+    fm_only = restore(img, m, method="fm-only")
+    assert np.array_equal(inpaint(img, m, method="fm-only"), fm_only.fm)
+    assert fm_only.second is None and r.second is not None
     with pytest.raises(InpaintError, match="method"):
         inpaint(img, m, method="magic")
     with pytest.raises(InpaintError, match="blend"):
         inpaint(img, m, blend=2.0)
+
+
+def test_second_fm_is_the_least_squares_filter_and_the_engine_forward() -> None:
+    """The second FM (fitted exactly) has the per-channel least-squares filters as its
+    channel_filters, and its engine forward on padded rows is predict_residual_fm."""
+    from engine.fm.image import RESIDUAL_NAMES, fit_residual_fm, predict_residual_fm
+
+    rng = np.random.default_rng(0)
+    n, C, J = 500, 3, len(RESIDUAL_NAMES)
+    X = rng.normal(0, 0.05, (n, C, J))
+    true = rng.normal(0, 1, (C, J))
+    y = np.einsum("ncj,cj->nc", X, true) + np.array([0.1, -0.2, 0.05]) \
+        + rng.normal(0, 1e-3, (n, C))
+    fm = fit_residual_fm(X, y, ridge=0.0)
+    got = predict_residual_fm(fm, X)
+    for c in range(C):  # the least-squares fit of each channel, by NumPy
+        A = np.concatenate([np.ones((n, 1)), X[:, c]], 1)
+        coef = np.linalg.lstsq(A, y[:, c], rcond=None)[0]
+        np.testing.assert_allclose(got[:, c], A @ coef, atol=1e-8)
+    np.testing.assert_allclose(got, y, atol=5e-3)
+    idx = np.empty((n * C, 1 + J), np.int64)
+    idx[:, 0] = np.tile(np.arange(C), n)
+    idx[:, 1:] = C + np.arange(J)
+    val = np.concatenate([np.ones((n * C, 1)), X.reshape(n * C, J)], 1)
+    np.testing.assert_allclose(fm.predict(idx, val).reshape(n, C), got, atol=1e-8)
+
+
+def test_second_fm_features_never_see_the_held_out_pixel() -> None:
+    """The second FM learns on held-out pixels: its features there come from a smooth fill
+    and a first FM that never saw them. Changing a held-out pixel's value leaves its own
+    features unchanged. (The first FM's own features exclude the pixel:
+    test_features_never_contain_the_pixel_itself.)"""
+    from engine.fm.image import residual_values
+
+    img = _low_rank_image(40, 40)
+    obs = ~random_mask(img.shape, 0.5, seed=0)
+    y, x = np.argwhere(obs[10:30, 10:30])[0] + 10
+    held = np.zeros_like(obs)
+    held[y, x] = True
+    fit = obs & ~held
+    from engine.inpaint import _biharmonic, _push_pull
+
+    def feats(im: np.ndarray) -> np.ndarray:
+        xx = np.where(fit[..., None], im, 0.0)
+        smooth = _biharmonic(_push_pull(xx, fit), fit)
+        return residual_values(smooth, smooth + 0.01, np.ones(obs.shape), np.array([y]),
+                               np.array([x]))
+
+    changed = img.copy()
+    changed[y, x] += 0.3
+    np.testing.assert_allclose(feats(img), feats(changed), atol=1e-12)
 
 
 def test_holes_fall_back_to_the_smooth_fill() -> None:

@@ -281,13 +281,13 @@ LOSS_POINTS = """() => {
 
 
 def test_playground_two_epochs_draw_a_curve(visit):
-    v = visit("/playground?data=moons&epochs=2&act=tanh&opt=Adam&lr=0.01")
+    v = visit("/playground?data=circle&epochs=2&act=tanh&opt=Adam&lr=0.01")
     page = v.page
     page.locator(".train-button button").click()
     done = wait_text(page, ".run-status", r"finished|failed|stopped", timeout_s=90)
     assert "finished" in done, done
-    # 800 points / 64 per batch = 13 steps per epoch; the curve is streamed to the browser
-    page.wait_for_function(f"({LOSS_POINTS})() >= 2 * 13", timeout=10_000)
+    # 250 training points / 16 per batch = 16 steps per epoch, streamed to the browser
+    page.wait_for_function(f"({LOSS_POINTS})() >= 2 * 16", timeout=10_000)
     assert "act=tanh" in page.url and "epochs=2" in page.url
     assert "lr=0.01" in text_of(page, ".run-status")  # the settings came from the URL
     v.check("playground")
@@ -296,7 +296,7 @@ def test_playground_two_epochs_draw_a_curve(visit):
 def test_playground_run_can_be_cancelled(visit):
     # The largest network for the most epochs, so the run is still going when Cancel
     # lands even on a fast machine; any epoch before the last one will do.
-    v = visit("/playground?epochs=30&width=256&depth=8")
+    v = visit("/playground?data=mnist&epochs=30&width=256&depth=8&batch=16")
     page = v.page
     page.locator(".train-button button").click()
     wait_text(page, ".run-status", r"epoch \d+/30")
@@ -373,7 +373,7 @@ def test_a_closed_playground_tab_stops_its_run(visit, server_process):
         return server_process.log(tail=10_000_000)[start:]
 
     start = len(server_process.log(tail=10_000_000))
-    v = visit("/playground?epochs=30&width=256&depth=8")
+    v = visit("/playground?data=mnist&epochs=30&width=256&depth=8&batch=16")
     page = v.page
     page.locator(".train-button button").click()
     wait_text(page, ".run-status", r"epoch \d+/30")

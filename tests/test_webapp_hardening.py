@@ -20,8 +20,11 @@ from onnx import TensorProto, helper, numpy_helper
 from panel.io.state import set_curdoc
 
 import engine
+from engine.mlp import Recipe
 from webapp import art, common, digits, engine_page, playground
 from webapp.common import png_data_url
+from webapp.playground_run import MAX_CONCURRENT_RUNS, Run, Settings
+from webapp.playground_state import LATEST
 
 INJECTIONS = [
     "![x](http://127.0.0.2/leak.png)",
@@ -49,14 +52,14 @@ class Elements(html.parser.HTMLParser):
         self.text += data
 
 
-def config(**kw: object) -> dict:
-    cfg = dict(data="moons", activation="ReLU", init="He", reg="none", optimizer="Adam",
-               lr=0.01, depth=2, width=16, epochs=1, device="CPU", seed=0)
-    cfg.update(kw)
-    return cfg
+def config(data: str = "xor", **kw: object) -> Settings:
+    recipe = dict(features=() if data == "mnist" else ("x1", "x2"), hidden=(16, 16),
+                  lr=0.01, epochs=1, seed=0)
+    recipe.update(kw)
+    return Settings(data, Recipe(**recipe), forest=False)
 
 
-def drain(run: playground.Run) -> list[tuple[str, object]]:
+def drain(run: Run) -> list[tuple[str, object]]:
     events = []
     while not run.events.empty():
         events.append(run.events.get())
@@ -130,12 +133,12 @@ def session():
         yield doc, end
 
 
-LONG = config(data="MNIST subset", depth=4, width=128, epochs=30)
+LONG = config(data="mnist", hidden=(128,) * 4, epochs=30)
 
 
-def _page_with_a_long_run(number: int) -> tuple[playground.PlaygroundPage, playground.Run]:
+def _page_with_a_long_run(number: int) -> tuple[playground.PlaygroundPage, Run]:
     page = playground.PlaygroundPage()
-    run = playground.Run(number, LONG)
+    run = Run(number, LONG)
     page.runs.append(run)
     page.active = run
     run.start()
@@ -148,7 +151,7 @@ def test_closed_playground_tabs_release_their_training_slots():
     """Finding 4: two closed tabs with long runs held both training slots and the next
     visitor waited. Ending each session cancels its run; the slots are free at once."""
     runs = []
-    for i in range(playground.MAX_CONCURRENT_RUNS):
+    for i in range(MAX_CONCURRENT_RUNS):
         doc, ctx = Document(), FakeSession()
         doc._session_context = weakref.ref(ctx)
         with set_curdoc(doc):
@@ -163,15 +166,15 @@ def test_closed_playground_tabs_release_their_training_slots():
         run.thread.join(60)
         assert not run.thread.is_alive() and run.cancelled.is_set()
         assert page.runs == [] and page.active is None
-        assert "cancelled" in drain(run)[-1][1]
-    nxt = playground.Run(50, config())
+        assert drain(run)[-1][1].why == "cancelled"
+    nxt = Run(50, config())
     nxt.start()
     nxt.thread.join(60)
     events = drain(nxt)
     assert not any("waiting for a free training slot" in str(p) for _, p in events), events
-    assert events[-1][0] == "done" and "finished" in events[-1][1]
+    assert events[-1][0] == "done" and events[-1][1].why == "finished"
     del runs, page, run
-    playground.LATEST.clear()  # the Engine page's "latest model" holds a host copy only
+    LATEST.clear()  # the Engine page's "latest model" holds a host copy only
     gc.collect()
     assert model() is None  # the closed session's model is freed
 
@@ -179,14 +182,12 @@ def test_closed_playground_tabs_release_their_training_slots():
 def test_a_run_stops_soon_after_its_tab_disconnects(session):
     """Bokeh ends a closed tab's session only a minute later (server.py); the Playground's
     poller sees the session has no connection left and cancels the run after 5 s."""
-    from bokeh.models import ColumnDataSource
-
     doc, _ = session
     ctx = doc.session_context
     ctx.session = types.SimpleNamespace(connection_count=1)
     page, run = _page_with_a_long_run(45)
-    page.sources[run.number] = ColumnDataSource({"step": [], "loss": []})
-    page.acc_sources[run.number] = ColumnDataSource({"epoch": [], "acc": []})
+    page.train_curves.add(run)  # what the Train button sets up before the run starts
+    page.view, page.curves = page.train_view, page.train_curves
     for _ in range(3 * playground.CLOSED_TAB_POLLS):  # connected: polls change nothing
         page._poll()
     assert not run.cancelled.is_set()
@@ -244,6 +245,19 @@ def test_closed_connection_warnings_are_filtered(caplog):
     assert "connection was closed" not in caplog.text and "something else" in caplog.text
 
 
+def test_writes_to_a_closed_websocket_are_not_logged_as_errors(caplog):
+    """Panel dispatches a page's updates as tasks; one writing to a tab that closed
+    meanwhile fails with WebSocketClosedError, which asyncio logs as never retrieved."""
+    from tornado.websocket import WebSocketClosedError
+
+    common.configure_logging()
+    logger = logging.getLogger("asyncio")
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        for exc in (WebSocketClosedError(), RuntimeError("a real bug")):
+            logger.error("Task exception was never retrieved", exc_info=(type(exc), exc, None))
+    assert "WebSocketClosedError" not in caplog.text and "a real bug" in caplog.text
+
+
 # -- finding 8: off the event loop, reproducible per session -------------------------------
 
 def test_uploads_and_drawings_are_decoded_off_the_event_loop(monkeypatch):
@@ -278,7 +292,7 @@ def test_uploads_and_drawings_are_decoded_off_the_event_loop(monkeypatch):
     assert all(t is not threading.main_thread() for _, t in seen), seen
 
 
-def _losses(run: playground.Run) -> list[float]:
+def _losses(run: Run) -> list[float]:
     return [p[1] for k, p in drain(run) if k == "step"]
 
 
@@ -286,7 +300,7 @@ def test_a_seed_gives_the_same_run_whatever_other_sessions_do():
     """All sessions shared one random generator, so the same settings and seed gave
     different runs while others trained. Each run now draws from a stream of its own."""
     cfg = config(reg="dropout", epochs=2, seed=5)
-    alone = playground.Run(60, cfg)
+    alone = Run(60, cfg)
     alone.start()
     alone.thread.join(60)
     want = _losses(alone)
@@ -303,7 +317,7 @@ def test_a_seed_gives_the_same_run_whatever_other_sessions_do():
     for t in others:
         t.start()
     try:
-        again, other = playground.Run(61, cfg), playground.Run(62, config(seed=6, epochs=2))
+        again, other = Run(61, cfg), Run(62, config(seed=6, epochs=2))
         again.start()
         other.start()
         again.thread.join(60)

@@ -125,7 +125,10 @@ def write_outputs(model: FactorizationMachine, ml: object, out: Path, a: argpars
         "`recommend({movie_id: stars, ...}, k)` (fold-in of a new user, no retraining), "
         "`explain(user, movie_id)`, `similar(movie_id, k)`.",
         "Limits: trained on 1990s ratings of 943 users; movies with few ratings are "
-        "uncertain (recommend() skips movies with fewer than 5 training ratings).", "",
+        "uncertain (recommend() skips movies with fewer than 5 training ratings).",
+        f"Cross-validation: `python build.py bench fm --k {a.k} --sweeps {a.sweeps} "
+        f"--chains {a.chains}` runs this fit on each official fold u1..u5 (figures in the "
+        "README).", "",
         "## Training log", "", "```", *log.rstrip().splitlines(), "```", "",
     ]
     (out / "fm_movielens.md").write_text("\n".join(md))

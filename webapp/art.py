@@ -389,8 +389,9 @@ class ArtPage(pn.viewable.Viewer):
         self.scores.object = (f"{100 * self.mask.mean():.0f}% of pixels lost · damaged PSNR "
                               f"<b class='psnr-damaged'>{self._damaged_psnr:.2f}</b> dB → "
                               f"restored PSNR <b class='psnr-restored'>{p:.2f}</b> dB")
-        self.status.object = (f"done in {secs:.1f} s{note}: FM weight in the blend "
-                              f"{r.blend:.2f} (fitted on held-out pixels)")
+        how = ("the biharmonic fill corrected by a second FM learned on held-out pixels"
+               if r.second is not None else f"FM weight in the blend {r.blend:.2f}")
+        self.status.object = f"done in {secs:.1f} s{note}: {how}"
 
     # -- what the FM sees at one pixel ----------------------------------------------------
     def _on_mouse(self, event: Any) -> None:

@@ -85,8 +85,8 @@ class CifarPage(pn.viewable.Viewer):
         self.classes = classes
         self.error = error_alert()
         options = {f"#{i}: {classes[labels[i]]}": i for i in range(0, 60)}
-        self.picker = pn.widgets.Select(name="Test image", options=options, width=220)
-        self.random = pn.widgets.Button(name="Random test image", width=160)
+        self.picker = pn.widgets.Select(label="Test image", options=options, width=220)
+        self.random = pn.widgets.Button(label="Random test image", width=160)
         self.upload = file_input("image/*", MAX_IMAGE_BYTES, self._on_file, self.error)
         self.status = pn.pane.HTML("", css_classes=["cifar-status"], stylesheets=[CSS])
         self.top5 = pn.pane.HTML("", css_classes=["top5"], stylesheets=[CSS], min_width=260)

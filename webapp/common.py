@@ -204,18 +204,25 @@ def _cancel_tasks(key: int) -> None:
 
 class _ClosedConnectionFilter(logging.Filter):
     """A tab that closes while the server sends it an update is normal, not an error:
-    Bokeh's "Failed sending message as connection was closed" is kept out of the log."""
+    Bokeh's "Failed sending message as connection was closed" is kept out of the log, and
+    so is asyncio's "Task exception was never retrieved" for a write Panel dispatched to a
+    websocket that closed meanwhile (WebSocketClosedError)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and type(exc).__name__ in ("WebSocketClosedError",
+                                                      "StreamClosedError"):
+            return False
         return "connection was closed" not in record.getMessage()
 
 
 def configure_logging() -> None:
     """The server's logging, once: the closed-connection filter on Bokeh's websocket
     logger, and this app's own notes (a session ended, its run was cancelled) at INFO."""
-    ws = logging.getLogger("bokeh.server.views.ws")
-    if not any(isinstance(f, _ClosedConnectionFilter) for f in ws.filters):
-        ws.addFilter(_ClosedConnectionFilter())
+    for name in ("bokeh.server.views.ws", "asyncio"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _ClosedConnectionFilter) for f in logger.filters):
+            logger.addFilter(_ClosedConnectionFilter())
     if not log.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: "
@@ -331,7 +338,7 @@ def is_dark() -> bool:
 def embed_button(slug: str) -> pn.widgets.Button:
     """Copies an <iframe> of this page (its own URL plus ?embed=true, so it works under
     any path: the Panel server, or a static build in a subfolder) to the clipboard."""
-    btn = pn.widgets.Button(name="Copy embed code", button_type="light", width=160,
+    btn = pn.widgets.Button(label="Copy embed code", color="light", width=160,
                             css_classes=["embed-button"])
     btn.js_on_click(args={"btn": btn}, code=f"""
 const page = new URL(window.location.href);  // served (/{slug}) or static ({slug}.html)

@@ -55,9 +55,9 @@ def profile_step(device: str, use_latest: bool) -> tuple[list[tuple[str, int, fl
     """Time one training step (forward, backward, Adam) per Backend primitive."""
     from engine.models import load_lenet5
     from engine.profile import profile_train_step
-    from webapp.playground import latest_model
+    from webapp.playground_state import LATEST
 
-    latest = latest_model() if use_latest else None
+    latest = LATEST.model() if use_latest else None
     if latest is not None:
         model, example, label = latest
         what = f"Playground run {label}, batch of 32 copies of one input"
@@ -138,11 +138,11 @@ class EnginePage(pn.viewable.Viewer):
             stylesheets=[CSS, TABLE_CSS])
         names = [d["name"].upper() for d in available_devices()]
         self.device = pn.widgets.RadioButtonGroup(options=names, value=dev.upper(),
-                                                  button_type="light")
-        self.use_latest = pn.widgets.Checkbox(name="profile the latest Playground model "
+                                                  color="light")
+        self.use_latest = pn.widgets.Checkbox(label="profile the latest Playground model "
                                               "(else LeNet-5)", value=False)
-        self.profile_btn = pn.widgets.Button(name="Time one training step", width=200,
-                                             button_type="primary")
+        self.profile_btn = pn.widgets.Button(label="Time one training step", width=200,
+                                             color="primary")
         self.profile_info = pn.pane.HTML("", stylesheets=[CSS])
         self.prof_src = ColumnDataSource({"op": [], "ms": [], "calls": []})
         self.prof_fig = figure(y_range=[], height=300, sizing_mode="stretch_width",
@@ -152,7 +152,7 @@ class EnginePage(pn.viewable.Viewer):
         self.prof_fig.hbar(y="op", right="ms", height=0.7, source=self.prof_src,
                            color="#1f6feb")
         self.download = pn.widgets.FileDownload(callback=self._latest_onnx,
-                                                filename="playground.onnx", button_type="light",
+                                                filename="playground.onnx", color="light",
                                                 label="Download the latest Playground model "
                                                 "(ONNX)", width=340)
         if not onnx_export_available():
@@ -210,9 +210,9 @@ class EnginePage(pn.viewable.Viewer):
                if self.device.value == "GPU" else ""))
 
     def _latest_onnx(self) -> io.BytesIO:
-        from webapp.playground import latest_model
+        from webapp.playground_state import LATEST
 
-        latest = latest_model()
+        latest = LATEST.model()
         if latest is None:
             show_error(self.error, "No Playground model yet: train one on the Playground page "
                        "first.")

@@ -86,15 +86,15 @@ class MoviesPage(pn.viewable.Viewer):
         movies, order = catalogue()
         self.movies, self.order = movies, order
         self.error = error_alert()
-        self.search = pn.widgets.TextInput(name="Search titles", placeholder="e.g. star wars",
+        self.search = pn.widgets.TextInput(label="Search titles", placeholder="e.g. star wars",
                                            width=300)
-        self.choice = pn.widgets.Select(name="Film", options=self._matches(""), size=8,
+        self.choice = pn.widgets.Select(label="Film", options=self._matches(""), size=8,
                                         width=300, css_classes=["film-choice"])
-        self.stars = pn.widgets.RadioButtonGroup(name="Stars", options=STARS, value=STARS[4],
-                                                 button_type="light")
-        self.rate = pn.widgets.Button(name="Rate", button_type="primary", width=100,
+        self.stars = pn.widgets.RadioButtonGroup(label="Stars", options=STARS, value=STARS[4],
+                                                 color="light")
+        self.rate = pn.widgets.Button(label="Rate", color="primary", width=100,
                                       css_classes=["rate-button"])
-        self.clear = pn.widgets.Button(name="Clear ratings", width=120)
+        self.clear = pn.widgets.Button(label="Clear ratings", width=120)
         self.rated = pn.pane.HTML("", stylesheets=[CSS, TABLE_CSS], css_classes=["rated"])
         self.recs = pn.pane.HTML("<p class='muted'>Rate a few films to get recommendations."
                                  "</p>", stylesheets=[CSS, TABLE_CSS], css_classes=["recs"],
