@@ -445,6 +445,25 @@ def test_uploads_are_checked():
         art.fit_image(b"GIF89a broken" * 5, "broken.gif")
 
 
+def test_art_upload_is_scaled_to_the_page_side_keeping_its_aspect():
+    import io
+
+    from PIL import Image
+
+    big = np.random.default_rng(0).integers(0, 256, (600, 1000, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(big).save(buf, "PNG")
+    rgb = art.fit_image(buf.getvalue(), "big.png")
+    h = round(600 * art.SIDE / 1000)
+    assert rgb.shape == (h, art.SIDE, 3) and rgb.dtype == np.uint8
+    want = np.asarray(Image.fromarray(big).resize((art.SIDE, h), Image.Resampling.LANCZOS))
+    assert np.array_equal(rgb, want)
+    small = big[:40, :50]
+    buf = io.BytesIO()
+    Image.fromarray(small).save(buf, "PNG")
+    assert np.array_equal(art.fit_image(buf.getvalue(), "small.png"), small)  # kept as is
+
+
 def test_profile_step_cpu():
     table, wall, what = engine_page.profile_step("cpu", use_latest=False)
     names = [n for n, _, _ in table]

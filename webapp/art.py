@@ -69,16 +69,14 @@ def default_painting() -> np.ndarray:
 
 def fit_image(data: bytes, name: str) -> np.ndarray:
     """An uploaded image scaled so its longer side is at most SIDE pixels."""
-    from PIL import Image
-
     from engine.data.images import decode_image
+    from engine.data.transforms import resize
 
     rgb = decode_image(data, "RGB", max_pixels=25_000_000, name=name)
     h, w = rgb.shape[:2]
     if max(h, w) > SIDE:
         s = SIDE / max(h, w)
-        rgb = np.asarray(Image.fromarray(rgb).resize((max(8, round(w * s)), max(8, round(h * s))),
-                                                     Image.Resampling.LANCZOS))
+        rgb = resize(rgb, (max(8, round(h * s)), max(8, round(w * s))), "lanczos")
     if min(rgb.shape[:2]) < 8:
         raise ValueError(f"the image is {rgb.shape[1]}x{rgb.shape[0]}; need at least 8x8")
     return rgb
