@@ -88,6 +88,8 @@ def ready(v: Visit, mode: str, badge: bool = True) -> None:
                 text_of(v.page, ".device-badge")
     else:
         assert load["webgpu"] is False and load["reason"], load
+        # the engine's own DeviceError text, not a Python exception it tripped over
+        assert load["reason"].startswith(("navigator.gpu", "this browser has no WebGPU")), load
         notice = v.page.locator(".demystify-notice")
         assert notice.is_visible() and "No WebGPU" in notice.inner_text()
         if badge:

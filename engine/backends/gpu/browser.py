@@ -59,6 +59,12 @@ def _can_suspend() -> bool:
     return bool(can_run_sync())
 
 
+def _is_null(value: Any) -> bool:
+    """JavaScript null/undefined: Pyodide gives None for undefined but, since 0.28, its
+    `jsnull` (type JsNull) for null, which requestAdapter() returns without WebGPU."""
+    return value is None or type(value).__name__ == "JsNull"
+
+
 def _error_text(err: Any) -> str:
     msg = getattr(err, "message", None)
     return str(msg if msg is not None else err)
@@ -101,11 +107,11 @@ class BrowserDevice(Device):
         """Request an adapter and a device (raises DeviceError when there is no WebGPU)."""
         js = _js()
         gpu = getattr(js.navigator, "gpu", None)
-        if gpu is None:
+        if _is_null(gpu):
             raise DeviceError("this browser has no WebGPU (navigator.gpu is undefined; it "
                               "needs a secure context: https or localhost)")
         adapter = await gpu.requestAdapter(_obj({"powerPreference": "high-performance"}))
-        if adapter is None:
+        if _is_null(adapter):
             raise DeviceError("navigator.gpu.requestAdapter() returned no adapter (WebGPU "
                               "disabled or blocklisted for this GPU)")
         lim = adapter.limits
