@@ -9,6 +9,7 @@ trained here, the shipped models (trained on all of MNIST) read the drawing.
 from __future__ import annotations
 
 import html
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -316,7 +317,10 @@ class RowsDemo(pn.viewable.Viewer):
             show_error(self.error, f"Could not read the drawing: {exc}")
             return
         show_error(self.error, "")
-        self.show(x, seen)
+        # show() writes Bokeh sources directly; a canvas event is processed without the
+        # document lock, so run it on the next tick, where Bokeh holds the lock (at once
+        # where there is no server session: the browser build, tests).
+        pn.state.execute(partial(self.show, x, seen), schedule=True)
 
     def show(self, x: np.ndarray, seen: dict[str, Any]) -> None:
         rows = []
