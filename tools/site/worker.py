@@ -29,11 +29,16 @@ def python_code(slug: str, page_module: str, title: str, panel_cdn_root: str | N
         f"await _demystify_boot({panel_cdn_root!r}, {slug!r})",
         '_demystify_progress("imports", "Loading Panel, Bokeh and the engine")',
         PANEL_PRE,
+        '_demystify_progress("mark", "Panel imported")',
         "_demystify_apply_query()",
         '_demystify_progress("page", "Building the page")',
         f"from {page_module} import page",
-        f"page().servable(title={title!r})",
+        '_demystify_progress("mark", "page module imported")',
+        "_demystify_page = page()",
+        '_demystify_progress("mark", "page built")',
+        f"_demystify_page.servable(title={title!r})",
         f"_demystify_rendered = {PANEL_POST}",
+        '_demystify_progress("mark", "document written")',
         "_demystify_forget_held_events()",
         "_demystify_rendered"])
 

@@ -63,6 +63,7 @@ async function startApplication() {
       packages: CONFIG.packages.map((p) => (p.includes("/") ? abs(p) : p)),
     });
     self.pyodide = pyodide;
+    report("mark", `runtime and ${CONFIG.packages.length} packages loaded`);
     const loaded = new Set(Object.keys(pyodide.loadedPackages).map(normName));
     const absent = CONFIG.expect.filter((n) => !loaded.has(normName(n)));
     if (absent.length) throw new Error(`packages did not install: ${absent.join(", ")}`);
