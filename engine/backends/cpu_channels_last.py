@@ -215,6 +215,11 @@ class ChannelsLastKernels:
             np.maximum(best, tap, out=best)
         return best.transpose(0, 3, 1, 2), _Winners(xp, best, (kernel, stride, dilation, pad))
 
+    def maxpool2d_values(self, x, kernel: Pair, stride: Pair, pad: Pair, dilation: Pair):
+        if not is_channels_last(x):
+            return super().maxpool2d_values(x, kernel, stride, pad, dilation)
+        return self.maxpool2d(x, kernel, stride, pad, dilation)[0]  # it keeps no argmax
+
     def maxpool2d_grad(self, gy, argmax, x_shape):
         if not isinstance(argmax, _Winners):
             return super().maxpool2d_grad(gy, argmax, x_shape)

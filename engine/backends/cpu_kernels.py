@@ -157,6 +157,19 @@ class NumpyKernels:
         cols = np.arange(wo, dtype=np.int32) * stride[1] - pad[1]
         return best, off + (rows * w)[:, None] + cols
 
+    def maxpool2d_values(self, x, kernel: Pair, stride: Pair, pad: Pair, dilation: Pair):
+        """Inference max pooling: the running maximum over the taps' strided views, with
+        no argmax to track (what `maxpool2d` spends most of its time on)."""
+        ho = conv_out_size(x.shape[2], kernel[0], stride[0], pad[0], dilation[0])
+        wo = conv_out_size(x.shape[3], kernel[1], stride[1], pad[1], dilation[1])
+        win = _windows(_pad_hw(x, pad, -np.inf), kernel, stride, dilation, (ho, wo))
+        best = win[:, :, 0, 0].copy()
+        for i in range(kernel[0]):
+            for j in range(kernel[1]):
+                if i or j:
+                    np.maximum(best, win[:, :, i, j], out=best)
+        return best
+
     def maxpool2d_grad(self, gy, argmax, x_shape):
         n, c, h, w = x_shape
         plane = (np.arange(n * c, dtype=np.int64) * (h * w)).reshape(n, c, 1, 1)
