@@ -20,6 +20,8 @@ in the same copy that pads it.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -36,6 +38,39 @@ def nhwc(x: np.ndarray) -> np.ndarray:
 
 def is_channels_last(x: np.ndarray) -> bool:
     return x.ndim == 4 and x.transpose(0, 2, 3, 1).flags.c_contiguous
+
+
+class Wide:
+    """A channels-last (pixels, C) matrix seen as (pixels / k, k * C) rows of k pixels.
+
+    Why: NumPy runs a per-channel operation on (M, C) -- x - mean[c], x * scale[c], a
+    column sum -- as M inner loops of only C elements (C = 16 ... 128 here), and pays
+    its loop overhead per row. On rows of k*C ~ 2048 floats with the per-channel vector
+    tiled k times the same work runs 1.5-2x faster, and a column sum ~10x faster
+    (measured on 131072 x 32: x * v 1.97 -> 1.33 ms, x.sum(0) 3.2 -> 0.33 ms)."""
+
+    WIDTH = 2048  # floats per row to aim for
+
+    def __init__(self, m: np.ndarray) -> None:
+        rows, self.c = m.shape
+        self.k = math.gcd(rows, max(1, self.WIDTH // self.c))
+        self.m = m.reshape(rows // self.k, self.k * self.c)
+
+    def of(self, m: np.ndarray) -> np.ndarray:
+        """Another (pixels, C) matrix of the same shape, seen the same way."""
+        return m.reshape(self.m.shape)
+
+    def tile(self, v: np.ndarray) -> np.ndarray:
+        """A per-channel vector repeated for the k pixels of a row."""
+        return np.tile(v, self.k)
+
+    def colsum(self, m: np.ndarray | None = None) -> np.ndarray:
+        """Per-channel sums of this matrix (or of `m`, seen the same way)."""
+        return (self.m if m is None else m).sum(axis=0).reshape(self.k, self.c).sum(axis=0)
+
+    def dot(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Per-channel sums of a * b (wide views), with no product array."""
+        return np.einsum("ij,ij->j", a, b).reshape(self.k, self.c).sum(axis=0)
 
 
 def _padded(x: np.ndarray, pad: Pair, value: float = 0.0) -> np.ndarray:
@@ -127,8 +162,9 @@ class ChannelsLastKernels:
         wo = conv_out_size(wd, kw, stride[1], pad[1], dilation[1])
         cols = _patches(_padded(x, pad), (kh, kw), stride, dilation, (ho, wo))
         y = cols @ _wmat(w)
-        if bias is not None:
-            y += bias  # the fused bias: in place on the GEMM output, no second array
+        if bias is not None:  # the fused bias: in place on the GEMM output, no second array
+            yw = Wide(y)
+            yw.m += yw.tile(bias)
         return y.reshape(n, ho, wo, co).transpose(0, 3, 1, 2), (cols if keep else None)
 
     def conv2d_nhwc_grad(self, gy, cols, w, x_shape, stride: Pair, pad: Pair, dilation: Pair,
@@ -137,7 +173,7 @@ class ChannelsLastKernels:
         matrix, kept); gx = col2im(gy @ W^T), a strided add per kernel tap."""
         co, c, kh, kw = w.shape
         g2 = nhwc(gy).reshape(-1, co)
-        gb = g2.sum(axis=0) if need_b else None
+        gb = Wide(g2).colsum() if need_b else None
         gw = None
         if need_w:
             gw = np.ascontiguousarray((g2.T @ cols).reshape(co, kh, kw, c).transpose(0, 3, 1, 2))
@@ -170,13 +206,14 @@ class ChannelsLastKernels:
         if tuple(axes) != (0, 2, 3) or not is_channels_last(x):
             return super().batch_norm_train(x, gamma, beta, axes, eps)
         n, c, h, w = x.shape
-        x2 = nhwc(x).reshape(-1, c)  # (pixels, C), a view
-        mean = x2.mean(axis=0)
-        y = x2 - mean
-        var = np.einsum("ij,ij->j", y, y) / x2.shape[0]  # no squared temporary
+        x2 = Wide(nhwc(x).reshape(-1, c))  # (pixels, C) as wide rows, a view
+        m = n * h * w
+        mean = x2.colsum() / m
+        y = x2.m - x2.tile(mean)
+        var = x2.dot(y, y) / m  # no squared temporary
         invstd = (1.0 / np.sqrt(var + eps)).astype(x.dtype, copy=False)
-        y *= invstd * gamma
-        y += beta
+        y *= x2.tile(invstd * gamma)
+        y += x2.tile(beta)
         return (y.reshape(n, h, w, c).transpose(0, 3, 1, 2), mean.astype(x.dtype, copy=False),
                 invstd)
 
@@ -184,18 +221,20 @@ class ChannelsLastKernels:
         if tuple(axes) != (0, 2, 3) or not is_channels_last(x):
             return super().batch_norm_grad(gy, x, gamma, mean, invstd, axes)
         n, c, h, w = x.shape
-        x2, g2 = nhwc(x).reshape(-1, c), nhwc(gy).reshape(-1, c)
-        m = x2.shape[0]
-        gbeta = g2.sum(axis=0)
+        x2 = Wide(nhwc(x).reshape(-1, c))
+        g2 = x2.of(nhwc(gy))
+        m = n * h * w
+        gbeta = x2.colsum(g2)
         # sum(gy * xhat) = invstd * (sum(gy * x) - mean * sum(gy)): no xhat array
-        ggamma = (np.einsum("ij,ij->j", g2, x2) - mean * gbeta) * invstd
-        # gx = gamma * invstd * (gy - gbeta / m - xhat * ggamma / m), in one temporary
+        ggamma = (x2.dot(g2, x2.m) - mean * gbeta) * invstd
+        # gx = gamma * invstd * (gy - gbeta / m - xhat * ggamma / m)
+        #    = x * a + gy * k + b, per channel: three passes and one temporary
         k = gamma * invstd
-        gx = x2 - mean
-        gx *= -(invstd * ggamma / m) * k
-        gx += g2 * k
-        gx -= k * gbeta / m
-        return (gx.reshape(n, h, w, c).transpose(0, 3, 1, 2).astype(x.dtype, copy=False),
+        a = -(invstd * ggamma / m) * k
+        gx = np.multiply(x2.m, x2.tile(a.astype(x.dtype, copy=False)))
+        gx += x2.tile((-k * gbeta / m - mean * a).astype(x.dtype, copy=False))
+        gx += np.multiply(g2, x2.tile(k.astype(x.dtype, copy=False)))
+        return (gx.reshape(n, h, w, c).transpose(0, 3, 1, 2),
                 ggamma.astype(gamma.dtype, copy=False), gbeta)
 
     # -- max pooling ----------------------------------------------------------------------
@@ -230,11 +269,17 @@ class ChannelsLastKernels:
         gxp = np.zeros(argmax.xp.shape, dtype=gy.dtype)
         taken = np.zeros(best.shape, dtype=bool)  # windows whose first maximum is found
         hit = np.empty(best.shape, dtype=bool)
+        # windows that do not overlap (stride >= extent, e.g. 2x2 stride 2) write each
+        # input pixel at most once: the product goes straight into it, no temporary
+        disjoint = all(s >= (k - 1) * d + 1 for k, s, d in zip(kernel, stride, dilation))
         for tap, gtap in zip(_pool_taps(argmax.xp, kernel, stride, dilation, best.shape[1:3]),
                              _pool_taps(gxp, kernel, stride, dilation, best.shape[1:3],
                                         writeable=True)):
             np.equal(tap, best, out=hit)
-            hit &= ~taken  # strict: the first maximum wins, like torch
+            np.greater(hit, taken, out=hit)  # hit and not taken: the first maximum wins
             taken |= hit
-            gtap += np.multiply(g, hit, dtype=g.dtype)
+            if disjoint:
+                np.multiply(g, hit, out=gtap)
+            else:
+                gtap += np.multiply(g, hit, dtype=g.dtype)
         return gxp[:, ph: ph + h, pw: pw + w].transpose(0, 3, 1, 2)
