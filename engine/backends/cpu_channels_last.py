@@ -213,19 +213,21 @@ class ChannelsLastKernels:
             # col2im below while C is small (its strided adds touch C floats at a time)
             wf = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
             gx = self.conv2d_nhwc(gy, wf, None, (1, 1), tuple(q), dilation, False)[0]
-        elif need_x:
+        elif need_x:  # col2im, in blocks of images as the forward's patches
             n, _, h, wd = x_shape
             ho, wo = gy.shape[2], gy.shape[3]
-            gcols = (g2 @ _wmat(w).T).reshape(n, ho, wo, kh, kw, c)
+            wt = _wmat(w).T
             gxh = np.zeros((n, h, wd, c), dtype=gy.dtype)
-            for i in range(kh):
-                rows = _tap_range(h, ho, i * dilation[0] - pad[0], stride[0])
-                if rows is None:
-                    continue
-                for j in range(kw):
-                    cols_ = _tap_range(wd, wo, j * dilation[1] - pad[1], stride[1])
-                    if cols_ is not None:
-                        gxh[:, rows[1], cols_[1]] += gcols[:, rows[0], cols_[0], i, j]
+            taps = [(i, j, rows, cols_) for i in range(kh) for j in range(kw)
+                    if (rows := _tap_range(h, ho, i * dilation[0] - pad[0], stride[0]))
+                    and (cols_ := _tap_range(wd, wo, j * dilation[1] - pad[1], stride[1]))]
+            step = max(1, Patches.ROWS // (ho * wo))
+            for b0 in range(0, n, step):
+                b1 = min(n, b0 + step)
+                gcols = (g2[b0 * ho * wo: b1 * ho * wo] @ wt).reshape(b1 - b0, ho, wo, kh, kw, c)
+                part = gxh[b0:b1]
+                for i, j, rows, cols_ in taps:
+                    part[:, rows[1], cols_[1]] += gcols[:, rows[0], cols_[0], i, j]
             gx = gxh.transpose(0, 3, 1, 2)
         return gx, gw, gb
 
