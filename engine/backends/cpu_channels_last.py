@@ -296,12 +296,16 @@ class ChannelsLastKernels:
         n, c, h, w = x_shape
         g = nhwc(gy)
         best = argmax.best
-        gxp = np.zeros(argmax.xp.shape, dtype=gy.dtype)
+        # windows that do not overlap (stride >= extent, e.g. 2x2 stride 2) write each
+        # input pixel at most once: the product goes straight into it, no temporary; if
+        # they also tile the whole input, every pixel is written and nothing is zeroed
+        extent = [(k - 1) * d + 1 for k, d in zip(kernel, dilation)]
+        disjoint = all(s >= e for s, e in zip(stride, extent))
+        tiled = disjoint and list(stride) == extent and \
+            all(o * s == size for o, s, size in zip(best.shape[1:3], stride, argmax.xp.shape[1:3]))
+        gxp = (np.empty if tiled else np.zeros)(argmax.xp.shape, dtype=gy.dtype)
         taken = np.zeros(best.shape, dtype=bool)  # windows whose first maximum is found
         hit = np.empty(best.shape, dtype=bool)
-        # windows that do not overlap (stride >= extent, e.g. 2x2 stride 2) write each
-        # input pixel at most once: the product goes straight into it, no temporary
-        disjoint = all(s >= (k - 1) * d + 1 for k, s, d in zip(kernel, stride, dilation))
         for tap, gtap in zip(_pool_taps(argmax.xp, kernel, stride, dilation, best.shape[1:3]),
                              _pool_taps(gxp, kernel, stride, dilation, best.shape[1:3],
                                         writeable=True)):

@@ -36,13 +36,16 @@ def _windows(xp: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair, out_hw:
     return as_strided(xp, (c, kh, kw, n, ho, wo), (sc, *taps, sn, *steps), writeable=False)
 
 
-def _group_matmul(a: np.ndarray, b: np.ndarray, chunk: int = 4096) -> np.ndarray:
+GEMM_BLOCK = 4096  # columns of a long pixel axis per BLAS call (see the two below)
+
+
+def _group_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(G, M, K) @ (G, K, N) as 2-D BLAS calls: batched np.matmul on transposed views
-    falls off BLAS onto a slow loop. A long N (pixels) is cut into blocks of `chunk`
+    falls off BLAS onto a slow loop. A long N (pixels) is cut into blocks of GEMM_BLOCK
     columns written in place: faster while a block of b is in cache (measured: LeNet-5's
     conv1, 6x25 @ 25x50176, 0.54 -> 0.30 ms)."""
     g, m, _ = a.shape
-    n = b.shape[2]
+    n, chunk = b.shape[2], GEMM_BLOCK
     out = np.empty((g, m, n), dtype=np.result_type(a.dtype, b.dtype))
     for i in range(g):
         for j in range(0, n, chunk):
@@ -50,11 +53,12 @@ def _group_matmul(a: np.ndarray, b: np.ndarray, chunk: int = 4096) -> np.ndarray
     return out
 
 
-def _matmul_nt(a: np.ndarray, b: np.ndarray, chunk: int = 4096) -> np.ndarray:
+def _matmul_nt(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a @ b.T for a (M, L) and b (K, L) with a long reduction L and a small result, summed
     over chunks of L: OpenBLAS is several times slower on one such call (measured: LeNet
     conv1's weight gradient, 6x25 over 64*28*28 pixels, 1.40 ms whole, 0.35 ms in chunks
     of 4096 that stay in cache; no difference for long-M shapes)."""
+    chunk = GEMM_BLOCK
     out = a[:, :chunk] @ b[:, :chunk].T
     for i in range(chunk, a.shape[1], chunk):
         out += a[:, i: i + chunk] @ b[:, i: i + chunk].T
