@@ -304,16 +304,23 @@ class ChannelsLastKernels:
         tiled = disjoint and list(stride) == extent and \
             all(o * s == size for o, s, size in zip(best.shape[1:3], stride, argmax.xp.shape[1:3]))
         gxp = (np.empty if tiled else np.zeros)(argmax.xp.shape, dtype=gy.dtype)
-        taken = np.zeros(best.shape, dtype=bool)  # windows whose first maximum is found
+        taken = np.empty(best.shape, dtype=bool)  # windows whose first maximum is found
         hit = np.empty(best.shape, dtype=bool)
-        for tap, gtap in zip(_pool_taps(argmax.xp, kernel, stride, dilation, best.shape[1:3]),
-                             _pool_taps(gxp, kernel, stride, dilation, best.shape[1:3],
-                                        writeable=True)):
-            np.equal(tap, best, out=hit)
-            np.greater(hit, taken, out=hit)  # hit and not taken: the first maximum wins
-            taken |= hit
+        taps = list(zip(_pool_taps(argmax.xp, kernel, stride, dilation, best.shape[1:3]),
+                        _pool_taps(gxp, kernel, stride, dilation, best.shape[1:3],
+                                   writeable=True)))
+        for k, (tap, gtap) in enumerate(taps):
+            win = hit
+            if k == 0:
+                win = np.equal(tap, best, out=taken)
+            elif k < len(taps) - 1:
+                np.equal(tap, best, out=hit)
+                np.greater(hit, taken, out=hit)  # hit and not taken: the first maximum wins
+                taken |= hit
+            else:  # the maximum is one of the taps: the last wins where no earlier one did
+                np.logical_not(taken, out=hit)
             if disjoint:
-                np.multiply(g, hit, out=gtap)
+                np.multiply(g, win, out=gtap)
             else:
-                gtap += np.multiply(g, hit, dtype=g.dtype)
+                gtap += np.multiply(g, win, dtype=g.dtype)
         return gxp[:, ph: ph + h, pw: pw + w].transpose(0, 3, 1, 2)
