@@ -14,7 +14,8 @@ When it replays, and when it simply calls the model:
   anything else (training, a graph for backward, hooks that must see each layer) runs
   the model as usual;
 - one plan per (input shape, dtype, device); parameters and buffers are read at each call,
-  so `load_state_dict`, `copy_` and optimizer steps are seen by the plan;
+  so `load_state_dict`, `copy_` and optimizer steps are seen by the plan (a model moved to
+  another device or dtype since runs eagerly, and raises or records anew as it would);
 - a forward that the recording cannot capture is never replayed: one that reads values to
   the host (`.numpy()`, `.item()`, `if tensor:` -- it may branch on them), passes a Tensor
   inside a list, or builds a Tensor outside the recorded ops from the input (`detach`,
@@ -87,6 +88,11 @@ class Plan:
                           isinstance(result, tuple)))
         self.steps = steps
         self.size = len(slots)
+        # the parameters and buffers it reads, as recorded: a model moved to another
+        # device or dtype since (`Module.to`) must not be replayed with the old kernels
+        free = {id(a): a for st in steps for a in (*st[2], *st[3].values())
+                if isinstance(a, Tensor)}
+        self.reads = [(t, t.device, t.data.dtype, t.data.shape) for t in free.values()]
         self.single = not isinstance(out, tuple)
         outs = (out,) if self.single else out
         if not all(isinstance(t, Tensor) and id(t) in slots for t in outs):
@@ -113,6 +119,11 @@ class Plan:
             raise _Unplannable("an op got Tensors inside a list")
         i = slots.get(id(a))  # a raw array that is a recorded tensor's data (where's mask)
         return _Slot(i) if i is not None and hasattr(a, "shape") else a
+
+    def current(self) -> bool:
+        """Whether every parameter and buffer is still where and what it was recorded."""
+        return all(t.device == dev and t.data.dtype == dt and t.data.shape == shape
+                   for t, dev, dt, shape in self.reads)
 
     def run(self, data: Any) -> list[Any]:
         """The output arrays for input array `data` (of the recorded shape and dtype)."""
@@ -171,7 +182,7 @@ class CompiledModel:
             if len(self.plans) >= self.MAX_PLANS:
                 return self.model(x)
             plan = self.plans[key] = self._build(x)
-        if plan is None:
+        if plan is None or not plan.current():
             return self.model(x)
         outs = [Tensor._wrap(o, plan.device) for o in plan.run(x.data)]
         return outs[0] if plan.single else tuple(outs)

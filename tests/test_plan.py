@@ -52,6 +52,9 @@ def test_new_weights_and_new_shapes_are_seen():
     _same(compiled, model, x)
     _same(compiled, model, _x(4, 1, 28, 28))  # a second shape: a second plan
     assert len(compiled.plans) == 2
+    model.double()  # float64 parameters, float32 input: the eager error, not a replay
+    with no_grad(), pytest.raises(TypeError, match="dtype"):
+        compiled(x)
 
 
 def test_training_grad_and_hooks_run_eagerly():
