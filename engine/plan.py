@@ -70,8 +70,8 @@ class Plan:
             self._build(rec.records, x, out)
 
     def _build(self, records: list, x: Tensor, out: Any) -> None:
-        slots: dict[int, int] = {id(x): 0, id(x.data): 0}
-        steps = []
+        slots: dict[int, int] = {id(x): 0, id(x.data): 0}  # by Tensor and by array
+        size, steps = 1, []
         for op, args, kwargs, result in records:
             fn = self._function(op, args, kwargs)
             if any(isinstance(v, Tensor) for v in kwargs.values()):
@@ -80,14 +80,13 @@ class Plan:
             kw = {k: self._encode(v, slots) for k, v in kwargs.items()}
             dynamic = any(type(v) is _Slot for v in kw.values())
             outs = result if isinstance(result, tuple) else (result,)
-            first = len(slots)
+            first, size = size, size + len(outs)
             for j, t in enumerate(outs):
                 slots[id(t)] = slots[id(t.data)] = first + j
             steps.append((fn, isinstance(fn, FusedKernel), spec, kw, dynamic,
                           sum(isinstance(a, Tensor) for a in args), first, len(outs),
                           isinstance(result, tuple)))
-        self.steps = steps
-        self.size = len(slots)
+        self.steps, self.size = steps, size
         # the parameters and buffers it reads, as recorded: a model moved to another
         # device or dtype since (`Module.to`) must not be replayed with the old kernels
         free = {id(a): a for st in steps for a in (*st[2], *st[3].values())
