@@ -110,6 +110,8 @@ def main() -> None:
             times.append(sec)
             rows = {"fm (ours)": (r.result, sec), "fm alone": (r.fm, sec),
                     "our biharmonic": (r.biharmonic, r.seconds["biharmonic"])}
+            if r.nonlocal_fill is not None:
+                rows["patch groups alone"] = (r.nonlocal_fill, r.seconds["non-local"])
             rows.update(peers(img, m))
             ref = psnr(img, np.clip(rows["skimage biharmonic"][0], 0, 1), data_range=1.0)
             for meth, (x, s) in rows.items():
