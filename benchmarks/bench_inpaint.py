@@ -99,15 +99,16 @@ def main() -> None:
     print(f"{'image':16s}{'mask':11s}{'method':22s}{'PSNR':>7s}{'SSIM':>8s}{'sec':>7s}"
           f"{'vs skimage':>11s}")
     verdicts = []
-    times = []
+    times, cpus = [], []   # wall and CPU seconds of our restorations (CPU: fair under load)
     for name in a.images.split(","):
         img = load_square(root / "images" / name, a.side)
         for mname in a.masks.split(","):
             m = MASKS[mname](img.shape)
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             r = restore(img, m, seed=a.seed)
             sec = time.perf_counter() - t
             times.append(sec)
+            cpus.append(time.process_time() - c)
             rows = {"fm (ours)": (r.result, sec), "fm alone": (r.fm, sec),
                     "our biharmonic": (r.biharmonic, r.seconds["biharmonic"])}
             if r.nonlocal_fill is not None:
@@ -129,8 +130,9 @@ def main() -> None:
     for name, mname, d, need in verdicts:
         if round(d, 2) < need:
             print(f"  not met: {name} {mname}: {d:+.2f} dB (needs {need:+.1f})")
-    print(f"time per restoration: max {max(times):.1f} s, mean {np.mean(times):.1f} s "
-          f"(target <= 10 s at 512x512; load average now {os.getloadavg()[0]:.2f})")
+    print(f"time per restoration: wall max {max(times):.1f} s, mean {np.mean(times):.1f} s; "
+          f"CPU max {max(cpus):.1f} s, mean {np.mean(cpus):.1f} s (target <= 10 s at "
+          f"512x512; load average now {os.getloadavg()[0]:.2f})")
 
 
 if __name__ == "__main__":
