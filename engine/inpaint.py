@@ -363,13 +363,18 @@ def restore_steps(image: np.ndarray, mask: np.ndarray, *, method: str = "fm",
         # nor the first FM saw them), applied where the neighbourhood is observed
         yield "stage", "second FM on the smooth fill's residuals"
         t0 = time.perf_counter()
-        stage2 = fit_residual_fm(held, x[vy, vx] - smooth_v[vy, vx], device=device)
+        stage2 = fit_residual_fm(held, x[vy, vx] - smooth_v[vy, vx], device=device,
+                                 ridge=0.1)
         my, mx = np.nonzero(miss)
         corr = predict_residual_fm(stage2, residual_values(smooth, fm_img, feats.support,
                                                            my, mx, nl))
         out = smooth.copy()
-        out[my, mx] = np.clip(smooth[my, mx] + gate[my, mx, None] * corr, 0.0, 1.0)
-        a = gate
+        # its own gate is full from half the expected support on: the second FM sees the
+        # support among its features (and at 95% loss the support is noisy: the first
+        # FM's gate cost 0.1 dB there); inside holes it is still 0. Ridge 0.1 (x rows x
+        # feature variance): +0.01-0.03 dB over 1e-3 on the cases measured
+        a = np.where(miss, np.clip((feats.support - 0.3) / 0.3, 0.0, 1.0), 0.0)
+        out[my, mx] = np.clip(smooth[my, mx] + a[my, mx, None] * corr, 0.0, 1.0)
         secs["second fm"] = time.perf_counter() - t0
     out = np.where(obs[..., None], x, out)
     yield "done", Restoration(out, fm_img, smooth, a, hist, model, feats, secs, cancelled,
