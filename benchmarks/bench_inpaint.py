@@ -3,9 +3,10 @@
 Images: $DEMYSTIFY_DATA/images/*.jpg (starry_night, baboon, fruits), the short side resized
 to 512 and the centre 512x512 cropped (--side to change). Masks: random pixel loss at 50%,
 80% and 95%, brush strokes, scratches, blocks (engine.inpaint's seeded generators).
-Methods: ours ("fm" = the FM averaged with our biharmonic fill, as inpaint() returns it;
-"fm alone"; "our biharmonic"), scikit-image's inpaint_biharmonic, OpenCV's Telea and
-Navier-Stokes (cv2.inpaint, radius 3; OpenCV is only a benchmark peer, never an engine
+Methods: ours ("fm" = our biharmonic fill corrected by the second FM, as inpaint() returns
+it; "fm alone"; "patch groups alone", engine.fm.groups' non-local fill; "our
+biharmonic"), scikit-image's inpaint_biharmonic, OpenCV's Telea and Navier-Stokes
+(cv2.inpaint, radius 3; OpenCV is only a benchmark peer, never an engine
 dependency: pip install opencv-python-headless, or DEMYSTIFY_EXTRAS=bench). PSNR / SSIM
 by scikit-image on the whole image (observed pixels are exact in every method).
 Targets (issue 17): fm >= skimage biharmonic + 1.0 dB at 50/80/95% random loss on every

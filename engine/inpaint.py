@@ -7,8 +7,9 @@ interpolation filter bank for *this* image's texture and predicts each missing p
 its own neighbourhood. Where the neighbourhood is mostly missing (strokes, scratches,
 holes) the FM has little to go on, so a biharmonic (thin-plate) fill, the best simple
 smoothness prior, takes over; elsewhere a second FM, learned on 2-10% of the observed
-pixels held out of both fits, predicts the smooth fill's residual from the first FM's
-correction and the fill's local shape. NumPy only (runs in Pyodide).
+pixels held out of every fit, predicts the smooth fill's residual from the first FM's
+correction, the non-local patch groups' low-rank fill (engine.fm.groups: texture seen
+elsewhere in the image) and the fill's local shape. NumPy only (runs in Pyodide).
 
     x = inpaint(image, mask)            # mask: True where a pixel is missing
     r = restore(image, mask)            # the parts: FM alone, biharmonic, loss curve, ...
@@ -17,10 +18,12 @@ correction and the fill's local shape. NumPy only (runs in Pyodide).
 Steps: (1) push-pull pyramid fill as a starting point; (2) the biharmonic fill, solved
 for the missing pixels with matrix-free preconditioned conjugate gradients (sum of
 squared Laplacians, Neumann borders); (3) the FM, fitted by autograd on a seeded sample
-of observed pixels, predicts every missing pixel; (4) the second FM (fitted exactly by
-least squares on the held-out pixels) corrects (2) by (3) and (2)'s local shape, scaled
-by how much of the FM's neighbourhood is observed (0 inside holes: there the result is
-(2)). With a fixed `blend` weight, (4) is instead that blend of (2) and (3).
+of observed pixels, predicts every missing pixel; (3b) similar-patch groups, completed
+at low rank, fill the missing pixels from their look-alikes (skipped when nearly all the
+damage is strokes or holes); (4) the second FM (fitted exactly by least squares on the
+held-out pixels) corrects (2) by (3), (3b) and (2)'s local shape, scaled by how much of
+the FM's neighbourhood is observed (0 inside holes: there the result is (2)). With a
+fixed `blend` weight, (4) is instead that blend of (2) and (3).
 """
 
 from __future__ import annotations

@@ -31,16 +31,6 @@ class PatchGroups:
     patch: int
 
 
-def _box(a: np.ndarray, p: int) -> np.ndarray:
-    """Sum over the p x p window whose top-left corner is each pixel (zero past the edge)."""
-    h, w = a.shape[:2]
-    cs = np.zeros((h + 1, w + 1) + a.shape[2:], a.dtype)
-    cs[1:, 1:] = np.cumsum(np.cumsum(a, 0), 1)
-    y0, x0 = np.arange(h), np.arange(w)
-    y1, x1 = np.minimum(y0 + p, h), np.minimum(x0 + p, w)
-    return cs[y1][:, x1] - cs[y0][:, x1] - cs[y1][:, x0] + cs[y0][:, x0]
-
-
 def _grid(n: int, stride: int) -> np.ndarray:
     g = np.arange(0, n, stride)
     return g if g[-1] == n - 1 else np.r_[g, n - 1]
