@@ -393,11 +393,12 @@ def test_art_restoration_run_shows_the_fm_at_work():
     assert page.run is None and not page.restore_btn.disabled
     assert _restored_psnr(page) > page._damaged_psnr + 3
     assert page.loss_src.data["epoch"] == list(range(1, 9))
-    for name in ("FM restoration", "FM alone", "biharmonic fill"):
-        assert name in page.table.object
+    for name in ("FM restoration", "FM alone", "patch groups alone", "biharmonic fill"):
+        assert name in page.table.object      # random loss (the default): groups are used
     assert len(page.srcs["fm"].data["image"][0]) == 256
     html = page.pixel_html(100, 120)
     assert "pixel (120, 100)" in html and "FM weight" in html and html.count("<td") > 50
+    assert "similar-patch groups' fill here" in html
 
 
 def test_art_run_in_the_browser_yields_and_cancels(monkeypatch):
