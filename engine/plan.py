@@ -16,6 +16,8 @@ When it replays, and when it simply calls the model:
 - one plan per (input shape, dtype, device); parameters and buffers are read at each call,
   so `load_state_dict`, `copy_` and optimizer steps are seen by the plan (a model moved to
   another device or dtype since runs eagerly, and raises or records anew as it would);
+- a submodule, parameter or buffer replaced by another object (`model.fc = nn.Linear(..)`)
+  drops the model's plans: they were recorded with the old objects;
 - a forward that the recording cannot capture is never replayed: one that reads values to
   the host (`.numpy()`, `.item()`, `if tensor:` -- it may branch on them), passes a Tensor
   inside a list, or builds a Tensor outside the recorded ops from the input (`detach`,
@@ -38,6 +40,7 @@ from . import autograd
 from .autograd import Function, _state
 from .backends import get as _backend
 from .fused.registry import FusedKernel
+from .nn.module import Module
 from .tensor import Tensor
 
 
@@ -153,6 +156,40 @@ class Plan:
         return [vals[i] for i in self.outputs]
 
 
+def _parts(model: Any) -> list[Any]:
+    """Every submodule (not the model itself, which keys the plans), parameter and buffer
+    object the model has: its plans were recorded with these very objects."""
+    mods = [m for _, m in model.named_modules()]
+    return [*mods[1:], *model.parameters(), *model.buffers()]
+
+
+class _Plans(dict):
+    """A model's plans by input key, with the parts they were recorded with."""
+
+    def __init__(self, model: Any) -> None:
+        super().__init__()
+        self._see(model)
+
+    def _see(self, model: Any) -> None:
+        self.parts, self.edits = _parts(model), Module.structure_edits
+        # never the model itself: it keys the weak dictionary that holds this
+        self.submodules = [p for p in self.parts if isinstance(p, Module)]
+
+    def fresh(self, model: Any) -> bool:
+        """False (and forgets every plan) when a part of the model was replaced since the
+        plans were recorded -- `model.fc = nn.Linear(...)`, a new Parameter, a swapped
+        activation: replaying would compute with the old objects. Checked only when some
+        module's registrations changed since the last check, so a call costs O(1)."""
+        if self.edits == Module.structure_edits:
+            return True
+        old = self.parts
+        self._see(model)
+        same = len(old) == len(self.parts) and all(a is b for a, b in zip(old, self.parts))
+        if not same:
+            self.clear()
+        return same
+
+
 class CompiledModel:
     """`model` with cached inference plans (see the module docstring): call it like the
     model; it replays a plan when it can and calls the model otherwise."""
@@ -162,18 +199,23 @@ class CompiledModel:
     def __init__(self, model: Any) -> None:
         self.model = model
         # shared by every CompiledModel of this model, and dropped with it
-        self.plans: dict[tuple, Plan | None] = _PLANS.setdefault(model, {})  # None: eager
-        self._modules = [m for _, m in model.named_modules()]
+        plans = _PLANS.get(model)
+        if plans is None:
+            plans = _PLANS[model] = _Plans(model)
+        self.plans = plans
+
+
 
     def __repr__(self) -> str:
         return f"compiled({type(self.model).__name__}, {len(self.plans)} plan(s))"
 
     def _eager(self) -> bool:
         return (getattr(_state, "enabled", True) or getattr(_state, "tracer", None) is not None
-                or any(m.training or m._forward_hooks for m in self._modules))
+                or any(m.training or m._forward_hooks
+                       for m in (self.model, *self.plans.submodules)))
 
     def __call__(self, x: Any) -> Any:
-        if not isinstance(x, Tensor) or self._eager():
+        if not isinstance(x, Tensor) or not self.plans.fresh(self.model) or self._eager():
             return self.model(x)
         key = (x.data.shape, x.data.dtype, x.device)
         plan = self.plans.get(key, False)
@@ -204,7 +246,7 @@ class CompiledModel:
         return plan if same else None
 
 
-_PLANS: weakref.WeakKeyDictionary[Any, dict] = weakref.WeakKeyDictionary()
+_PLANS: weakref.WeakKeyDictionary[Any, _Plans] = weakref.WeakKeyDictionary()
 
 
 def compile(model: Any) -> CompiledModel:  # noqa: A001 - torch.compile's name, on purpose
