@@ -1,6 +1,7 @@
 """CPU speed of the engine vs PyTorch (CPU), in one process, printed as engine/torch ratios.
 
-Rows: LeNet-5 training throughput (batch 64) and single-image inference latency, a
+Rows: LeNet-5 training throughput (batch 64) and single-image inference latency (eager
+under no_grad, and through `engine.compile`'s cached plan, what `predict` uses), a
 CIFAR-style CNN (3 conv + batch-norm blocks, batch 128), the shipped CIFAR-10 ResNet-9
 (width 16, batch 128) and the sequence page's LSTM digit reader (batch 64; the row is
 skipped while the engine has no nn.LSTM), all training with SGD + momentum. Target
@@ -42,8 +43,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--clock", choices=("auto", "cpu", "wall"), default="auto",
                     help="auto: CPU time with one thread, wall clock with more")
     ap.add_argument("--only", nargs="*", default=None,
-                    help="rows whose key is listed (lenet-train lenet-infer cifar-cnn "
-                         "resnet9 lstm)")
+                    help="rows whose key is listed (lenet-train lenet-infer lenet-plan "
+                         "cifar-cnn resnet9 lstm)")
     return ap.parse_args(argv)
 
 
@@ -205,6 +206,17 @@ def rows(np: Any, torch: Any) -> list[Row]:
         return call
     out.append(Row("lenet-infer", "LeNet-5 inference, 1 image", "ms", 0, engine_infer,
                    torch and torch_infer))
+
+    def engine_plan() -> Callable[[], Any]:
+        m, xt = models.lenet5().eval(), engine.Tensor(x1)
+        run = engine.compile(m)
+
+        def call() -> Any:
+            with engine.no_grad():
+                return run(xt).numpy()
+        return call
+    out.append(Row("lenet-plan", "LeNet-5 inference, 1 image, cached plan (as predict)",
+                   "ms", 0, engine_plan, torch and torch_infer))
 
     xc = rng.standard_normal((128, 3, 32, 32)).astype(np.float32)
     yc = rng.integers(0, 10, 128)

@@ -6,6 +6,7 @@ from . import nn, optim, train  # noqa: E402  (after Tensor: they build on it)
 from .autograd import enable_grad, is_grad_enabled, no_grad
 from .backends import DeviceError, default_device, devices
 from .creation import from_numpy, full, full_like, ones, zeros, zeros_like
+from .plan import compile  # noqa: A004 - torch.compile's name: inference plans
 from .random import manual_seed
 from .serialize import load_state, save
 from .tensor import Tensor, cat, matmul, maximum, minimum, stack, where
@@ -15,7 +16,7 @@ __all__ = [
     "Tensor", "no_grad", "enable_grad", "is_grad_enabled", "devices", "default_device",
     "DeviceError", "manual_seed", "cat", "stack", "matmul", "where", "maximum", "minimum",
     "nn", "optim", "train", "fit", "save", "load_state", "full", "zeros", "ones", "full_like",
-    "zeros_like", "from_numpy",
+    "zeros_like", "from_numpy", "compile",
 ]
 __version__ = "0.1.0"
 

@@ -44,11 +44,14 @@ class trace(contextlib.ContextDecorator):
 
     Args are the Tensors and constants as passed; this is how ONNX export captures a
     model's graph without a second definition of each op. A fused kernel
-    (`engine.fused`) records itself once, whichever implementation ran.
+    (`engine.fused`) records itself once, whichever implementation ran. `host_reads`
+    counts values read to the host meanwhile (`Tensor.numpy`): a forward that may branch
+    on them is not one fixed graph (engine.plan will not replay it).
     """
 
     def __init__(self) -> None:
         self.records: list[tuple[Any, tuple, dict, Any]] = []
+        self.host_reads = 0
 
     def __enter__(self) -> trace:
         self.prev = getattr(_state, "tracer", None)

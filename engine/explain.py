@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from . import nn
-from .autograd import no_grad
+from .nn.utils import evaluating
 from .nn.utils import model_device as _device
 from .tensor import Tensor
 from .train import predict
@@ -28,11 +28,11 @@ def probabilities(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarra
 
 
 def layer_outputs(model: nn.Sequential, x: np.ndarray) -> list[tuple[str, np.ndarray]]:
-    """(layer name, output) for every layer of a Sequential run on batch x (eval mode)."""
-    model.eval()
+    """(layer name, output) for every layer of a Sequential run on batch x (in eval mode;
+    the model's mode is restored after)."""
     h = Tensor(np.ascontiguousarray(x, np.float32), device=_device(model))
     outs = []
-    with no_grad():
+    with evaluating(model):
         for name, layer in model.named_children():
             h = layer(h)
             outs.append((f"{name}: {type(layer).__name__}", h.numpy()))
@@ -89,17 +89,13 @@ def activations(model: nn.Module, x: np.ndarray) -> tuple[list[tuple[str, Any, n
         if isinstance(m, ACTIVATIONS):
             handles.append(m.register_forward_hook(
                 lambda mod, inp, out, name=name: acts.append((name, mod, out.numpy()))))
-    was = model.training
-    model.eval()
     try:
-        with no_grad():
+        with evaluating(model):
             out = model(Tensor(np.ascontiguousarray(x, np.float32), device=_device(model)))
             out = out.numpy()
     finally:
         for hd in handles:
             hd.remove()
-        if was:
-            model.train()
     return [(n, mod, a.reshape(len(a), -1)) for n, mod, a in acts], out
 
 

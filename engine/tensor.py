@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import partialmethod
 from typing import Any
 
 import numpy as np
 
 from . import backends, fused
 from . import functions as F
+from .autograd import _state as _tape
 from .autograd import backward as _run_backward
 from .autograd import is_grad_enabled
 
@@ -139,6 +141,9 @@ class Tensor:
     # -- host access ---------------------------------------------------------------------
     def numpy(self) -> np.ndarray:
         """Values on the host (the only place a GPU tensor is read back)."""
+        tracer = getattr(_tape, "tracer", None)
+        if tracer is not None:
+            tracer.host_reads += 1
         return self.backend.to_numpy(self.data)
 
     def item(self) -> float | int | bool:
@@ -319,23 +324,12 @@ class Tensor:
             o = _coerce(o, self).data
         return Tensor._wrap(self.backend.binary(op, self.data, o), self.device)
 
-    def __gt__(self, o):
-        return self._compare("gt", o)
-
-    def __ge__(self, o):
-        return self._compare("ge", o)
-
-    def __lt__(self, o):
-        return self._compare("lt", o)
-
-    def __le__(self, o):
-        return self._compare("le", o)
-
-    def __eq__(self, o):  # type: ignore[override]
-        return self._compare("eq", o)
-
-    def __ne__(self, o):  # type: ignore[override]
-        return self._compare("ne", o)
+    __gt__ = partialmethod(_compare, "gt")
+    __ge__ = partialmethod(_compare, "ge")
+    __lt__ = partialmethod(_compare, "lt")
+    __le__ = partialmethod(_compare, "le")
+    __eq__ = partialmethod(_compare, "eq")  # type: ignore[assignment]
+    __ne__ = partialmethod(_compare, "ne")  # type: ignore[assignment]
 
     # -- unary math ----------------------------------------------------------------------
     def exp(self) -> Tensor:

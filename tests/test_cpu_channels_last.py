@@ -76,6 +76,29 @@ def test_conv_of_a_channels_last_input(geo, c):
            {"stride": stride, "padding": padding, "dilation": dilation})
 
 
+def test_conv_and_pool_in_several_blocks(monkeypatch):
+    """Blocked im2col/col2im (channels-last `Patches`, the NCHW GEMM blocks) and a pooling
+    gradient whose windows tile the input, on blocks small enough to need several."""
+    from engine.backends import cpu_channels_last, cpu_kernels
+
+    monkeypatch.setattr(cpu_channels_last.Patches, "ROWS", 40)  # one 7x7 image per block
+    monkeypatch.setattr(cpu_kernels, "GEMM_BLOCK", 50)
+    for c, stride in ((8, (1, 1)), (40, (2, 1))):  # gx by convolution, by col2im
+        _check(fused.conv2d, [channels_last(r(3, c, 7, 7)), r(16, c, 3, 3), r(16)],
+               {"stride": stride, "padding": (1, 1), "dilation": (1, 1)})
+    _check(fused.max_pool2d, [channels_last(r(2, 5, 8, 6))],
+           {"kernel": (2, 2), "stride": (2, 2), "padding": (0, 0), "dilation": (1, 1)}, 1e-6)
+    x = Tensor(r(3, 2, 9, 9), requires_grad=True)  # NCHW (narrow): blocks of 50 pixels
+    w = Tensor(r(6, 2, 3, 3), requires_grad=True)
+    with reference_only("conv2d"):
+        fused.conv2d(x, w, None, padding=(1, 1)).sum().backward()
+    want = x.grad.numpy(), w.grad.numpy()
+    x.grad = w.grad = None
+    fused.conv2d(x, w, None, padding=(1, 1)).sum().backward()
+    for got, ref in zip((x.grad.numpy(), w.grad.numpy()), want):
+        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
+
+
 def test_narrow_conv_stays_nchw():
     """LeNet-5's 1->6 layer is faster through the NCHW kernels (`conv._wide`)."""
     x = Tensor(r(2, 1, 8, 8), requires_grad=True)

@@ -36,6 +36,18 @@ def test_layer_outputs_follow_the_sequential():
     assert [n for n, _ in outs] == ["0: Conv2d", "1: ReLU", "2: MaxPool2d", "3: Flatten",
                                     "4: Linear"]
     assert outs[2][1].shape == (1, 4, 4, 4)
+    assert m.training  # its mode is restored after
+
+
+def test_activations_run_in_eval_mode_and_restore_the_mode():
+    m = nn.Sequential(nn.Linear(3, 8), nn.Dropout(0.9), nn.ReLU(), nn.Linear(8, 2))
+    x = np.ones((4, 3), np.float32)
+    first = explain.activations(m, x)[1]
+    assert m.training  # restored
+    np.testing.assert_array_equal(explain.activations(m, x)[1], first)  # dropout was off
+    m.eval()
+    explain.activations(m, x)
+    assert not m.training
 
 
 def test_occlusion_finds_the_pixels_that_matter():

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine import Tensor, backends, fused
+from engine import Tensor, backends, fused, no_grad
 from engine.backends.base import CORE, Backend
 from engine.backends.cpu import CpuBackend
 from engine.backends.gpu import GpuBackend
@@ -84,6 +84,12 @@ def test_fast_path_and_reference_match(device, name, i):
         _compare(_run(kernel, sample, device), want, sample, f"{name} reference on {device}")
     if kernel.fast_paths(backends.get(device)):
         _compare(_run(kernel, sample, device), want, sample, f"{name} fast path on {device}")
+    if not isinstance(kernel, FusedUpdate):  # inference fast paths (no argmax, no patches)
+        with no_grad():
+            out = kernel(*_tensors(kernel, sample, device, np.float32), **sample.params)
+        outs = list(out) if isinstance(out, tuple) else [out]
+        _compare([o.numpy() for o in outs], want[:len(outs)], sample,
+                 f"{name} under no_grad on {device}")
 
 
 def test_every_fast_path_is_implemented_by_a_backend():

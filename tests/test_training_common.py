@@ -23,3 +23,15 @@ def test_holdout_takes_every_class_equally_even_from_class_sorted_data():
 def test_holdout_refuses_an_uneven_split():
     with pytest.raises(ValueError, match="multiple of 10"):
         common.holdout(np.zeros(100), np.repeat(np.arange(10), 10), 25)
+
+
+def test_shuffled_batches_cover_the_data_once_per_epoch_in_a_new_order():
+    x, y = np.arange(50) * 10, np.arange(50)
+    batches = common.shuffled_batches(x, y, 16, np.random.default_rng(0), lambda b: b + 1)
+    epochs = [list(batches()) for _ in range(2)]
+    assert [len(b) for b, _ in epochs[0]] == [16, 16, 16, 2]
+    for epoch in epochs:
+        xs, ys = np.concatenate([b for b, _ in epoch]), np.concatenate([t for _, t in epoch])
+        assert sorted(ys.tolist()) == list(range(50))
+        np.testing.assert_array_equal(xs, ys * 10 + 1)  # pairs kept, augment applied
+    assert not np.array_equal(epochs[0][0][1], epochs[1][0][1])

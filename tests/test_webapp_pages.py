@@ -123,9 +123,11 @@ def test_export_buttons_explain_a_missing_onnx_package(monkeypatch):
     for module in (engine_page, playground):
         monkeypatch.setattr(module, "onnx_export_available", lambda: False)
     page = engine_page.EnginePage()
-    assert page.download.disabled and "needs the onnx package" in page.download.label
     play = playground.PlaygroundPage()
-    assert play.downloads[0].disabled and "needs the onnx package" in play.downloads[0].label
+    for button in (page.download, play.downloads[0]):
+        assert button.disabled and "needs the onnx package" in button.label
+        assert len(button.label) <= 40  # fits its button; the reason is on hover
+        assert "in-browser build lacks" in button.description
 
 
 class Page:
@@ -391,11 +393,12 @@ def test_art_restoration_run_shows_the_fm_at_work():
     assert page.run is None and not page.restore_btn.disabled
     assert _restored_psnr(page) > page._damaged_psnr + 3
     assert page.loss_src.data["epoch"] == list(range(1, 9))
-    for name in ("FM restoration", "FM alone", "biharmonic fill"):
-        assert name in page.table.object
+    for name in ("FM restoration", "FM alone", "patch groups alone", "biharmonic fill"):
+        assert name in page.table.object      # random loss (the default): groups are used
     assert len(page.srcs["fm"].data["image"][0]) == 256
     html = page.pixel_html(100, 120)
     assert "pixel (120, 100)" in html and "FM weight" in html and html.count("<td") > 50
+    assert "similar-patch groups' fill here" in html
 
 
 def test_art_run_in_the_browser_yields_and_cancels(monkeypatch):

@@ -19,7 +19,7 @@ import numpy as np
 
 import engine
 import engine.onnx  # noqa: F401  (engine.onnx.export below)
-from engine import nn
+from engine import nn, optim
 from engine import random as erandom
 from engine.nn.utils import model_device
 from engine.train import predict
@@ -63,6 +63,25 @@ def holdout(x: np.ndarray, y: np.ndarray, n: int, seed: int = 0
     val = np.sort(val)
     train = np.setdiff1d(np.arange(len(y)), val, assume_unique=True)
     return x[val], y[val], x[train], y[train]
+
+
+def one_cycle(opt: Any, args: argparse.Namespace, n_train: int, **options: Any) -> Any:
+    """The one-cycle schedule every recipe uses: peak --lr, over --epochs of n_train."""
+    steps = -(-n_train // args.batch_size)
+    return optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, epochs=args.epochs,
+                                         steps_per_epoch=steps, **options)
+
+
+def shuffled_batches(x: np.ndarray, y: np.ndarray, batch_size: int, rng: np.random.Generator,
+                     augment: Callable[[np.ndarray], np.ndarray] | None = None
+                     ) -> Callable[[], Any]:
+    """An epoch's batches in a fresh order each time; `augment` transforms each input batch."""
+    def batches():
+        order = rng.permutation(len(x))
+        for i in range(0, len(order), batch_size):
+            idx = order[i:i + batch_size]
+            yield (x[idx] if augment is None else augment(x[idx])), y[idx]
+    return batches
 
 
 def save_checkpoint(path: Path, model: nn.Module, opt: Any, sched: Any, meta: dict) -> None:

@@ -31,16 +31,8 @@ def main(name: str, kind: str, epochs: int, batch_size: int, lr: float,
         xtr, ytr = xtr[:args.subset], ytr[:args.subset]
     model = sequences.row_model(kind, **sequences.SHIPPED[kind]).to(device)
     opt = optim.Adam(model.parameters(), lr=args.lr)
-    steps = (len(xtr) + args.batch_size - 1) // args.batch_size
-    sched = optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, epochs=args.epochs,
-                                          steps_per_epoch=steps)
-    rng = engine.random.generator()
-
-    def batches():
-        order = rng.permutation(len(xtr))
-        for i in range(0, len(order), args.batch_size):
-            idx = order[i:i + args.batch_size]
-            yield xtr[idx], ytr[idx]
+    sched = common.one_cycle(opt, args, len(xtr))
+    batches = common.shuffled_batches(xtr, ytr, args.batch_size, engine.random.generator())
 
     return common.train_and_ship(name, args, model, opt, sched, batches,
                                  nn.functional.cross_entropy, (xval, yval), (xte, yte),

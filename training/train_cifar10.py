@@ -42,17 +42,14 @@ def main() -> None:
     model = models.cifar_resnet(args.width).to(device)
     opt = optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True,
                     weight_decay=args.weight_decay)
-    steps = (len(xtr) + args.batch_size - 1) // args.batch_size
-    sched = optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, epochs=args.epochs,
-                                          steps_per_epoch=steps, pct_start=0.25)
+    sched = common.one_cycle(opt, args, len(xtr), pct_start=0.25)
     rng = engine.random.generator()
 
-    def batches():
-        order = rng.permutation(len(xtr))
-        for i in range(0, len(order), args.batch_size):
-            idx = order[i:i + args.batch_size]
-            crop = random_crop(xtr[idx], 32, padding=4, rng=rng, layout="NCHW")
-            yield random_hflip(crop, rng=rng, layout="NCHW"), ytr[idx]
+    def augment(x):
+        crop = random_crop(x, 32, padding=4, rng=rng, layout="NCHW")
+        return random_hflip(crop, rng=rng, layout="NCHW")
+
+    batches = common.shuffled_batches(xtr, ytr, args.batch_size, rng, augment)
 
     def loss_fn(out, y):
         return nn.functional.cross_entropy(out, y, label_smoothing=0.1)

@@ -35,16 +35,11 @@ def main() -> None:
 
     model = models.lenet5().to(device)
     opt = optim.Adam(model.parameters(), lr=args.lr)
-    steps = (len(xtr) + args.batch_size - 1) // args.batch_size
-    sched = optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, epochs=args.epochs,
-                                          steps_per_epoch=steps)
+    sched = common.one_cycle(opt, args, len(xtr))
     rng = engine.random.generator()
-
-    def batches():
-        order = rng.permutation(len(xtr))
-        for i in range(0, len(order), args.batch_size):
-            idx = order[i:i + args.batch_size]
-            yield random_crop(xtr[idx], 28, padding=2, rng=rng, layout="NCHW"), ytr[idx]
+    batches = common.shuffled_batches(
+        xtr, ytr, args.batch_size, rng,
+        lambda x: random_crop(x, 28, padding=2, rng=rng, layout="NCHW"))
 
     common.train_and_ship("lenet5", args, model, opt, sched, batches,
                           nn.functional.cross_entropy, (xval, yval), (xte, yte), CLASSES, {

@@ -376,6 +376,8 @@ class ArtPage(pn.viewable.Viewer):
         damaged = np.where(self.mask[..., None], 0.0, ref)
         rows = [("damaged", damaged), ("FM restoration", r.result), ("FM alone", r.fm),
                 ("biharmonic fill", r.biharmonic)]
+        if r.nonlocal_fill is not None:
+            rows.insert(3, ("patch groups alone", r.nonlocal_fill))
         self.table.object = ("<table class='scores'><tr><th></th><th>PSNR dB</th><th>SSIM</th>"
                              "</tr>" + "".join(
                                  f"<tr><td>{name}</td><td>{psnr(img, ref):.2f}</td>"
@@ -389,6 +391,9 @@ class ArtPage(pn.viewable.Viewer):
                               f"restored PSNR <b class='psnr-restored'>{p:.2f}</b> dB")
         how = ("the biharmonic fill corrected by a second FM learned on held-out pixels"
                if r.second is not None else f"FM weight in the blend {r.blend:.2f}")
+        if r.nonlocal_fill is not None:
+            how += (" from the first FM and the similar-patch groups' low-rank fill "
+                    "(texture seen elsewhere in the image)")
         self.status.object = f"done in {secs:.1f} s{note}: {how}"
 
     # -- what the FM sees at one pixel ----------------------------------------------------
@@ -422,7 +427,12 @@ class ArtPage(pn.viewable.Viewer):
         g = parts[1] if len(parts) > 1 else parts[0]
         grids = cells_html(g["values"], g["weights"], r.features.radius,
                            f"channel {g['channel']}: neighbourhood cells and weights")
-        return head + body + "</table>" + grids
+        groups = ""
+        if r.nonlocal_fill is not None:
+            v = ", ".join(f"{c:.3f}" for c in r.nonlocal_fill[y, x])
+            groups = ("<p>similar-patch groups' fill here (what the look-alike patches, "
+                      f"matched nearby, show at this place): {v}</p>")
+        return head + body + "</table>" + groups + grids
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._layout

@@ -411,6 +411,7 @@ def onnx_export_available() -> bool:
 
 
 NO_ONNX_EXPORT = "ONNX export needs the onnx package, which the in-browser build lacks"
+NO_ONNX_LABEL = "ONNX export needs the onnx package"  # fits a button; the rest on hover
 
 
 def onnx_limits() -> Any:

@@ -21,6 +21,7 @@ from webapp.common import (
     MAX_ONNX_BYTES,
     MODELS,
     NO_ONNX_EXPORT,
+    NO_ONNX_LABEL,
     available_devices,
     bokeh_update,
     compute_device,
@@ -156,7 +157,8 @@ class EnginePage(pn.viewable.Viewer):
                                                 label="Download the latest Playground model "
                                                 "(ONNX)", width=340)
         if not onnx_export_available():
-            self.download.disabled, self.download.label = True, NO_ONNX_EXPORT
+            self.download.disabled, self.download.label = True, NO_ONNX_LABEL
+            self.download.description = NO_ONNX_EXPORT
         self.upload = file_input(".onnx", MAX_ONNX_BYTES, self._on_file, self.error)
         self.report = pn.pane.HTML("", stylesheets=[CSS, TABLE_CSS], css_classes=["onnx-report"],
                                    sizing_mode="stretch_width")

@@ -31,6 +31,7 @@ from engine.mlp import ACTIVATIONS, FEATURES, INITS, OPTIMIZERS, REGS, Recipe
 from webapp.common import (
     CSS,
     NO_ONNX_EXPORT,
+    NO_ONNX_LABEL,
     error_alert,
     file_input,
     in_background,
@@ -203,7 +204,7 @@ class PlaygroundPage(pn.viewable.Viewer):
                                     color="light", width=w, css_classes=["torch-download"]),
         ]
         if not onnx_export_available():  # the browser build: say why, in few words
-            self.downloads[0].label = "ONNX export needs the onnx package"
+            self.downloads[0].label = NO_ONNX_LABEL
             self.downloads[0].description = NO_ONNX_EXPORT
         sel = pn.widgets.Select
         self.data_select = sel.from_param(self.param.data, width=w, name="Data",

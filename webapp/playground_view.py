@@ -24,6 +24,7 @@ ORANGE = np.array([245, 147, 34], np.float64)
 WHITE = np.array([255, 255, 255], np.float64)
 DEAD, SATURATED, ALIVE = "#cf222e", "#bf8700", "#8c959f"
 TILE_GRID = GRID // 2
+LABEL_PX = 40  # two 9pt lines of a column label, in pixels
 
 
 def _pack(rgb: np.ndarray, alpha: int = 255) -> np.ndarray:
@@ -166,9 +167,10 @@ class NetworkView:
         self.labels.data = {"x": [c * self.COL + 0.5 for c in range(len(cols))],
                             "y": [height + 0.1] * len(cols), "text": texts}
         x0, x1 = -1.6, (len(cols) - 1) * self.COL + 1.3
-        y0, y1 = -0.4, height + 1.4  # room for two-line column labels
+        y0, y1 = -0.4, height + 1.4
         # pixels per tile
         px = max(14.0, min(44.0, (self.max_width - 20) / (x1 - x0), 600 / (y1 - y0)))
+        y1 = height + 0.1 + LABEL_PX / px  # room for two-line column labels at any scale
         self.fig.x_range.start, self.fig.x_range.end = x0, x1
         self.fig.y_range.start, self.fig.y_range.end = y0, y1
         self.fig.width = int((x1 - x0) * px) + 20
@@ -330,8 +332,10 @@ class WeightsView:
         self.side, self.width = side, width
         self.image = ColumnDataSource({"image": [np.zeros((2, 2), np.uint32)], "dw": [1],
                                        "dh": [1]})
-        self.fig = _fig("first layer: each unit's 784 weights as a 28×28 image "
-                        "(blue +, orange −)", width, 300, match_aspect=True)
+        # Bokeh titles do not wrap: the narrow (contrast) view gets the short one.
+        title = ("first layer: each unit's 784 weights as a 28×28 image (blue +, orange −)"
+                 if width >= 520 else "first layer: 28×28 weights per unit (blue +, orange −)")
+        self.fig = _fig(title, width, 300, match_aspect=True)
         self.fig.image_rgba(image="image", x=0, y=0, dw="dw", dh="dh", source=self.image)
 
     def show(self, w: np.ndarray) -> None:

@@ -20,8 +20,8 @@ import param
 from bokeh.models import ColumnDataSource
 from bokeh.plotting import figure
 
-from webapp.common import CSS, error_alert, log, show_error
-from webapp.sequences_jobs import LiveJob, SessionGuard, resolve_device
+from webapp.common import CSS, error_alert, show_error
+from webapp.sequences_jobs import JobHost, LiveJob, resolve_device
 
 MAX_LENGTH = 300  # the longest sequence this page trains on (the step loop is in Python)
 MAX_STEPS = 3000
@@ -58,7 +58,7 @@ def experiment(cfg: dict[str, Any]) -> tuple[LiveJob, str]:
     return LiveJob(make, device, "sequences-adding"), note
 
 
-class GradientsDemo(pn.viewable.Viewer):
+class GradientsDemo(JobHost, pn.viewable.Viewer):
     """Adding problem: gradient reaching each step, four runs with and without clipping."""
 
     length = param.Integer(default=30, label="Sequence length")
@@ -78,9 +78,6 @@ class GradientsDemo(pn.viewable.Viewer):
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
-        self.job: LiveJob | None = None
-        self.poller: Any = None
-        self.guard = SessionGuard(self._end_session)
         self.error = error_alert()
         self.error.css_classes = [*self.error.css_classes, "adding-error"]
         self.run_btn = pn.widgets.Button(label="Measure and train", color="primary",
@@ -88,7 +85,7 @@ class GradientsDemo(pn.viewable.Viewer):
         self.cancel_btn = pn.widgets.Button(label="Cancel", color="danger",
                                             disabled=True, css_classes=["adding-cancel"])
         self.run_btn.on_click(self._start)
-        self.cancel_btn.on_click(lambda _: self.job and self.job.cancel())
+        self.init_jobs(self.run_btn, self.cancel_btn, "gradients")
         self.status = pn.pane.HTML("<span class='muted'>choose a length and press the "
                                    "button</span>", stylesheets=[CSS],
                                    css_classes=["adding-status"], sizing_mode="stretch_width")
@@ -181,30 +178,11 @@ class GradientsDemo(pn.viewable.Viewer):
             src.data = {"step": [], "v": []}
         self.results: dict[str, tuple] = {}
         self.table.object = ""
-        self.job = job
-        self.run_btn.disabled, self.cancel_btn.disabled = True, False
-        self.status.object = html.escape(note or f"measuring on {job.device}…")
-        job.start()
-        self.poller = pn.state.add_periodic_callback(self._poll, period=250)
+        self.launch(job, html.escape(note or f"measuring on {job.device}…"))
 
-    def _end_session(self, why: str) -> None:
-        """The tab is gone: cancel the job (it stops at its next event) and the poller."""
-        if self.job is not None:
-            self.job.cancel()
-            log.info("a Sequences tab is gone (%s): its gradients job is cancelled", why)
-        if self.poller is not None:
-            try:
-                self.poller.stop()
-            except Exception:  # noqa: BLE001  (the session is being torn down)
-                pass
-        self.job, self.poller = None, None
-
-    def _poll(self) -> None:
-        job = self.job
-        if job is None or not self.guard.still_connected():
-            return
+    def on_events(self, events: list[tuple[str, Any]]) -> None:
         batch: dict[str, tuple[list, list, list]] = {n: ([], [], []) for n in RUN_COLORS}
-        for kind, payload in job.drain():
+        for kind, payload in events:
             if kind == "profile":
                 name, g = payload
                 self.profile_src[name].data = {"t": list(range(1, len(g) + 1)),
@@ -224,10 +202,6 @@ class GradientsDemo(pn.viewable.Viewer):
                     self.after_src[name].data = {"t": list(range(1, len(prof) + 1)),
                                                  "g": _positive(prof)}
                 self.table.object = self._table()
-            elif kind in ("done", "error"):
-                self._flush(batch)
-                self._finish(kind, payload)
-                return
         self._flush(batch)
 
     def _flush(self, batch: dict[str, tuple[list, list, list]]) -> None:
@@ -245,12 +219,7 @@ class GradientsDemo(pn.viewable.Viewer):
                 "<th>accuracy (|error| &lt; 0.04)</th></tr>" + rows + "</table>"
                 "<div class='muted'>always answering 1.0 gives MSE 0.167</div>")
 
-    def _finish(self, kind: str, message: str) -> None:
-        if self.poller is not None:
-            self.poller.stop()
-            self.poller = None
-        self.job = None
-        self.run_btn.disabled, self.cancel_btn.disabled = False, True
+    def on_end(self, kind: str, message: str) -> None:
         if kind == "error":
             show_error(self.error, f"The experiment failed: {message}")
             self.status.object = "failed"

@@ -14,7 +14,10 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import panel as pn
+
 from webapp import common
+from webapp.common import log
 
 CLOSED_TAB_POLLS = 20  # polls (5 s at 250 ms) without a connection: the tab is gone
 
@@ -98,3 +101,65 @@ class SessionGuard:
             self.stop("no connection for 5 s")
             return False
         return True
+
+
+class JobHost:
+    """What both Sequences demos do around a job: one at a time, its buttons toggled, a
+    250 ms poller that hands the job's events to the demo, and clean-up when the job ends
+    or the tab goes. A demo calls `init_jobs(...)` and `launch(job, status)`, and
+    implements `on_events(events)` (everything before the end) and `on_end(kind, message)`."""
+
+    job: LiveJob | None = None
+    poller: Any = None
+
+    def init_jobs(self, start_btn: Any, cancel_btn: Any, what: str) -> None:
+        self.job, self.poller, self._what = None, None, what
+        self._buttons = (start_btn, cancel_btn)
+        self.guard = SessionGuard(self._end_session)
+        cancel_btn.on_click(lambda _: self.job and self.job.cancel())
+
+    def launch(self, job: LiveJob, status: str) -> None:
+        self.job = job
+        self._set_running(True)
+        self.status.object = status
+        job.start()
+        self.poller = pn.state.add_periodic_callback(self._poll, period=250)
+
+    def on_events(self, events: list[tuple[str, Any]]) -> None:
+        raise NotImplementedError
+
+    def on_end(self, kind: str, message: str) -> None:
+        raise NotImplementedError
+
+    def _set_running(self, running: bool) -> None:
+        start_btn, cancel_btn = self._buttons
+        start_btn.disabled, cancel_btn.disabled = running, not running
+
+    def _end_session(self, why: str) -> None:
+        """The tab is gone: cancel the job (it stops at its next event) and the poller."""
+        if self.job is not None:
+            self.job.cancel()
+            log.info("a Sequences tab is gone (%s): its %s job is cancelled", why, self._what)
+        self._stop_poller()
+        self.job = None
+
+    def _stop_poller(self) -> None:
+        if self.poller is not None:
+            try:
+                self.poller.stop()
+            except Exception:  # noqa: BLE001  (the session may be being torn down)
+                pass
+            self.poller = None
+
+    def _poll(self) -> None:
+        job = self.job
+        if job is None or not self.guard.still_connected():
+            return
+        events = job.drain()
+        end = next((i for i, (kind, _) in enumerate(events) if kind in ("done", "error")), None)
+        self.on_events(events if end is None else events[:end])
+        if end is not None:
+            self._stop_poller()
+            self.job = None
+            self._set_running(False)
+            self.on_end(*events[end])

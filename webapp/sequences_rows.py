@@ -26,11 +26,10 @@ from webapp.common import (
     decode_data_url,
     device_lock,
     error_alert,
-    log,
     once,
     show_error,
 )
-from webapp.sequences_jobs import LiveJob, SessionGuard, resolve_device
+from webapp.sequences_jobs import JobHost, LiveJob, resolve_device
 
 KINDS = ("RNN", "LSTM", "attention")
 COLORS = {"RNN": "#cf222e", "LSTM": "#1f6feb", "attention": "#8250df"}
@@ -107,7 +106,7 @@ def _heatmap(title: str, width: int = 420, height: int = 180) -> tuple[Any, Colu
     return fig, src
 
 
-class RowsDemo(pn.viewable.Viewer):
+class RowsDemo(JobHost, pn.viewable.Viewer):
     """Train RNN vs LSTM vs attention live; draw a digit and look inside each."""
 
     digits = param.Integer(default=2000, bounds=(100, MAX_DIGITS), step=100,
@@ -121,9 +120,6 @@ class RowsDemo(pn.viewable.Viewer):
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self.trained: dict[str, Any] = {}
-        self.job: LiveJob | None = None
-        self.poller: Any = None
-        self.guard = SessionGuard(self._end_session)
         self.error = error_alert()
         self.error.css_classes = [*self.error.css_classes, "rows-error"]
         self.canvas = DrawCanvas(size=224, pixels=280, pen=20, throttle_ms=200)
@@ -133,7 +129,7 @@ class RowsDemo(pn.viewable.Viewer):
         self.cancel_btn = pn.widgets.Button(label="Cancel", color="danger",
                                             disabled=True, css_classes=["rows-cancel"])
         self.train_btn.on_click(self._start)
-        self.cancel_btn.on_click(lambda _: self.job and self.job.cancel())
+        self.init_jobs(self.train_btn, self.cancel_btn, "rows")
         self.status = pn.pane.HTML("<span class='muted'>press Train, or draw a digit for the "
                                    "shipped models</span>", stylesheets=[CSS],
                                    css_classes=["rows-status"], sizing_mode="stretch_width")
@@ -237,30 +233,11 @@ class RowsDemo(pn.viewable.Viewer):
             self.loss_src[k].data = {"step": [], "loss": []}
             self.acc_src[k].data = {"epoch": [], "acc": []}
         self._pending_models = models
-        self.job = job
-        self.train_btn.disabled, self.cancel_btn.disabled = True, False
-        self.status.object = html.escape(note or f"training on {job.device}…")
-        job.start()
-        self.poller = pn.state.add_periodic_callback(self._poll, period=250)
+        self.launch(job, html.escape(note or f"training on {job.device}…"))
 
-    def _end_session(self, why: str) -> None:
-        """The tab is gone: cancel the job (it stops at its next event) and the poller."""
-        if self.job is not None:
-            self.job.cancel()
-            log.info("a Sequences tab is gone (%s): its rows job is cancelled", why)
-        if self.poller is not None:
-            try:
-                self.poller.stop()
-            except Exception:  # noqa: BLE001  (the session is being torn down)
-                pass
-        self.job, self.poller = None, None
-
-    def _poll(self) -> None:
-        job = self.job
-        if job is None or not self.guard.still_connected():
-            return
+    def on_events(self, events: list[tuple[str, Any]]) -> None:
         steps: dict[str, tuple[list, list]] = {k: ([], []) for k in KINDS}
-        for kind, payload in job.drain():
+        for kind, payload in events:
             if kind == "step":
                 k, step, loss = payload
                 if np.isfinite(loss) and loss > 0:
@@ -271,10 +248,6 @@ class RowsDemo(pn.viewable.Viewer):
                 self.acc_src[k].stream({"epoch": [epoch], "acc": [acc]})
                 self.status.object = (f"epoch {epoch}/{self.epochs}: {html.escape(k)} "
                                       f"{100 * acc:.1f}% on the test digits")
-            elif kind in ("done", "error"):
-                self._flush(steps)
-                self._finish(kind, payload)
-                return
         self._flush(steps)
 
     def _flush(self, steps: dict[str, tuple[list, list]]) -> None:
@@ -282,12 +255,7 @@ class RowsDemo(pn.viewable.Viewer):
             if s:
                 self.loss_src[k].stream({"step": s, "loss": v})
 
-    def _finish(self, kind: str, message: str) -> None:
-        if self.poller is not None:
-            self.poller.stop()
-            self.poller = None
-        self.job = None
-        self.train_btn.disabled, self.cancel_btn.disabled = False, True
+    def on_end(self, kind: str, message: str) -> None:
         if kind == "error":
             show_error(self.error, f"Training failed: {message}")
             self.status.object = "failed"

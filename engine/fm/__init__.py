@@ -5,7 +5,8 @@ any device) with a MovieLens API (fit_movielens, recommend, explain, similar, sa
 `fit_mcmc` is the Bayesian (Gibbs sampling) solver in NumPy that reaches ~0.89 RMSE.
 MovieLens files are read by `engine.data.movielens`; `build_features` makes FM features.
 `engine.fm.image` makes a damaged image FM data (which pixel, where its neighbours are,
-what they show) for art restoration (`engine.inpaint`). Sparse matrices are
+what they show) for art restoration (`engine.inpaint`); `engine.fm.groups` completes
+groups of similar patches by a low-rank factor model (the non-local part). Sparse matrices are
 `engine.sparse.CSR` (NumPy only: the browser has no scipy).
 """
 

@@ -255,20 +255,23 @@ def explain_pixel(fm: FactorizationMachine, feats: PixelFeatures, y: int, x: int
 
 # -- the second stage: an FM on the residuals of the smooth fill -------------------------
 
-_RESIDUAL = ["FM - smooth"] + [f"smooth ({dy:+d}, {dx:+d}) - smooth"
-                               for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+_RESIDUAL = ["FM - smooth", "non-local - smooth"] + [
+    f"smooth ({dy:+d}, {dx:+d}) - smooth" for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
 RESIDUAL_NAMES = _RESIDUAL + [f"{n} x support" for n in _RESIDUAL]
 
 
 def residual_values(smooth: np.ndarray, fm_img: np.ndarray, support: np.ndarray,
-                    py: np.ndarray, px: np.ndarray) -> np.ndarray:
-    """(n, C, 18) second-stage features of pixels (py, px): the first FM's correction to
-    the smooth fill and the smooth fill's 8 neighbours relative to its value (its local
-    shape: what a sharpening filter needs), each also times the neighbourhood's support
-    (so the weights can differ where fewer pixels are observed)."""
+                    py: np.ndarray, px: np.ndarray, nonlocal_img: np.ndarray | None = None
+                    ) -> np.ndarray:
+    """(n, C, 20) second-stage features of pixels (py, px): the first FM's and the
+    non-local patch groups' (engine.fm.groups; 0 if None) corrections to the smooth fill
+    and the smooth fill's 8 neighbours relative to its value (its local shape: what a
+    sharpening filter needs), each also times the neighbourhood's support (so the
+    weights can differ where fewer pixels are observed)."""
     Bp = np.pad(smooth, ((1, 1), (1, 1), (0, 0)), mode="edge")
     b = smooth[py, px]
-    cols = [fm_img[py, px] - b]
+    cols = [fm_img[py, px] - b,
+            (nonlocal_img[py, px] - b) if nonlocal_img is not None else np.zeros_like(b)]
     for dy in (-1, 0, 1):
         for dx in (-1, 0, 1):
             if dy or dx:

@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from .. import tensor as T
+from ..autograd import is_grad_enabled
 from ..backends.window import conv_out_size
 from .conv import taps
 from .registry import Function, FusedKernel, Sample
@@ -39,6 +40,21 @@ def _pool_samples(rng: np.random.Generator, dilated: bool) -> list[Sample]:
 
 max_pool2d = FusedKernel("max_pool2d", _max_pool2d_ref,
                          samples=lambda rng: _pool_samples(rng, True))
+
+
+def _no_grad(x, *args, **params) -> bool:
+    return not (x.requires_grad and is_grad_enabled())
+
+
+@max_pool2d.fast("maxpool2d_values", supports=_no_grad)
+class _MaxPool2dInference(Function):
+    """Max pooling when no gradient will be asked for: no argmax is computed or kept."""
+
+    def forward(self, x, kernel=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(1, 1)):
+        return self.b.maxpool2d_values(x, kernel, stride, padding, dilation)
+
+    def backward(self, g):
+        raise RuntimeError("internal: the inference max pooling has no backward")
 
 
 @max_pool2d.fast("maxpool2d", "maxpool2d_grad")

@@ -41,6 +41,9 @@ class Module:
     calling `super().__init__()`), and define `forward`. Call the module, not `forward`."""
 
     training: bool
+    # Bumped by every (re)registration of a submodule, parameter or buffer in any module:
+    # a cached inference plan (engine.plan) re-checks the model's parts only when it moved.
+    structure_edits: int = 0
 
     def __init__(self) -> None:
         object.__setattr__(self, "training", True)
@@ -62,12 +65,13 @@ class Module:
         if isinstance(value, (Parameter, Module)) or name in self.__dict__.get("_parameters", ()) \
                 or name in self.__dict__.get("_buffers", ()) \
                 or name in self.__dict__.get("_modules", ()):
+            Module.structure_edits += 1
             params, buffers, modules = self._registries()
             if isinstance(value, Parameter):
-                self._forget(name)
+                self._forget(name, keep=params)
                 params[name] = value
             elif isinstance(value, Module):
-                self._forget(name)
+                self._forget(name, keep=modules)
                 modules[name] = value
             elif name in params:
                 if value is not None:
@@ -90,9 +94,13 @@ class Module:
         self._forget(name)
         object.__delattr__(self, name)
 
-    def _forget(self, name: str) -> None:
+    def _forget(self, name: str, keep: dict | None = None) -> None:
+        """Unregister `name` everywhere except from `keep`, where the caller replaces it in
+        place (a Sequential's layer keeps its position, as in PyTorch)."""
+        Module.structure_edits += 1
         for reg in self._registries():
-            reg.pop(name, None)
+            if reg is not keep:
+                reg.pop(name, None)
         self._non_persistent.discard(name)
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
@@ -100,7 +108,7 @@ class Module:
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"register_parameter: {name!r} must be a Parameter or None, got "
                             f"{type(param).__name__}")
-        self._forget(name)
+        self._forget(name, keep=self._parameters)
         self._parameters[name] = param
         object.__setattr__(self, name, param)
 
@@ -110,14 +118,14 @@ class Module:
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"register_buffer: {name!r} must be a Tensor or None, got "
                             f"{type(tensor).__name__}")
-        self._forget(name)
+        self._forget(name, keep=self._buffers)
         self._buffers[name] = tensor
         if not persistent:
             self._non_persistent.add(name)
         object.__setattr__(self, name, tensor)
 
     def add_module(self, name: str, module: Module | None) -> None:
-        self._forget(name)
+        self._forget(name, keep=self._modules)
         self._modules[name] = module
         object.__setattr__(self, name, module)
 
@@ -406,6 +414,7 @@ class ModuleList(Module):
 
     def __setitem__(self, i: int, module: Module) -> None:
         key = list(self._modules)[i]
+        Module.structure_edits += 1
         self._modules[key] = _check_module(module, "ModuleList")
         object.__setattr__(self, key, module)
 

@@ -1,0 +1,143 @@
+"""Non-local patch groups: texture seen elsewhere in the painting restores the hole.
+
+Reference patches on a grid are each matched with their K most similar patches nearby (on
+the current estimate's luminance); each group's (K, patch pixels x channels) matrix is
+completed by a low-rank factor model fitted to its observed entries:
+
+    z[k, o] = mu[o] + <u_k, v_o>       (member k of the group, offset-and-channel o)
+
+the second-order term of an FM on one-hot (group member) and (group, offset, channel)
+features, with a bias per (group, offset, channel). It is fitted per group by EM (hard
+impute): fill the missing entries with the model, refit mu and the rank-r factors exactly
+(the top eigenvectors of the members' Gram matrix), repeat. Similar patches share their
+observed pixels this way: where one patch lost a pixel, the same place in its look-alikes
+was often observed. Overlapping predictions are averaged per pixel. Rounds re-match on the
+improved estimate. All groups are solved at once with batched NumPy (runs in Pyodide).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class PatchGroups:
+    """Where each group's members are: (N, K) top-left corners of p x p patches."""
+
+    y: np.ndarray
+    x: np.ndarray
+    patch: int
+
+
+def _grid(n: int, stride: int) -> np.ndarray:
+    g = np.arange(0, n, stride)
+    return g if g[-1] == n - 1 else np.r_[g, n - 1]
+
+
+def match_patches(est: np.ndarray, *, patch: int = 6, k: int = 16, radius: int = 8,
+                  stride: int = 4) -> PatchGroups:
+    """Group each reference patch (a `stride` grid) with its k nearest patches (itself
+    included) within +-radius pixels, by squared luminance difference on `est`."""
+    h, w = est.shape[:2]
+    lum = est.mean(2).astype(np.float32)
+    ny, nx = h - patch + 1, w - patch + 1
+    ry, rx = np.meshgrid(_grid(ny, stride), _grid(nx, stride), indexing="ij")
+    ry, rx = ry.ravel(), rx.ravel()
+    offs = np.array([(dy, dx) for dy in range(-radius, radius + 1)
+                     for dx in range(-radius, radius + 1)], np.int64)
+    dist = np.empty((len(ry), len(offs)), np.float32)
+    gy, gx = _grid(ny, stride), _grid(nx, stride)
+    lp = np.pad(lum, radius, mode="edge")
+    for i, (dy, dx) in enumerate(offs.tolist()):
+        d2 = lum - lp[radius + dy:radius + dy + h, radius + dx:radius + dx + w]
+        d2 *= d2
+        rows = d2[gy]                                        # p x p sums at the grid only
+        for j in range(1, patch):
+            rows = rows + d2[gy + j]
+        box = rows[:, gx]
+        for j in range(1, patch):
+            box += rows[:, gx + j]
+        ok = (ry + dy >= 0) & (ry + dy < ny) & (rx + dx >= 0) & (rx + dx < nx)
+        dist[:, i] = np.where(ok, box.ravel(), np.inf)
+    k = min(int(k), len(offs))
+    sel = np.argpartition(dist, k - 1, axis=1)[:, :k]
+    return PatchGroups(ry[:, None] + offs[sel, 0], rx[:, None] + offs[sel, 1], patch)
+
+
+def _orthonormal(a: np.ndarray) -> np.ndarray:
+    """Gram-Schmidt on the columns of each (K, r) matrix of a batch (r is small)."""
+    out = np.empty_like(a)
+    for j in range(a.shape[2]):
+        v = a[:, :, j].copy()
+        for i in range(j):
+            v -= (out[:, :, i] * v).sum(1, keepdims=True) * out[:, :, i]
+        out[:, :, j] = v / np.maximum(np.sqrt((v * v).sum(1, keepdims=True)), 1e-12)
+    return out
+
+
+def complete_groups(x: np.ndarray, obs: np.ndarray, est: np.ndarray, groups: PatchGroups, *,
+                    rank: int = 3, iters: int = 6) -> np.ndarray:
+    """(H, W, C) estimate: every group's patch matrix completed at rank `rank` (observed
+    entries of x kept, missing ones started from est), predictions averaged per pixel.
+    Pixels in no group keep est."""
+    h, w, c = x.shape
+    p = groups.patch
+    dy, dx = np.meshgrid(np.arange(p), np.arange(p), indexing="ij")
+    py = groups.y[:, :, None] + dy.ravel()
+    px = groups.x[:, :, None] + dx.ravel()                      # (N, K, P)
+    n, k, P = py.shape
+    y = x.astype(np.float32)[py, px].reshape(n, k, P * c)
+    keep = np.repeat(obs[py, px], c, axis=-1).reshape(n, k, P * c)
+    yo = y * keep                                            # observed entries, 0 elsewhere
+    fill = (~keep).astype(np.float32)                        # 1 where the model fills in
+    z = est.astype(np.float32)[py, px].reshape(n, k, P * c)
+    r = max(1, min(int(rank), k - 1))
+    u = np.zeros((n, k, r), np.float32)
+    u[:, np.arange(r), np.arange(r)] = 1.0                   # start: any orthonormal basis
+    zi = np.empty_like(z)
+    for _ in range(int(iters)):
+        np.multiply(fill, z, out=zi)
+        zi += yo                                             # E-step: impute the model
+        mu = zi.mean(1, keepdims=True)
+        zi -= mu
+        # M-step: the top-r eigenvectors of the members' Gram matrix, by warm-started
+        # subspace iteration (two steps of u <- orth(G u); exact eigh costs 10x more)
+        gram = zi @ zi.transpose(0, 2, 1)                    # (N, K, K)
+        for _ in range(2):
+            u = _orthonormal(gram @ u)
+        z = u @ (u.transpose(0, 2, 1) @ zi)
+        z += mu
+    flat = (py * w + px).reshape(-1)
+    cnt = np.bincount(flat, minlength=h * w).astype(np.float64)
+    zr = z.reshape(n * k * P, c)
+    out = est.reshape(h * w, c).astype(np.float64).copy()
+    hit = cnt > 0
+    for ch in range(c):
+        s = np.bincount(flat, zr[:, ch], minlength=h * w)
+        out[hit, ch] = s[hit] / cnt[hit]
+    return out.reshape(h, w, c)
+
+
+def group_rank(observed: float, k: int = 16) -> int:
+    """Factors a group can carry: about one per 2 observed entries of an offset's column
+    (4 at 50% loss, 2 at 80%, 1 at 95%)."""
+    return int(np.clip(round(k * observed / 2.0), 1, 4))
+
+
+def nonlocal_estimate(x: np.ndarray, obs: np.ndarray, start: np.ndarray, *, rounds: int = 3,
+                      patch: int = 8, k: int = 16, rank: int | None = None, radius: int = 7,
+                      stride: int = 6, iters: int = 4) -> np.ndarray:
+    """The non-local low-rank fill of the pixels not in `obs`, from `start` (a smooth fill);
+    each round re-matches on the previous round's result. Observed pixels are kept.
+    rank None: group_rank of the observed share."""
+    if rank is None:
+        rank = group_rank(float(obs.mean()), k)
+    est = np.clip(np.where(obs[..., None], x, start), 0.0, 1.0)
+    for _ in range(int(rounds)):
+        g = match_patches(est, patch=patch, k=k, radius=radius, stride=stride)
+        est = np.clip(np.where(obs[..., None], x,
+                               complete_groups(x, obs, est, g, rank=rank, iters=iters)),
+                      0.0, 1.0)
+    return est
