@@ -79,14 +79,16 @@
       box.hidden = false;
       box.textContent = `The app could not start: ${msg.text}`;
       panel.classList.add("dm-failed");
-    } else if (msg.stage !== "app" && msg.stage !== "mark") enter(msg.stage, when(msg));  // app: the text only
+    } else if (msg.stage !== "app" && msg.stage !== "mark") {  // app, mark: no step of theirs
+      enter(msg.stage, when(msg));
+    }
     if (msg.stage === "gpu" && msg.webgpu !== undefined) {
       load.webgpu = msg.webgpu;
       load.adapter = msg.adapter;
       load.reason = msg.reason;
       if (!msg.webgpu) notice(msg.reason);
     }
-    if (msg.text && msg.stage !== "download" && msg.stage !== "mark") $(".dm-now").textContent = msg.text;
+    if (msg.text && !["download", "mark"].includes(msg.stage)) $(".dm-now").textContent = msg.text;
   }
 
   function ready() {

@@ -14,7 +14,8 @@ const seconds = () => (performance.now() - T0) / 1000;
 const at = () => performance.timeOrigin + performance.now();  // the page's clock too
 
 function report(stage, text, extra = {}) {
-  self.postMessage({type: "status", msg: text});  // Panel's own loading line
+  // Panel's own loading line (a "mark" is a timing point for the profile, not shown)
+  if (stage !== "mark") self.postMessage({type: "status", msg: text});
   self.postMessage({type: "demystify", stage, text, t: seconds(), at: at(), ...extra});
 }
 self.demystifyReport = report;  // Python calls it through `js` (boot.py)
