@@ -3,34 +3,39 @@
 Builds the offline site (from PYODIDE_DIST, or --site DIR for an existing build), serves it
 on loopback and opens each page in headless Chromium on WebGPU (Debian's /usr/bin/chromium
 through Playwright; only 127.0.0.1 resolves, so nothing can come from another host). Per
-page, twice in one browser context: cold (empty cache) and warm (second visit, cache
-filled), it reports seconds from page open to interactive (the loading panel gone, the
-live app drawn) and to the first result (digits: a drawn 7 read; CIFAR-10: the first
-top-5; movies: recommendations after one rating; art: a restored painting; playground: the
-first epoch of curves; engine: an uploaded ONNX model's op report), the bytes transferred,
-and the loading panel's stages. The peer is Pyodide itself: the same browser booting the
+page, twice in one fresh browser profile: cold (empty cache) and warm (second visit, cache
+filled). The profile has a disk cache, as a browser's own; a private window's in-memory
+cache keeps no file over about 6 MiB, so there the runtime's .wasm and standard library
+come again and V8 keeps no compiled code for them (--private measures that). It reports
+seconds from page open to interactive (the loading panel gone, the live app drawn) and to
+the first result (digits: a drawn 7 read; CIFAR-10: the first top-5; movies:
+recommendations after one rating; art: a restored painting; playground: the first epoch of
+curves; engine: an uploaded ONNX model's op report), the bytes transferred, and the
+loading panel's stages. The peer is Pyodide itself: the same browser booting the
 same release's bare runtime (and loading NumPy) from the same server, the floor any page
 built on it starts from; the ratio says what the app adds.
 
-    python build.py bench site [--site DIR] [--pages digits,cifar10] [--runs 1]
+    python build.py bench site [--site DIR] [--pages digits,cifar10] [--runs 1] [--private]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.browser_helpers import CHROMIUM_ARGS, chromium  # noqa: E402
+from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS, chromium  # noqa: E402
 from tests.site_helpers import Visit, build_site, serve  # noqa: E402
 from tests.test_webapp_browser import LOSS_POINTS, draw, rate_films, wait_text  # noqa: E402
 
@@ -118,6 +123,22 @@ def visit_page(context: Any, base: str, slug: str) -> dict[str, Any]:
         v.close()
 
 
+@contextlib.contextmanager
+def profile(browser: Any, private: bool) -> Iterator[Any]:
+    """A fresh browser context for one cold + warm pair: a new profile on disk (a
+    browser's own disk cache), or with `private` one of `browser`'s in-memory contexts."""
+    viewport = {"width": 1280, "height": 900}
+    with tempfile.TemporaryDirectory() as user_data:
+        context = (browser.new_context(viewport=viewport) if private else
+                   browser.browser_type.launch_persistent_context(
+                       user_data, executable_path=CHROMIUM, headless=True,
+                       args=CHROMIUM_ARGS + [ONLY_LOOPBACK], viewport=viewport))
+        try:
+            yield context
+        finally:
+            context.close()
+
+
 def peer(browser: Any, site: Path) -> float:
     """Seconds from page open to Pyodide + NumPy ready, cold, from the same server."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -145,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pages", help="comma-separated slugs (default: every page)")
     parser.add_argument("--runs", type=int, default=1, help="cold+warm pairs per page")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--private", action="store_true",
+                        help="visit in a private (in-memory cache) context, not a profile")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         if args.site:
@@ -165,18 +188,16 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown page(s) {', '.join(unknown)}; the site has "
                          f"{', '.join(info['pages'])}")
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; Pyodide "
-              f"{info['pyodide']}; site {info['bytes'] / 2**20:.1f} MiB")
+              f"{info['pyodide']}; site {info['bytes'] / 2**20:.1f} MiB; "
+              f"{'private contexts' if args.private else 'a fresh profile per run'}")
         results: dict[str, list[dict[str, Any]]] = {}
         with serve(site) as base, chromium(CHROMIUM_ARGS + [ONLY_LOOPBACK]) as browser:
             floor = statistics.median(peer(browser, site) for _ in range(args.runs))
             for slug in slugs:
                 for _ in range(args.runs):
-                    context = browser.new_context(viewport={"width": 1280, "height": 900})
-                    try:
+                    with profile(browser, args.private) as context:
                         cold = visit_page(context, base, slug)
                         warm = visit_page(context, base, slug)
-                    finally:
-                        context.close()
                     results.setdefault(slug, []).append({"cold": cold, "warm": warm})
                     report(slug, cold, warm, floor)
     print(f"\npeer: Pyodide {info['pyodide']} alone (runtime + NumPy) ready {floor:.1f} s "

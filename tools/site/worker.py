@@ -17,8 +17,8 @@ START = "async function startApplication() {"
 HANDLER = "self.onmessage = async (event) =>"
 SEND_PATCH = "function sendPatch("
 # Panel's code around the page (panel.io.convert.PRE / POST), with progress lines between
-PANEL_PRE = ("import asyncio\n\nfrom panel.io.pyodide import init_doc, write_doc\n\n"
-             "init_doc()\n")
+PANEL_IMPORT = "import asyncio\n\nfrom panel.io.pyodide import init_doc, write_doc\n"
+PANEL_INIT = "init_doc()"
 PANEL_POST = "await write_doc()"
 
 
@@ -28,12 +28,19 @@ def python_code(slug: str, page_module: str, title: str, panel_cdn_root: str | N
         (ASSETS / "boot.py").read_text(encoding="utf-8"),
         f"await _demystify_boot({panel_cdn_root!r}, {slug!r})",
         '_demystify_progress("imports", "Loading Panel, Bokeh and the engine")',
-        PANEL_PRE,
+        PANEL_IMPORT,
+        '_demystify_progress("mark", "Panel imported")',
+        PANEL_INIT,
+        '_demystify_progress("mark", "Panel document set up")',
         "_demystify_apply_query()",
         '_demystify_progress("page", "Building the page")',
         f"from {page_module} import page",
-        f"page().servable(title={title!r})",
+        '_demystify_progress("mark", "page module imported")',
+        "_demystify_page = page()",
+        '_demystify_progress("mark", "page built")',
+        f"_demystify_page.servable(title={title!r})",
         f"_demystify_rendered = {PANEL_POST}",
+        '_demystify_progress("mark", "document written")',
         "_demystify_forget_held_events()",
         "_demystify_rendered"])
 

@@ -123,6 +123,7 @@ async def _demystify_boot(panel_cdn_root: str | None, slug: str) -> None:
     _demystify_progress("gpu", "Starting the engine on WebGPU")
     import engine.backends.gpu.browser as gpu
 
+    _demystify_progress("mark", "engine GPU module imported")
     ok = await gpu.init()
     status = gpu.status()
     _demystify_progress("gpu", f"GPU: {status['adapter']}" if ok else
@@ -130,5 +131,6 @@ async def _demystify_boot(panel_cdn_root: str | None, slug: str) -> None:
                         webgpu=bool(ok), adapter=status["adapter"], reason=status["reason"])
     if ok:
         _demystify_warm_up(slug)
+        _demystify_progress("mark", "GPU warm-up encoded")
     if "panel" in sys.modules:
         raise RuntimeError("Panel was imported before the site's settings were applied")

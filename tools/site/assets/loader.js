@@ -13,7 +13,8 @@
     ["page", "Build the page"],
     ["render", "Draw it"],
   ];
-  const load = window.demystifyLoad = {stages: {}, ready: null, error: null, webgpu: null};
+  const load = window.demystifyLoad = {stages: {}, ready: null, error: null, webgpu: null,
+                                       marks: []};  // [seconds, stage, text]: every step
   const now = () => performance.now() / 1000;
   // when the worker did it (its messages can wait while this page is busy)
   const when = (msg) => (msg.at ? (msg.at - performance.timeOrigin) / 1000 : now());
@@ -65,6 +66,7 @@
     if (msg.type === "render") enter("render");
     if (msg.type !== "demystify") return;
     if (msg.stage === "transfer") { load.transferred = msg.transferred; return; }
+    if (msg.stage !== "download") load.marks.push([when(msg), msg.stage, msg.text || ""]);
     if (msg.stage === "runtime") enter("download", when(msg));
     else if (msg.stage === "download") {
       $(".dm-bar").value = msg.total ? msg.done / msg.total : 0;
@@ -77,14 +79,16 @@
       box.hidden = false;
       box.textContent = `The app could not start: ${msg.text}`;
       panel.classList.add("dm-failed");
-    } else if (msg.stage !== "app") enter(msg.stage, when(msg));  // app: the text only
+    } else if (msg.stage !== "app" && msg.stage !== "mark") {  // app, mark: no step of theirs
+      enter(msg.stage, when(msg));
+    }
     if (msg.stage === "gpu" && msg.webgpu !== undefined) {
       load.webgpu = msg.webgpu;
       load.adapter = msg.adapter;
       load.reason = msg.reason;
       if (!msg.webgpu) notice(msg.reason);
     }
-    if (msg.text && msg.stage !== "download") $(".dm-now").textContent = msg.text;
+    if (msg.text && !["download", "mark"].includes(msg.stage)) $(".dm-now").textContent = msg.text;
   }
 
   function ready() {

@@ -14,7 +14,8 @@ const seconds = () => (performance.now() - T0) / 1000;
 const at = () => performance.timeOrigin + performance.now();  // the page's clock too
 
 function report(stage, text, extra = {}) {
-  self.postMessage({type: "status", msg: text});  // Panel's own loading line
+  // Panel's own loading line (a "mark" is a timing point for the profile, not shown)
+  if (stage !== "mark") self.postMessage({type: "status", msg: text});
   self.postMessage({type: "demystify", stage, text, t: seconds(), at: at(), ...extra});
 }
 self.demystifyReport = report;  // Python calls it through `js` (boot.py)
@@ -63,6 +64,7 @@ async function startApplication() {
       packages: CONFIG.packages.map((p) => (p.includes("/") ? abs(p) : p)),
     });
     self.pyodide = pyodide;
+    report("mark", `runtime and ${CONFIG.packages.length} packages loaded`);
     const loaded = new Set(Object.keys(pyodide.loadedPackages).map(normName));
     const absent = CONFIG.expect.filter((n) => !loaded.has(normName(n)));
     if (absent.length) throw new Error(`packages did not install: ${absent.join(", ")}`);
