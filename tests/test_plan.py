@@ -65,21 +65,21 @@ def test_replaced_parts_are_seen_and_plans_do_not_keep_the_model():
     compiled = engine.compile(model)
     x = _x(1, 1, 28, 28)
 
-    def replayed_as_eager() -> None:
+    def replayed_as_eager(compiled: engine.plan.CompiledModel, model: nn.Module) -> None:
         for _ in range(2):  # the first call after a change runs eagerly, the next replays
             _same(compiled, model, x)
         assert len(compiled.plans) == 1 and None not in compiled.plans.values()
 
-    replayed_as_eager()
+    replayed_as_eager(compiled, model)
     names = [n for n, _ in model.named_children()]
     model.add_module("9", nn.Linear(120, 84).eval())  # a new layer in the same place
-    replayed_as_eager()
+    replayed_as_eager(compiled, model)
     setattr(model, "1", nn.Tanh().eval())  # a swapped activation, no parameters involved
-    replayed_as_eager()
+    replayed_as_eager(compiled, model)
     assert [n for n, _ in model.named_children()] == names  # replaced where they were
     assert isinstance(model[1], nn.Tanh)
     model[9].weight = nn.Parameter(Tensor(np.ones((84, 120), np.float32)))  # a new Parameter
-    replayed_as_eager()
+    replayed_as_eager(compiled, model)
     gone = weakref.ref(model)
     del model, compiled
     gc.collect()
