@@ -196,7 +196,8 @@ class ArtPage(pn.viewable.Viewer):
                                             disabled=True, css_classes=["cancel-button"])
         self.progress = pn.indicators.Progress(value=0, max=100, width=200, visible=False,
                                                css_classes=["restore-progress"])
-        self.status = pn.pane.HTML("", css_classes=["restore-status"])
+        self.status = pn.pane.HTML("", css_classes=["restore-status"],
+                                   sizing_mode="stretch_width")  # long notes wrap
         self.scores = pn.pane.HTML("", stylesheets=[CSS], css_classes=["psnr"])
         self.table = pn.pane.HTML("", stylesheets=[ART_CSS], css_classes=["scores"])
         self.explain = pn.pane.HTML("<p class='muted'>Restore, then move the mouse over an "
