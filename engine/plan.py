@@ -204,8 +204,6 @@ class CompiledModel:
             plans = _PLANS[model] = _Plans(model)
         self.plans = plans
 
-
-
     def __repr__(self) -> str:
         return f"compiled({type(self.model).__name__}, {len(self.plans)} plan(s))"
 

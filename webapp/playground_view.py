@@ -167,7 +167,7 @@ class NetworkView:
         self.labels.data = {"x": [c * self.COL + 0.5 for c in range(len(cols))],
                             "y": [height + 0.1] * len(cols), "text": texts}
         x0, x1 = -1.6, (len(cols) - 1) * self.COL + 1.3
-        y0, y1 = -0.4, height + 1.4
+        y0, y1 = -0.4, height + 1.4  # provisional: it sets the scale below
         # pixels per tile
         px = max(14.0, min(44.0, (self.max_width - 20) / (x1 - x0), 600 / (y1 - y0)))
         y1 = height + 0.1 + LABEL_PX / px  # room for two-line column labels at any scale
