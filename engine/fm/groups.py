@@ -43,12 +43,12 @@ def match_patches(est: np.ndarray, *, patch: int = 6, k: int = 16, radius: int =
     h, w = est.shape[:2]
     lum = est.mean(2).astype(np.float32)
     ny, nx = h - patch + 1, w - patch + 1
-    ry, rx = np.meshgrid(_grid(ny, stride), _grid(nx, stride), indexing="ij")
+    gy, gx = _grid(ny, stride), _grid(nx, stride)
+    ry, rx = np.meshgrid(gy, gx, indexing="ij")
     ry, rx = ry.ravel(), rx.ravel()
     offs = np.array([(dy, dx) for dy in range(-radius, radius + 1)
                      for dx in range(-radius, radius + 1)], np.int64)
     dist = np.empty((len(ry), len(offs)), np.float32)
-    gy, gx = _grid(ny, stride), _grid(nx, stride)
     lp = np.pad(lum, radius, mode="edge")
     for i, (dy, dx) in enumerate(offs.tolist()):
         d2 = lum - lp[radius + dy:radius + dy + h, radius + dx:radius + dx + w]
