@@ -104,6 +104,7 @@ def visit(browser: Any, server: str) -> Iterator[Any]:
 DEEP_TEXT = """el => {
   const parts = [];
   const walk = (n) => {
+    if (n.nodeName === "STYLE" || n.nodeName === "SCRIPT") return;  // CSS is not text
     if (n.nodeType === 3) parts.push(n.textContent);
     if (n.shadowRoot) walk(n.shadowRoot);
     for (const c of n.childNodes) walk(c);
