@@ -156,9 +156,10 @@ class _RecurrentScan(Function):
         return self.out
 
     def backward(self, g):
+        self.saved["need_x"] = self.needs[0]  # a NumPy scan then skips dx (the input layer's)
         grads = self.b.recurrent_scan_grad(self.mode, g, self.out, self.saved, *self.args,
                                            self.reverse)
-        return tuple(grads[n] for n in self.present)
+        return tuple(grads.get(n) for n in self.present)
 
 
 __all__ = ["recurrent_scan", "GATES", "lstm_gates", "gru_gates", "rnn_gates",
