@@ -90,6 +90,13 @@ class NumpyKernels:
     def concat(self, arrays, axis: int) -> np.ndarray:
         return np.concatenate(arrays, axis=axis)
 
+    def linear(self, x, w, b=None) -> np.ndarray:
+        """x @ w.T (+ b): the very two NumPy operations of the Tensor-op reference."""
+        y = np.matmul(x, np.swapaxes(w, -1, -2))
+        if b is not None:
+            y += b
+        return y
+
     # -- convolution ---------------------------------------------------------------------
     def _cols(self, x, kernel: Pair, stride: Pair, pad: Pair, dilation: Pair, groups: int):
         """im2col as (G, C/G*kH*kW, N*Ho*Wo), contiguous."""

@@ -184,10 +184,13 @@ def _lstm_forward(x: np.ndarray, h0: np.ndarray, c0: np.ndarray, w_ih: np.ndarra
     HS = np.empty((T, H, B), dt)  # hidden states
     gh, ig = np.empty((4 * H, B), dt), np.empty((H, B), dt)
     h, c = np.ascontiguousarray(h0.T), np.ascontiguousarray(c0.T)
+    skip = not h.any()  # a zero initial state (the usual one): no first recurrent GEMM
     for t in (range(T - 1, -1, -1) if reverse else range(T)):
         a = A[t]
-        np.matmul(w_h, h, out=gh)
-        a += gh
+        if not skip:
+            np.matmul(w_h, h, out=gh)
+            a += gh
+        skip = False
         np.tanh(a, out=a)
         sig = a[:3 * H]
         sig *= 0.5
@@ -222,6 +225,9 @@ def _lstm_backward(g: np.ndarray, out: np.ndarray, saved: dict, x: np.ndarray,
     dh = np.zeros((H, B), dt)
     dc = np.array(g[T].T, dtype=dt, order="C")
     c0T = np.ascontiguousarray(c0.T)
+    needs = saved.get("needs")  # argument name -> wants a gradient (absent: every one)
+    want_h0 = needs is None or needs.get("h0", False)
+    first = T - 1 if reverse else 0  # the last step backwards: its dh is h0's gradient
     for t in (range(T) if reverse else range(T - 1, -1, -1)):
         dh += gT[t]
         a, tc, e = A[t], TC[t], D[t]
@@ -242,7 +248,8 @@ def _lstm_backward(g: np.ndarray, out: np.ndarray, saved: dict, x: np.ndarray,
         np.subtract(1.0, F[3 * H:], out=F[3 * H:])
         e *= F
         dc *= a[H:2 * H]
-        np.matmul(w_hT, e, out=dh)
+        if t != first or want_h0:
+            np.matmul(w_hT, e, out=dh)
     # All weight gradients in ONE GEMM: (4H, T*B) @ [h_prev | x | 1], the ones column
     # giving the bias gradient. (One transposing copy of D here costs 0.14 ms; writing each
     # step into a (4H, T, B) array instead cost 0.9 ms of scattered stores.)
@@ -257,6 +264,6 @@ def _lstm_backward(g: np.ndarray, out: np.ndarray, saved: dict, x: np.ndarray,
     dw = (f @ Z.reshape(T * B, H + I + 1))[inv]
     grads = {"h0": dh.T.copy(), "c0": dc.T.copy(), "w_ih": dw[:, H:H + I],
              "w_hh": dw[:, :H], "b_ih": dw[:, H + I], "b_hh": dw[:, H + I].copy()}
-    if saved.get("need_x", True):  # the input layer's x wants none: skip a big GEMM
+    if needs is None or needs.get("x", False):  # the input layer's x wants none
         grads["x"] = (f.T @ w_ih[perm]).reshape(T, B, I)
     return grads
