@@ -1,7 +1,8 @@
 """NumPy fast kernels of the fused recurrent scan (`engine.fused.recurrent`): one layer and
 direction of an RNN/LSTM/GRU over a whole sequence. The input projection of every step is
 one GEMM, each step one loop iteration, and backpropagation through time the same loop
-backwards with each weight gradient one GEMM at the end."""
+backwards with each weight gradient one GEMM at the end (LSTM: all of them in one, and
+with the batch innermost; see the note above `_lstm_layout`)."""
 
 from __future__ import annotations
 
