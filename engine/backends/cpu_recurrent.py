@@ -220,7 +220,7 @@ def _lstm_backward(g: np.ndarray, out: np.ndarray, saved: dict, x: np.ndarray,
     inv = np.argsort(perm)
     A, C, TC = saved["A"], saved["C"], saved["TC"]
     w_hT = np.ascontiguousarray(w_hh[perm].T)  # (H, 4H), true (unhalved) weights
-    gT = np.ascontiguousarray(g[:T].transpose(0, 2, 1))  # (T, H, B)
+    live = g[:T].reshape(T, -1).any(1)  # steps with an upstream gradient (often just one)
     D = np.empty((T, 4 * H, B), dt)  # gradients of the pre-activations i f o g
     F, tmp = np.empty((4 * H, B), dt), np.empty((H, B), dt)
     dh = np.zeros((H, B), dt)
@@ -230,7 +230,8 @@ def _lstm_backward(g: np.ndarray, out: np.ndarray, saved: dict, x: np.ndarray,
     want_h0 = needs is None or needs.get("h0", False)
     first = T - 1 if reverse else 0  # the last step backwards: its dh is h0's gradient
     for t in (range(T) if reverse else range(T - 1, -1, -1)):
-        dh += gT[t]
+        if live[t]:
+            dh += g[t].T
         a, tc, e = A[t], TC[t], D[t]
         p = prev_index(t, T, reverse)
         np.multiply(tc, tc, out=tmp)  # dc += dh * o * (1 - tanh(c)^2)
