@@ -76,7 +76,7 @@ def _tiled_max(x: np.ndarray, kernel: Pair, ho: int, wo: int) -> np.ndarray:
     """Max pooling whose windows tile a contiguous NCHW input (2x2 stride 2, ...): the
     maximum of whole rows first, then of neighbours along each row, every operand a flat
     1-D slice. The 4-D strided tap views cost one NumPy inner loop per output row, which
-    on one image is most of the layer's time (13 -> 4 us for LeNet-5's first pooling)."""
+    on one image is most of the layer's time (13 -> 7 us for LeNet-5's first pooling)."""
     kh, kw = kernel
     rows = x.reshape(-1, kh, wo * kw)  # (N*C*Ho, kh, W)
     best_rows = rows[:, 0].copy()

@@ -153,8 +153,8 @@ class NumpyRecurrentKernels:
 # slices of a (B, 4H) block the same ops were 2-3x slower (the sigmoids' affine step at
 # H=128, B=64: 9 vs 2.5 us), and a step is about twenty of them. The input projection of all
 # steps is one batched GEMM before the loop with the biases folded in as an input row of
-# ones; the weight gradients are one GEMM each after it, over the pre-activation gradients
-# kept as (4H, T, B) so all steps are one (4H, T*B) matrix.
+# ones; after the backward loop one GEMM gives every weight gradient, over the
+# pre-activation gradients of all steps (kept (T, 4H, B), one copy to (4H, T*B)).
 
 def _lstm_layout(H: int, dt: np.dtype) -> tuple[np.ndarray, np.ndarray]:
     perm = np.r_[0:2 * H, 3 * H:4 * H, 2 * H:3 * H]
