@@ -78,40 +78,48 @@ def _orthonormal(a: np.ndarray) -> np.ndarray:
 
 
 def complete_groups(x: np.ndarray, obs: np.ndarray, est: np.ndarray, groups: PatchGroups, *,
-                    rank: int = 3, iters: int = 6) -> np.ndarray:
+                    rank: int = 3, iters: int = 6, chunk: int = 256) -> np.ndarray:
     """(H, W, C) estimate: every group's patch matrix completed at rank `rank` (observed
     entries of x kept, missing ones started from est), predictions averaged per pixel.
-    Pixels in no group keep est."""
+    Pixels in no group keep est. Groups are solved `chunk` at a time, every EM step of a
+    chunk while its matrices are in the CPU cache (all at once, each step would stream
+    ~100 MB through memory: 2-3x slower)."""
     h, w, c = x.shape
     p = groups.patch
     dy, dx = np.meshgrid(np.arange(p), np.arange(p), indexing="ij")
-    py = groups.y[:, :, None] + dy.ravel()
-    px = groups.x[:, :, None] + dx.ravel()                      # (N, K, P)
-    n, k, P = py.shape
-    y = x.astype(np.float32)[py, px].reshape(n, k, P * c)
-    keep = np.repeat(obs[py, px], c, axis=-1).reshape(n, k, P * c)
-    yo = y * keep                                            # observed entries, 0 elsewhere
-    fill = (~keep).astype(np.float32)                        # 1 where the model fills in
-    z = est.astype(np.float32)[py, px].reshape(n, k, P * c)
+    flat = (groups.y * w + groups.x)[:, :, None] + (dy * w + dx).ravel()   # (N, K, P)
+    n, k, P = flat.shape
+    ob = obs.reshape(-1, 1).astype(np.float32)
+    yo_img = x.reshape(-1, c).astype(np.float32) * ob        # observed values, 0 elsewhere
+    fill_img = np.repeat(1.0 - ob, c, axis=1)                # 1 where the model fills in
+    est_img = est.reshape(-1, c).astype(np.float32)
     r = max(1, min(int(rank), k - 1))
-    u = np.zeros((n, k, r), np.float32)
-    u[:, np.arange(r), np.arange(r)] = 1.0                   # start: any orthonormal basis
-    zi = np.empty_like(z)
-    for _ in range(int(iters)):
-        np.multiply(fill, z, out=zi)
-        zi += yo                                             # E-step: impute the model
-        mu = zi.mean(1, keepdims=True)
-        zi -= mu
-        # M-step: the top-r eigenvectors of the members' Gram matrix, by warm-started
-        # subspace iteration (two steps of u <- orth(G u); exact eigh costs 10x more)
-        gram = zi @ zi.transpose(0, 2, 1)                    # (N, K, K)
-        for _ in range(2):
-            u = _orthonormal(gram @ u)
-        z = u @ (u.transpose(0, 2, 1) @ zi)
-        z += mu
-    flat = (py * w + px).reshape(-1)
+    out_z = np.empty((n, k, P * c), np.float32)
+    for s in range(0, n, int(chunk)):
+        f = flat[s:s + int(chunk)]
+        m = len(f)
+        yo = yo_img[f].reshape(m, k, P * c)                  # row gathers: 10x faster
+        fill = fill_img[f].reshape(m, k, P * c)              # than 2-d fancy indexing
+        z = est_img[f].reshape(m, k, P * c)
+        u = np.zeros((m, k, r), np.float32)
+        u[:, np.arange(r), np.arange(r)] = 1.0               # start: any orthonormal basis
+        zi = np.empty_like(z)
+        for _ in range(int(iters)):
+            np.multiply(fill, z, out=zi)
+            zi += yo                                         # E-step: impute the model
+            mu = zi.mean(1, keepdims=True)
+            zi -= mu
+            # M-step: the top-r eigenvectors of the members' Gram matrix, by warm-started
+            # subspace iteration (two steps of u <- orth(G u); exact eigh costs 10x more)
+            gram = zi @ zi.transpose(0, 2, 1)                # (m, K, K)
+            for _ in range(2):
+                u = _orthonormal(gram @ u)
+            z = u @ (u.transpose(0, 2, 1) @ zi)
+            z += mu
+        out_z[s:s + m] = z
+    flat = flat.reshape(-1)
     cnt = np.bincount(flat, minlength=h * w).astype(np.float64)
-    zr = z.reshape(n * k * P, c)
+    zr = out_z.reshape(n * k * P, c)
     out = est.reshape(h * w, c).astype(np.float64).copy()
     hit = cnt > 0
     for ch in range(c):
