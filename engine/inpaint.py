@@ -341,7 +341,7 @@ def restore_steps(image: np.ndarray, mask: np.ndarray, *, method: str = "fm",
         yield "stage", "non-local patch groups (low-rank completion)"
         t1 = time.perf_counter()
         from .fm.groups import nonlocal_estimate
-        nl = nonlocal_estimate(x, fit_obs, smooth_v, rounds=nonlocal_rounds)
+        nl = nonlocal_estimate(x, fit_obs, smooth_v, rounds=nonlocal_rounds, coarse=0.25)
         secs["non-local"] = time.perf_counter() - t1
     held = (residual_values(smooth_v, fm_img, feats.support, vy, vx, nl)
             if val_px.any() else None)

