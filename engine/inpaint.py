@@ -19,8 +19,9 @@ Steps: (1) push-pull pyramid fill as a starting point; (2) the biharmonic fill, 
 for the missing pixels with matrix-free preconditioned conjugate gradients (sum of
 squared Laplacians, Neumann borders); (3) the FM, fitted by autograd on a seeded sample
 of observed pixels, predicts every missing pixel; (3b) similar-patch groups, completed
-at low rank, fill the missing pixels from their look-alikes (skipped when nearly all the
-damage is strokes or holes); (4) the second FM (fitted exactly by least squares on the
+at low rank, fill the missing pixels from their look-alikes (below 25% observed, starting
+from the same fill at half resolution; skipped when nearly all the damage is strokes or
+holes); (4) the second FM (fitted exactly by least squares on the
 held-out pixels) corrects (2) by (3), (3b) and (2)'s local shape, scaled by how much of
 the FM's neighbourhood is observed (0 inside holes: there the result is (2)). With a
 fixed `blend` weight, (4) is instead that blend of (2) and (3).

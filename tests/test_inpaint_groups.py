@@ -62,9 +62,15 @@ def test_completion_is_exact_on_a_rank_one_group() -> None:
     from engine.fm.groups import PatchGroups
 
     g = PatchGroups(np.zeros((1, k), np.int64), (np.arange(k) * p)[None], p)
-    out = complete_groups(np.where(obs[..., None], img, 0), obs, np.full(img.shape, 0.5), g,
-                          rank=1, iters=300)
-    np.testing.assert_allclose(out, img, atol=1e-3)
+    x, start = np.where(obs[..., None], img, 0), np.full(img.shape, 0.5)
+    for relax in (1.0, 1.8):
+        out = complete_groups(x, obs, start, g, rank=1, iters=300, relax=relax)
+        np.testing.assert_allclose(out, img, atol=1e-3)
+    # over-relaxed imputation reaches the same fixed point faster (measured: 0.014 -> 0.0016
+    # max error after 20 steps)
+    err = [np.abs(complete_groups(x, obs, start, g, rank=1, iters=20, relax=r) - img).max()
+           for r in (1.0, 1.8)]
+    assert err[1] < 0.5 * err[0]
 
 
 @pytest.mark.parametrize("coarse", [0.0, 0.6])
