@@ -171,14 +171,22 @@ def _double(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 def nonlocal_estimate(x: np.ndarray, obs: np.ndarray, start: np.ndarray, *, rounds: int = 3,
                       patch: int = 8, k: int = 16, rank: int | None = None, radius: int = 7,
-                      stride: int = 6, iters: int = 4,
-                      coarse: float = 0.0, relax: float = 1.0) -> np.ndarray:
+                      stride: int = 6, iters: int | None = None,
+                      coarse: float = 0.0, relax: float | None = None) -> np.ndarray:
     """The non-local low-rank fill of the pixels not in `obs`, from `start` (a smooth fill);
     each round re-matches on the previous round's result. Observed pixels are kept.
     rank None: group_rank of the observed share. Below `coarse` observed share the start
     is this fill at half resolution (recursively), upsampled: at 512x512 with coarse 0.25,
-    +0.1-0.3 dB at 80% loss and +0.2-0.5 dB at 95% after the second FM."""
-    if float(obs.mean()) < coarse and min(x.shape[:2]) >= 4 * patch:
+    +0.1-0.3 dB at 80% loss and +0.2-0.5 dB at 95% after the second FM. iters / relax None:
+    6 over-relaxed EM steps (relax 1.8) from 10% observed on (+0.02-0.11 dB at 50 and 80%
+    loss), else 4 plain ones (at 95% the rank-1 groups are barely determined: the extra,
+    extrapolated steps cost 0-0.05 dB); the coarse levels inherit the choice."""
+    share = float(obs.mean())
+    if iters is None:
+        iters = 6 if share >= 0.1 else 4
+    if relax is None:
+        relax = 1.8 if share >= 0.1 else 1.0
+    if share < coarse and min(x.shape[:2]) >= 4 * patch:
         # coarse to fine: at half resolution each pixel is observed ~4x as often, so
         # matching there has structure to go on; its fill, upsampled, is the start here
         xc, oc = _half(x, obs.astype(np.float64))
@@ -187,7 +195,7 @@ def nonlocal_estimate(x: np.ndarray, obs: np.ndarray, start: np.ndarray, *, roun
                                stride=stride, iters=iters, coarse=coarse, relax=relax)
         start = np.where(obs[..., None], x, _double(fc, x.shape[:2]))
     if rank is None:
-        rank = group_rank(float(obs.mean()), k)
+        rank = group_rank(share, k)
     est = np.clip(np.where(obs[..., None], x, start), 0.0, 1.0)
     for _ in range(int(rounds)):
         g = match_patches(est, patch=patch, k=k, radius=radius, stride=stride)
