@@ -6,6 +6,7 @@ tests serve files from a local http.server and re-enable downloads explicitly.
 """
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -29,3 +30,19 @@ def local_server(tmp_path, monkeypatch):
         yield folder, server.url
     finally:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def offline_site(tmp_path_factory) -> Path:
+    """One offline static build (`build.py site --offline`, PYODIDE_DIST's release) shared
+    by every module that drives it in Chromium: a build costs CI 20-35 s. DEMYSTIFY_SITE
+    names a site already built to skip it."""
+    from tests.site_helpers import build_site, pyodide_release
+
+    prebuilt = os.environ.get("DEMYSTIFY_SITE")
+    if prebuilt:
+        folder = Path(prebuilt)
+        assert (folder / "site.json").is_file(), f"DEMYSTIFY_SITE={prebuilt}: no site there"
+        return folder
+    return build_site(tmp_path_factory.mktemp("site") / "offline", "--offline",
+                      "--pyodide-dist", str(pyodide_release()))

@@ -23,8 +23,6 @@ from tests.site_helpers import (
     LOAD_TIMEOUT_MS,
     NO_WEBGPU_ARGS,
     Visit,
-    build_site,
-    pyodide_release,
     serve,
 )
 from tests.test_webapp_browser import (
@@ -46,10 +44,8 @@ ONLY_LOOPBACK = "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
 # -- builds and browsers ---------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def offline(tmp_path_factory) -> Iterator[str]:
-    out = build_site(tmp_path_factory.mktemp("site") / "offline", "--offline",
-                     "--pyodide-dist", str(pyodide_release()))
-    with serve(out) as url:
+def offline(offline_site) -> Iterator[str]:
+    with serve(offline_site) as url:
         yield url
 
 
@@ -113,8 +109,12 @@ def digits_page(v: Visit, tmp_path: Path) -> None:
     wait_text(v.page, ".prediction", r"^7$", STEP_S)
 
 
-def cifar10_page(v: Visit, tmp_path: Path) -> None:
+def cifar10_first_image(v: Visit, tmp_path: Path) -> None:
     wait_text(v.page, ".top5", r"%", STEP_S)  # the first test image is classified on load
+
+
+def cifar10_page(v: Visit, tmp_path: Path) -> None:
+    cifar10_first_image(v, tmp_path)
     classify_upload(v.page, tmp_path, STEP_S)
 
 
@@ -187,9 +187,10 @@ def page_path(slug: str) -> str:
     return f"{slug}.html{QUERIES.get(slug, '')}"
 
 
-def run_page(v: Visit, slug: str, tmp_path: Path, mode: str, badge: bool = True) -> None:
+def run_page(v: Visit, slug: str, tmp_path: Path, mode: str, badge: bool = True,
+             actions: dict[str, Callable[[Visit, Path], None]] = ACTIONS) -> None:
     ready(v, mode, badge)
-    action = ACTIONS.get(slug)
+    action = actions.get(slug)
     if action is not None:
         action(v, tmp_path)
     v.check(f"{slug}_{mode}")

@@ -3,7 +3,10 @@ answered from the local Pyodide release or the installed Panel/Bokeh by request
 interception, so every URL it names is proven to resolve to the file it must be; any other
 request is refused. Every page of the app's registry, as in tests/test_browser_site.py
 (its own module: Playwright's sync API allows one instance at a time, and that module's
-last browser lives until it ends)."""
+last browser lives until it ends), on WebGPU. CIFAR-10 classifies its first test image
+here but no upload: the upload's path (file -> worker -> Pillow -> the model) is the same
+on both builds, the offline one drives it in both modes, and on SwiftShader's WebGPU each
+CIFAR-10 classification (a batch of 50 for the saliency map) is slow."""
 
 from __future__ import annotations
 
@@ -17,9 +20,17 @@ import pytest
 
 from tests.browser_helpers import CHROMIUM_ARGS, chromium
 from tests.site_helpers import Visit, build_site, pyodide_release, serve
-from tests.test_browser_site import ONLY_LOOPBACK, SLUGS, page_path, run_page
+from tests.test_browser_site import (
+    ACTIONS,
+    ONLY_LOOPBACK,
+    SLUGS,
+    cifar10_first_image,
+    page_path,
+    run_page,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
+HOSTED_ACTIONS = {**ACTIONS, "cifar10": cifar10_first_image}
 
 
 def cdn_files() -> list[tuple[re.Pattern[str], Callable[[re.Match[str]], Path]]]:
@@ -84,7 +95,7 @@ def test_hosted_page(hosted, slug, tmp_path):
     v = Visit(context, base, page_path(slug),
               local=lambda url: url.startswith((base, *cdns)))
     try:
-        run_page(v, slug, tmp_path, "webgpu")
+        run_page(v, slug, tmp_path, "webgpu", actions=HOSTED_ACTIONS)
         seen = set(answered)
         assert any(u.startswith(cdns[0]) and u.endswith("pyodide.asm.wasm") for u in seen)
         assert any(u.startswith(cdns[1]) for u in seen) and \
