@@ -308,6 +308,19 @@ class MatMul(Function):
 
 # -- movement --------------------------------------------------------------------------
 
+def reshape_target(old: tuple[int, ...], new: tuple[int, ...]) -> tuple[int, ...] | None:
+    """`new` with its one -1 resolved, or None if a tensor of shape `old` cannot take it
+    (NumPy's rule in plain Python: no array is made just to ask NumPy, 1-2 us a call)."""
+    size, known, free = math.prod(old), math.prod(d for d in new if d != -1), new.count(-1)
+    if free > 1 or min(new, default=0) < -1:
+        return None
+    if not free:
+        return new if known == size else None
+    if known == 0 or size % known:
+        return None
+    return tuple(size // known if d == -1 else d for d in new)
+
+
 class Reshape(Function):
     def forward(self, a, shape: tuple[int, ...] = ()):
         self.shape = tuple(a.shape)

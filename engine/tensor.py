@@ -398,11 +398,10 @@ class Tensor:
     # -- shape ---------------------------------------------------------------------------
     def reshape(self, *shape: Any) -> Tensor:
         shape = _shape_arg(shape)
-        try:
-            target = np.empty(self.shape, dtype=np.bool_).reshape(shape).shape
-        except ValueError:
+        target = F.reshape_target(self.shape, shape)
+        if target is None:
             raise ValueError(f"reshape: cannot reshape tensor of shape {self.shape} "
-                             f"({self.size} elements) into {tuple(shape)}") from None
+                             f"({self.size} elements) into {tuple(shape)}")
         if target == self.shape:
             return self
         return F.Reshape.apply(self, shape=target)

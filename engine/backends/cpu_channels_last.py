@@ -149,15 +149,15 @@ class _Winners:
         self.xp, self.best, self.geometry = xp, best, geometry
 
 
-def _pool_taps(xp: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair, out_hw: Pair,
-               writeable: bool = False):
-    """Each kernel tap of padded NHWC `xp` as an (N, Ho, Wo, C) strided view."""
-    n, _, _, c = xp.shape
-    sn, sh, sw, sc = xp.strides
+def _pool_taps(xp: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair, out_hw: Pair):
+    """Each kernel tap of padded NHWC `xp` as an (N, Ho, Wo, C) strided view: a plain
+    slice with steps (a view like as_strided's, but about ten times cheaper to make, which
+    is most of a pooling layer's time on one image)."""
+    (ho, wo), (sh, sw) = out_hw, stride
     for i in range(kernel[0]):
         for j in range(kernel[1]):
-            yield as_strided(xp[:, i * dilation[0]:, j * dilation[1]:], (n, *out_hw, c),
-                             (sn, sh * stride[0], sw * stride[1], sc), writeable=writeable)
+            r, q = i * dilation[0], j * dilation[1]
+            yield xp[:, r: r + sh * (ho - 1) + 1: sh, q: q + sw * (wo - 1) + 1: sw]
 
 
 class ChannelsLastKernels:
@@ -307,8 +307,7 @@ class ChannelsLastKernels:
         taken = np.empty(best.shape, dtype=bool)  # windows whose first maximum is found
         hit = np.empty(best.shape, dtype=bool)
         taps = list(zip(_pool_taps(argmax.xp, kernel, stride, dilation, best.shape[1:3]),
-                        _pool_taps(gxp, kernel, stride, dilation, best.shape[1:3],
-                                   writeable=True)))
+                        _pool_taps(gxp, kernel, stride, dilation, best.shape[1:3])))
         for k, (tap, gtap) in enumerate(taps):
             win = hit
             if k == 0:

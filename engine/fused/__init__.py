@@ -8,6 +8,7 @@ protocol (`engine.backends.base`) to run everything here.
 
 from .conv import conv2d, conv_transpose2d
 from .fm import fm_pairwise
+from .linear import linear
 from .movement import clip, concat, pad
 from .norm import batch_norm
 from .optim import adagrad_step, adam_step, rmsprop_step, sgd_step
@@ -20,5 +21,5 @@ __all__ = [
     "FusedKernel", "FusedUpdate", "FastPath", "Sample", "kernels", "reference_only",
     "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "batch_norm", "softmax",
     "log_softmax", "cross_entropy", "fm_pairwise", "pad", "concat", "clip", "sgd_step",
-    "adagrad_step", "rmsprop_step", "adam_step", "recurrent_scan",
+    "adagrad_step", "rmsprop_step", "adam_step", "recurrent_scan", "linear",
 ]

@@ -32,7 +32,9 @@ def _pool_samples(rng: np.random.Generator, dilated: bool) -> list[Sample]:
     out = [Sample((x,), {"kernel": (2, 2), "stride": (2, 2), "padding": (0, 0)}),
            Sample((x,), {"kernel": (3, 2), "stride": (2, 1), "padding": (1, 0)}),
            Sample((x,), {"kernel": (3, 3), "stride": (1, 1), "padding": (1, 1)})]
-    if dilated:
+    if dilated:  # (max pooling) and windows that tile the input exactly, 2x4 stride 2x4
+        out.append(Sample((rng.standard_normal((2, 3, 6, 8), dtype=np.float32),),
+                          {"kernel": (2, 4), "stride": (2, 4), "padding": (0, 0)}))
         out.append(Sample((x,), {"kernel": (2, 2), "stride": (1, 2), "padding": (0, 1),
                                  "dilation": (2, 1)}))
     return out

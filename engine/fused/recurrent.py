@@ -156,9 +156,12 @@ class _RecurrentScan(Function):
         return self.out
 
     def backward(self, g):
+        # which arguments want gradients: the NumPy scan then skips the GEMMs of those
+        # that do not (dx of the input layer, dh0 of a zero initial state)
+        self.saved["needs"] = dict(zip(self.present, self.needs))
         grads = self.b.recurrent_scan_grad(self.mode, g, self.out, self.saved, *self.args,
                                            self.reverse)
-        return tuple(grads[n] for n in self.present)
+        return tuple(grads.get(n) for n in self.present)
 
 
 __all__ = ["recurrent_scan", "GATES", "lstm_gates", "gru_gates", "rnn_gates",

@@ -78,17 +78,20 @@ class FusedKernel:
     """A differentiable op with a Tensor-op reference and optional fast paths.
 
     `stats` trailing outputs are statistics returned without gradient (batch norm's mean
-    and inverse std); a fast path's Function declares the same with `grad_outputs`."""
+    and inverse std); a fast path's Function declares the same with `grad_outputs`.
+    `transparent`: a trace records the reference's ops instead of the kernel (a pure
+    speed-up with no ONNX node of its own, e.g. `linear`)."""
 
     def __init__(self, name: str, reference: Callable[..., Any], *,
                  samples: Callable[[np.random.Generator], list[Sample]] | None = None,
-                 stats: int = 0) -> None:
+                 stats: int = 0, transparent: bool = False) -> None:
         if name in _REGISTRY:
             raise ValueError(f"a fused kernel named {name!r} is already registered")
         self.name = self.__name__ = name
         self.reference = reference
         self.samples = samples
         self.stats = stats
+        self.transparent = transparent
         self.__doc__ = reference.__doc__
         self._fast: list[FastPath] = []
         self._chosen: dict[type, tuple[FastPath, ...]] = {}
@@ -134,6 +137,8 @@ class FusedKernel:
         fp = self._pick(_backend_of(self.name, args), args, params)
         if fp is not None and getattr(_tape, "tracer", None) is None:
             return fp.impl.apply(*args, **params)  # the hot path: one call, nothing traced
+        if self.transparent:
+            return self._reference_call(*args, **params)
         return as_one_op(self, self._reference_call if fp is None else fp.impl.apply, args,
                          params)
 

@@ -69,10 +69,10 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
                          f"{weight.shape})")
     _same_dtype("linear", x, weight)
     if x.ndim > 2:  # fold leading dims into one GEMM
-        y = (x.reshape(-1, x.shape[-1]) @ weight.T).reshape(*x.shape[:-1], weight.shape[0])
-    else:
-        y = x @ weight.T
-    return y if bias is None else y + bias
+        y = fused.linear(x.reshape(-1, x.shape[-1]), weight, bias)
+        return y.reshape(*x.shape[:-1], weight.shape[0])
+    return fused.linear(x, weight, bias) if x.ndim == 2 else \
+        fused.linear(x.reshape(1, -1), weight, bias).reshape(weight.shape[0])
 
 
 # -- convolution -----------------------------------------------------------------------

@@ -311,6 +311,8 @@ class Module:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         out = self.forward(*args, **kwargs)
+        if not self._forward_hooks:  # the usual case: no list built per call
+            return out
         for hook in list(self._forward_hooks.values()):
             res = hook(self, args, out)
             if res is not None:
