@@ -19,8 +19,9 @@ Steps: (1) push-pull pyramid fill as a starting point; (2) the biharmonic fill, 
 for the missing pixels with matrix-free preconditioned conjugate gradients (sum of
 squared Laplacians, Neumann borders); (3) the FM, fitted by autograd on a seeded sample
 of observed pixels, predicts every missing pixel; (3b) similar-patch groups, completed
-at low rank, fill the missing pixels from their look-alikes (skipped when nearly all the
-damage is strokes or holes); (4) the second FM (fitted exactly by least squares on the
+at low rank, fill the missing pixels from their look-alikes (below 25% observed, starting
+from the same fill at half resolution; skipped when nearly all the damage is strokes or
+holes); (4) the second FM (fitted exactly by least squares on the
 held-out pixels) corrects (2) by (3), (3b) and (2)'s local shape, scaled by how much of
 the FM's neighbourhood is observed (0 inside holes: there the result is (2)). With a
 fixed `blend` weight, (4) is instead that blend of (2) and (3).
@@ -341,7 +342,7 @@ def restore_steps(image: np.ndarray, mask: np.ndarray, *, method: str = "fm",
         yield "stage", "non-local patch groups (low-rank completion)"
         t1 = time.perf_counter()
         from .fm.groups import nonlocal_estimate
-        nl = nonlocal_estimate(x, fit_obs, smooth_v, rounds=nonlocal_rounds)
+        nl = nonlocal_estimate(x, fit_obs, smooth_v, rounds=nonlocal_rounds, coarse=0.25)
         secs["non-local"] = time.perf_counter() - t1
     held = (residual_values(smooth_v, fm_img, feats.support, vy, vx, nl)
             if val_px.any() else None)

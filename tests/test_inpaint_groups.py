@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from engine.fm.groups import complete_groups, group_rank, match_patches, nonlocal_estimate
+from engine.fm.groups import (
+    _double,
+    _half,
+    complete_groups,
+    group_rank,
+    match_patches,
+    nonlocal_estimate,
+)
 from engine.inpaint import _biharmonic, _push_pull, psnr, random_mask, restore
 
 
@@ -54,14 +62,21 @@ def test_completion_is_exact_on_a_rank_one_group() -> None:
     from engine.fm.groups import PatchGroups
 
     g = PatchGroups(np.zeros((1, k), np.int64), (np.arange(k) * p)[None], p)
-    out = complete_groups(np.where(obs[..., None], img, 0), obs, np.full(img.shape, 0.5), g,
-                          rank=1, iters=300)
-    np.testing.assert_allclose(out, img, atol=1e-3)
+    x, start = np.where(obs[..., None], img, 0), np.full(img.shape, 0.5)
+    for relax in (1.0, 1.8):
+        out = complete_groups(x, obs, start, g, rank=1, iters=300, relax=relax)
+        np.testing.assert_allclose(out, img, atol=1e-3)
+    # over-relaxed imputation reaches the same fixed point faster (measured: 0.014 -> 0.0016
+    # max error after 20 steps)
+    err = [np.abs(complete_groups(x, obs, start, g, rank=1, iters=20, relax=r) - img).max()
+           for r in (1.0, 1.8)]
+    assert err[1] < 0.5 * err[0]
 
 
-def test_nonlocal_fill_never_sees_pixels_outside_obs() -> None:
+@pytest.mark.parametrize("coarse", [0.0, 0.6])
+def test_nonlocal_fill_never_sees_pixels_outside_obs(coarse: float) -> None:
     """The second FM learns how far to trust the groups on held-out pixels: the groups'
-    fill there must not depend on their values."""
+    fill there must not depend on their values (nor through the half-resolution start)."""
     img = _texture(32, 32)
     obs = ~random_mask(img.shape, 0.5, seed=1)
     held = np.zeros_like(obs)
@@ -70,7 +85,8 @@ def test_nonlocal_fill_never_sees_pixels_outside_obs() -> None:
     start = np.full(img.shape, 0.5)
 
     def fill(im: np.ndarray) -> np.ndarray:
-        return nonlocal_estimate(im, fit, start, rounds=2, patch=6, k=6, stride=4)
+        return nonlocal_estimate(im, fit, start, rounds=2, patch=6, k=6, stride=4,
+                                 coarse=coarse)
 
     changed = img.copy()
     changed[held] = 1.0 - changed[held]
@@ -86,3 +102,20 @@ def test_rank_follows_the_observed_share_and_restore_reports_the_fill() -> None:
     assert "non-local" in r.seconds
     off = restore(img, m, epochs=2, nonlocal_rounds=0)
     assert off.nonlocal_fill is None
+
+
+def test_half_resolution_round_trip() -> None:
+    """Block means over the observed pixels only, and bilinear doubling that returns a
+    linear ramp exactly (away from the clamped border), on odd sides too."""
+    a = np.arange(5 * 7 * 2, dtype=np.float64).reshape(5, 7, 2)
+    wgt = np.ones((5, 7))
+    wgt[0, 0] = 0.0
+    h, seen = _half(a, wgt)
+    assert h.shape == (2, 3, 2) and seen.all()
+    np.testing.assert_allclose(h[0, 0], a[[0, 1, 1], [1, 0, 1]].mean(0))
+    ramp = (np.arange(16)[:, None, None] * 0.1 + np.arange(12)[None, :, None] * 0.2
+            ) * np.ones((1, 1, 3))
+    back = _double(_half(ramp, np.ones((16, 12)))[0], (17, 13))
+    assert back.shape == (17, 13, 3)
+    np.testing.assert_allclose(back[1:15, 1:11], ramp[1:15, 1:11], atol=1e-12)
+    np.testing.assert_array_equal(back[16], back[15])

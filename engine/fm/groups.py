@@ -12,7 +12,9 @@ impute): fill the missing entries with the model, refit mu and the rank-r factor
 (the top eigenvectors of the members' Gram matrix), repeat. Similar patches share their
 observed pixels this way: where one patch lost a pixel, the same place in its look-alikes
 was often observed. Overlapping predictions are averaged per pixel. Rounds re-match on the
-improved estimate. All groups are solved at once with batched NumPy (runs in Pyodide).
+improved estimate. At high loss (coarse) the fill starts from the same procedure at half
+resolution, where 2x2 blocks are observed ~4x as often, so the first matching has structure
+to go on. Groups are solved in batches with NumPy, no np.linalg (runs in Pyodide).
 """
 
 from __future__ import annotations
@@ -78,40 +80,54 @@ def _orthonormal(a: np.ndarray) -> np.ndarray:
 
 
 def complete_groups(x: np.ndarray, obs: np.ndarray, est: np.ndarray, groups: PatchGroups, *,
-                    rank: int = 3, iters: int = 6) -> np.ndarray:
+                    rank: int = 3, iters: int = 6, chunk: int = 256,
+                    relax: float = 1.0) -> np.ndarray:
     """(H, W, C) estimate: every group's patch matrix completed at rank `rank` (observed
     entries of x kept, missing ones started from est), predictions averaged per pixel.
-    Pixels in no group keep est."""
+    Pixels in no group keep est. Groups are solved `chunk` at a time, every EM step of a
+    chunk while its matrices are in the CPU cache (all at once, each step would stream
+    ~100 MB through memory: 2-3x slower)."""
     h, w, c = x.shape
     p = groups.patch
     dy, dx = np.meshgrid(np.arange(p), np.arange(p), indexing="ij")
-    py = groups.y[:, :, None] + dy.ravel()
-    px = groups.x[:, :, None] + dx.ravel()                      # (N, K, P)
-    n, k, P = py.shape
-    y = x.astype(np.float32)[py, px].reshape(n, k, P * c)
-    keep = np.repeat(obs[py, px], c, axis=-1).reshape(n, k, P * c)
-    yo = y * keep                                            # observed entries, 0 elsewhere
-    fill = (~keep).astype(np.float32)                        # 1 where the model fills in
-    z = est.astype(np.float32)[py, px].reshape(n, k, P * c)
+    flat = (groups.y * w + groups.x)[:, :, None] + (dy * w + dx).ravel()   # (N, K, P)
+    n, k, P = flat.shape
+    ob = obs.reshape(-1, 1).astype(np.float32)
+    yo_img = x.reshape(-1, c).astype(np.float32) * ob        # observed values, 0 elsewhere
+    fill_img = np.repeat(1.0 - ob, c, axis=1)                # 1 where the model fills in
+    est_img = est.reshape(-1, c).astype(np.float32)
     r = max(1, min(int(rank), k - 1))
-    u = np.zeros((n, k, r), np.float32)
-    u[:, np.arange(r), np.arange(r)] = 1.0                   # start: any orthonormal basis
-    zi = np.empty_like(z)
-    for _ in range(int(iters)):
-        np.multiply(fill, z, out=zi)
-        zi += yo                                             # E-step: impute the model
-        mu = zi.mean(1, keepdims=True)
-        zi -= mu
-        # M-step: the top-r eigenvectors of the members' Gram matrix, by warm-started
-        # subspace iteration (two steps of u <- orth(G u); exact eigh costs 10x more)
-        gram = zi @ zi.transpose(0, 2, 1)                    # (N, K, K)
-        for _ in range(2):
-            u = _orthonormal(gram @ u)
-        z = u @ (u.transpose(0, 2, 1) @ zi)
-        z += mu
-    flat = (py * w + px).reshape(-1)
+    out_z = np.empty((n, k, P * c), np.float32)
+    for s in range(0, n, int(chunk)):
+        f = flat[s:s + int(chunk)]
+        m = len(f)
+        yo = yo_img[f].reshape(m, k, P * c)                  # row gathers: 10x faster
+        fill = fill_img[f].reshape(m, k, P * c)              # than 2-d fancy indexing
+        z = est_img[f].reshape(m, k, P * c)
+        u = np.zeros((m, k, r), np.float32)
+        u[:, np.arange(r), np.arange(r)] = 1.0               # start: any orthonormal basis
+        zi = np.empty_like(z)
+        imp = z
+        for it in range(int(iters)):
+            if it and relax != 1.0:   # over-relaxed imputation: faster to the fixed point
+                imp += np.float32(relax) * (z - imp)
+            else:
+                imp = z
+            np.multiply(fill, imp, out=zi)
+            zi += yo                                         # E-step: impute the model
+            mu = zi.mean(1, keepdims=True)
+            zi -= mu
+            # M-step: the top-r eigenvectors of the members' Gram matrix, by warm-started
+            # subspace iteration (two steps of u <- orth(G u); exact eigh costs 10x more)
+            gram = zi @ zi.transpose(0, 2, 1)                # (m, K, K)
+            for _ in range(2):
+                u = _orthonormal(gram @ u)
+            z = u @ (u.transpose(0, 2, 1) @ zi)
+            z += mu
+        out_z[s:s + m] = z
+    flat = flat.reshape(-1)
     cnt = np.bincount(flat, minlength=h * w).astype(np.float64)
-    zr = z.reshape(n * k * P, c)
+    zr = out_z.reshape(n * k * P, c)
     out = est.reshape(h * w, c).astype(np.float64).copy()
     hit = cnt > 0
     for ch in range(c):
@@ -126,18 +142,65 @@ def group_rank(observed: float, k: int = 16) -> int:
     return int(np.clip(round(k * observed / 2.0), 1, 4))
 
 
+def _half(a: np.ndarray, wgt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """2x2 block means of `a` over the pixels where wgt is 1, and whether any was (sides
+    cut to even)."""
+    h, w = (a.shape[0] // 2) * 2, (a.shape[1] // 2) * 2
+    c = a.shape[2]
+    wb = wgt[:h, :w].reshape(h // 2, 2, w // 2, 2).sum((1, 3))
+    sb = (a[:h, :w] * wgt[:h, :w, None]).reshape(h // 2, 2, w // 2, 2, c).sum((1, 3))
+    return sb / np.maximum(wb, 1e-12)[..., None], wb > 0
+
+
+def _double(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bilinear 2x upsampling (pixel centres aligned, edges clamped) to `shape`."""
+    for axis in (0, 1):
+        n = a.shape[axis]
+        lo = np.take(a, np.clip(np.arange(n) - 1, 0, n - 1), axis=axis)
+        hi = np.take(a, np.clip(np.arange(n) + 1, 0, n - 1), axis=axis)
+        even, odd = 0.75 * a + 0.25 * lo, 0.75 * a + 0.25 * hi
+        a = np.stack([even, odd], axis + 1).reshape(
+            a.shape[:axis] + (2 * n,) + a.shape[axis + 1:])
+    out = np.empty(shape + a.shape[2:])
+    h, w = min(shape[0], a.shape[0]), min(shape[1], a.shape[1])
+    out[:h, :w] = a[:h, :w]
+    out[h:, :w] = a[h - 1:h, :w]        # odd sides: repeat the last row / column
+    out[:, w:] = out[:, w - 1:w]
+    return out
+
+
 def nonlocal_estimate(x: np.ndarray, obs: np.ndarray, start: np.ndarray, *, rounds: int = 3,
                       patch: int = 8, k: int = 16, rank: int | None = None, radius: int = 7,
-                      stride: int = 6, iters: int = 4) -> np.ndarray:
+                      stride: int = 6, iters: int | None = None,
+                      coarse: float = 0.0, relax: float | None = None) -> np.ndarray:
     """The non-local low-rank fill of the pixels not in `obs`, from `start` (a smooth fill);
     each round re-matches on the previous round's result. Observed pixels are kept.
-    rank None: group_rank of the observed share."""
+    rank None: group_rank of the observed share. Below `coarse` observed share the start
+    is this fill at half resolution (recursively), upsampled: at 512x512 with coarse 0.25,
+    +0.1-0.3 dB at 80% loss and +0.2-0.5 dB at 95% after the second FM. iters / relax None:
+    6 over-relaxed EM steps (relax 1.8) from 10% observed on (+0.02-0.11 dB at 50 and 80%
+    loss), else 4 plain ones (at 95% the rank-1 groups are barely determined: the extra,
+    extrapolated steps cost 0-0.05 dB); the coarse levels inherit the choice."""
+    share = float(obs.mean())
+    if iters is None:
+        iters = 6 if share >= 0.1 else 4
+    if relax is None:
+        relax = 1.8 if share >= 0.1 else 1.0
+    if share < coarse and min(x.shape[:2]) >= 4 * patch:
+        # coarse to fine: at half resolution each pixel is observed ~4x as often, so
+        # matching there has structure to go on; its fill, upsampled, is the start here
+        xc, oc = _half(x, obs.astype(np.float64))
+        sc, _ = _half(start, np.ones(obs.shape))
+        fc = nonlocal_estimate(xc, oc, sc, rounds=rounds, patch=patch, k=k, radius=radius,
+                               stride=stride, iters=iters, coarse=coarse, relax=relax)
+        start = np.where(obs[..., None], x, _double(fc, x.shape[:2]))
     if rank is None:
-        rank = group_rank(float(obs.mean()), k)
+        rank = group_rank(share, k)
     est = np.clip(np.where(obs[..., None], x, start), 0.0, 1.0)
     for _ in range(int(rounds)):
         g = match_patches(est, patch=patch, k=k, radius=radius, stride=stride)
         est = np.clip(np.where(obs[..., None], x,
-                               complete_groups(x, obs, est, g, rank=rank, iters=iters)),
+                               complete_groups(x, obs, est, g, rank=rank, iters=iters,
+                                               relax=relax)),
                       0.0, 1.0)
     return est
