@@ -12,6 +12,7 @@ from engine.fm.groups import (
     group_rank,
     match_patches,
     nonlocal_estimate,
+    regroup,
 )
 from engine.inpaint import _biharmonic, _push_pull, psnr, random_mask, restore
 
@@ -93,6 +94,18 @@ def test_nonlocal_fill_never_sees_pixels_outside_obs(coarse: float) -> None:
     np.testing.assert_array_equal(fill(img), fill(changed))
 
 
+def test_regroup_keeps_obs_and_never_sees_pixels_outside_it() -> None:
+    img = _texture(32, 32)
+    obs = ~random_mask(img.shape, 0.6, seed=2)
+    start = np.full(img.shape, 0.5)
+    guide = np.where(obs[..., None], img, 0.4)
+    out = regroup(img, obs, guide, start, patch=6, k=6, stride=4)
+    np.testing.assert_array_equal(out[obs], img[obs])
+    changed = np.where(obs[..., None], img, 1.0 - img)
+    np.testing.assert_array_equal(out, regroup(changed, obs, guide, start, patch=6, k=6,
+                                               stride=4))
+
+
 def test_rank_follows_the_observed_share_and_restore_reports_the_fill() -> None:
     assert group_rank(0.5) == 4 and group_rank(0.2) == 2 and group_rank(0.05) == 1
     img = _texture(40, 40)
@@ -100,6 +113,9 @@ def test_rank_follows_the_observed_share_and_restore_reports_the_fill() -> None:
     r = restore(img, m, epochs=2)
     assert r.nonlocal_fill is not None and r.nonlocal_fill.shape == img.shape
     assert "non-local" in r.seconds
+    one = restore(img, m, epochs=2, nonlocal_refine=False)   # no re-matching on the blend
+    assert not np.array_equal(one.result, r.result)
+    np.testing.assert_array_equal(restore(img, m, epochs=2).result, r.result)
     off = restore(img, m, epochs=2, nonlocal_rounds=0)
     assert off.nonlocal_fill is None
 

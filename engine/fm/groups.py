@@ -204,3 +204,18 @@ def nonlocal_estimate(x: np.ndarray, obs: np.ndarray, start: np.ndarray, *, roun
                                                relax=relax)),
                       0.0, 1.0)
     return est
+
+
+def regroup(x: np.ndarray, obs: np.ndarray, guide: np.ndarray, start: np.ndarray, *,
+            patch: int = 8, k: int = 16, radius: int = 7, stride: int = 6) -> np.ndarray:
+    """One more group round: groups matched on `guide` (a better estimate than `start`,
+    e.g. a blend with it), completed from `start` (nonlocal_estimate's fill) with its
+    rank and EM schedule. Observed pixels are kept."""
+    share = float(obs.mean())
+    o = obs[..., None]
+    g = match_patches(np.clip(np.where(o, x, guide), 0.0, 1.0), patch=patch, k=k,
+                      radius=radius, stride=stride)
+    est = complete_groups(x, obs, np.clip(np.where(o, x, start), 0.0, 1.0), g,
+                          rank=group_rank(share, k), iters=6 if share >= 0.1 else 4,
+                          relax=1.8 if share >= 0.1 else 1.0)
+    return np.clip(np.where(o, x, est), 0.0, 1.0)
