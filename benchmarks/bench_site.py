@@ -15,7 +15,8 @@ loading panel's stages. The peer is Pyodide itself: the same browser booting the
 same release's bare runtime (and loading NumPy) from the same server, the floor any page
 built on it starts from; the ratio says what the app adds.
 
-    python build.py bench site [--site DIR] [--pages digits,cifar10] [--runs 1] [--private]
+    python build.py bench site [--site DIR [--site DIR2]] [--pages digits,cifar10] [--runs 1]
+                               [--private]
 """
 
 from __future__ import annotations
@@ -118,7 +119,8 @@ def visit_page(context: Any, base: str, slug: str) -> dict[str, Any]:
         v.check()
         return {"interactive": interactive, "first": result,
                 "bytes": page_bytes + (load.get("transferred") or 0),
-                "stages": load["stages"], "webgpu": load["webgpu"]}
+                "stages": load["stages"], "webgpu": load["webgpu"],
+                "marks": [(t, text) for t, _, text in load["marks"] if text]}
     finally:
         v.close()
 
@@ -162,71 +164,97 @@ def peer(browser: Any, site: Path) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python build.py bench site", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--site", help="an offline build to measure (default: build one)")
+    parser.add_argument("--site", action="append",
+                        help="an offline build to measure (default: build one); given "
+                        "twice or more, the builds' runs alternate (a fair A/B on a busy "
+                        "machine)")
     parser.add_argument("--pages", help="comma-separated slugs (default: every page)")
     parser.add_argument("--runs", type=int, default=1, help="cold+warm pairs per page")
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--private", action="store_true",
                         help="visit in a private (in-memory cache) context, not a profile")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         if args.site:
-            site = Path(args.site).resolve()
+            sites = [Path(s).resolve() for s in args.site]
         else:
             dist = os.environ.get("PYODIDE_DIST")
             if not dist:
                 parser.error("set PYODIDE_DIST to a full Pyodide release folder, or pass --site")
             t0 = time.perf_counter()
-            site = build_site(Path(tmp) / "site", "--offline", "--pyodide-dist", dist)
+            sites = [build_site(Path(tmp) / "site", "--offline", "--pyodide-dist", dist)]
             print(f"built the offline site in {time.perf_counter() - t0:.0f} s")
-        info = json.loads((site / "site.json").read_text())
-        if info["mode"] != "offline":
-            parser.error(f"{site} is an online build; measure an offline one")
-        slugs = args.pages.split(",") if args.pages else info["pages"]
-        unknown = sorted(set(slugs) - set(info["pages"]))
+        infos = [json.loads((site / "site.json").read_text()) for site in sites]
+        for site, info in zip(sites, infos):
+            if info["mode"] != "offline":
+                parser.error(f"{site} is an online build; measure an offline one")
+        slugs = args.pages.split(",") if args.pages else infos[0]["pages"]
+        unknown = sorted(set(slugs) - set.intersection(*(set(i["pages"]) for i in infos)))
         if unknown:
             parser.error(f"unknown page(s) {', '.join(unknown)}; the site has "
-                         f"{', '.join(info['pages'])}")
+                         f"{', '.join(infos[0]['pages'])}")
+        info = infos[0]
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; Pyodide "
               f"{info['pyodide']}; site {info['bytes'] / 2**20:.1f} MiB; "
               f"{'private contexts' if args.private else 'a fresh profile per run'}")
+        label = {site: (site.name if len(sites) > 1 else "") for site in sites}
         results: dict[str, list[dict[str, Any]]] = {}
-        with serve(site) as base, chromium(CHROMIUM_ARGS + [ONLY_LOOPBACK]) as browser:
-            floor = statistics.median(peer(browser, site) for _ in range(args.runs))
+        bases = [stack.enter_context(serve(site)) for site in sites]
+        browser = stack.enter_context(chromium(CHROMIUM_ARGS + [ONLY_LOOPBACK]))
+        floor = statistics.median(peer(browser, sites[0]) for _ in range(args.runs))
+        for _ in range(args.runs):
             for slug in slugs:
-                for _ in range(args.runs):
+                for site, base in zip(sites, bases):
                     with profile(browser, args.private) as context:
                         cold = visit_page(context, base, slug)
                         warm = visit_page(context, base, slug)
-                    results.setdefault(slug, []).append({"cold": cold, "warm": warm})
-                    report(slug, cold, warm, floor)
-    print(f"\npeer: Pyodide {info['pyodide']} alone (runtime + NumPy) ready {floor:.1f} s "
-          "after page open, cold")
+                    key = f"{label[site]}:{slug}" if label[site] else slug
+                    results.setdefault(key, []).append({"cold": cold, "warm": warm})
+                    report(key, cold, warm)
+    print(f"\nload average {os.getloadavg()[0]:.1f} at the end; peer: Pyodide "
+          f"{info['pyodide']} alone (runtime + NumPy) ready {floor:.1f} s after page open, "
+          "cold")
     print(f"{'page':<11} {'cold: open->ready':>18} {'->first':>8} {'MiB':>6}   "
           f"{'warm: ->ready':>14} {'->first':>8} {'MiB':>6}   {'cold/peer':>9}")
-    for slug, runs in results.items():
+    for key, runs in results.items():
         c = {k: statistics.median(r["cold"][k] for r in runs) for k in ("interactive",
                                                                           "first", "bytes")}
         w = {k: statistics.median(r["warm"][k] for r in runs) for k in ("interactive",
                                                                           "first", "bytes")}
-        goal = GOAL.get(slug)
+        goal = GOAL.get(key.split(":")[-1])
         note = (f"   goal {goal[0]:.0f} s / {goal[1]:.0f} s: "
                 f"{'met' if c['first'] <= goal[0] and w['first'] <= goal[1] else 'missed'}"
                 if goal else "")
-        print(f"{slug:<11} {c['interactive']:>18.1f} {c['first']:>8.1f} "
+        print(f"{key:<11} {c['interactive']:>18.1f} {c['first']:>8.1f} "
               f"{c['bytes'] / 2**20:>6.1f}   {w['interactive']:>14.1f} {w['first']:>8.1f} "
               f"{w['bytes'] / 2**20:>6.1f}   {c['first'] / floor:>8.1f}x{note}")
+    for key, runs in results.items():
+        steps(key, runs)
     if args.json:
         Path(args.json).write_text(json.dumps({"peer_s": floor, "pages": results}, indent=1))
     return 0
 
 
-def report(slug: str, cold: dict[str, Any], warm: dict[str, Any], floor: float) -> None:
+def steps(key: str, runs: list[dict[str, Any]]) -> None:
+    """Median seconds from page open to each step the worker marked, cold and warm."""
+    print(f"\n{key}: seconds from page open to each step (median of {len(runs)})")
+    for visit in ("cold", "warm"):
+        at: dict[str, list[float]] = {}
+        for r in runs:
+            for t, text in r[visit]["marks"]:
+                at.setdefault(text, []).append(t)
+        for name in ("interactive", "first"):
+            at.setdefault(name, []).extend(r[visit][name] for r in runs)
+        line = ", ".join(f"{text} {statistics.median(ts):.1f}" for text, ts in at.items())
+        print(f"  {visit}: {line}")
+
+
+def report(key: str, cold: dict[str, Any], warm: dict[str, Any]) -> None:
     def stages(r: dict[str, Any]) -> str:
         return ", ".join(f"{k} {v:.1f}" for k, v in sorted(r["stages"].items(),
                                                             key=lambda kv: kv[1]))
 
-    print(f"{slug}: cold ready {cold['interactive']:.1f} s, first result {cold['first']:.1f} s"
+    print(f"{key}: cold ready {cold['interactive']:.1f} s, first result {cold['first']:.1f} s"
           f" ({cold['bytes'] / 2**20:.1f} MiB; stages at {stages(cold)}); warm ready "
           f"{warm['interactive']:.1f} s, first {warm['first']:.1f} s "
           f"({warm['bytes'] / 2**20:.1f} MiB)", flush=True)
