@@ -400,7 +400,9 @@ def restore_steps(image: np.ndarray, mask: np.ndarray, *, method: str = "fm",
                     * predict_residual_fm(m2, held[f]), 0.0, 1.0)
             nl = regroup(x, fit_obs, guide, nl)
             d = nl[vy, vx] - smooth_v[vy, vx]
-            held = held.copy()
+            held = held.copy()  # only the groups' columns change: 1 and its support-scaled
+            # twin 11 (residual_values' layout); not recomputed, as fm_img now holds the
+            # truth at the held-out pixels
             held[..., 1], held[..., 11] = d, d * sup[vy, vx, None]
             stage2 = fit_residual_fm(held, tv, device=device, ridge=0.1)
             corr = predict_residual_fm(stage2, residual_values(smooth, fm_img, sup, my, mx, nl))
