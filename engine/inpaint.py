@@ -377,7 +377,8 @@ def restore_steps(image: np.ndarray, mask: np.ndarray, *, method: str = "fm",
         # support among its features (and at 95% loss the support is noisy: the first
         # FM's gate cost 0.1 dB there); inside holes it is still 0. Ridge 0.1 (x rows x
         # feature variance): +0.01-0.03 dB over 1e-3 on the cases measured
-        a = np.where(miss, np.clip((feats.support - 0.3) / 0.3, 0.0, 1.0), 0.0)
+        gate2 = np.clip((feats.support - 0.3) / 0.3, 0.0, 1.0)
+        a = np.where(miss, gate2, 0.0)
         out[my, mx] = np.clip(smooth[my, mx] + a[my, mx, None] * corr, 0.0, 1.0)
         secs["second fm"] = time.perf_counter() - t0
         if nl is not None and nonlocal_refine and float(fit_obs.mean()) >= 0.1:
@@ -395,9 +396,8 @@ def restore_steps(image: np.ndarray, mask: np.ndarray, *, method: str = "fm",
             tv = x[vy, vx] - smooth_v[vy, vx]
             for f in (fold, ~fold):
                 m2 = fit_residual_fm(held[~f], tv[~f], device=device, ridge=0.1)
-                guide[vy[f], vx[f]] = np.clip(smooth_v[vy[f], vx[f]] + np.clip(
-                    (sup[vy[f], vx[f], None] - 0.3) / 0.3, 0.0, 1.0)
-                    * predict_residual_fm(m2, held[f]), 0.0, 1.0)
+                guide[vy[f], vx[f]] = np.clip(smooth_v[vy[f], vx[f]] + gate2[
+                    vy[f], vx[f], None] * predict_residual_fm(m2, held[f]), 0.0, 1.0)
             nl = regroup(x, fit_obs, guide, nl)
             d = nl[vy, vx] - smooth_v[vy, vx]
             held = held.copy()  # only the groups' columns change: 1 and its support-scaled

@@ -142,6 +142,14 @@ def group_rank(observed: float, k: int = 16) -> int:
     return int(np.clip(round(k * observed / 2.0), 1, 4))
 
 
+def em_schedule(observed: float, iters: int | None = None, relax: float | None = None
+                ) -> tuple[int, float]:
+    """(EM steps, over-relaxation) for an observed share; None takes the measured default:
+    6 steps at relax 1.8 from 10% observed on, else 4 plain ones (see nonlocal_estimate)."""
+    return (6 if observed >= 0.1 else 4) if iters is None else iters, \
+        (1.8 if observed >= 0.1 else 1.0) if relax is None else relax
+
+
 def _half(a: np.ndarray, wgt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """2x2 block means of `a` over the pixels where wgt is 1, and whether any was (sides
     cut to even)."""
@@ -182,10 +190,7 @@ def nonlocal_estimate(x: np.ndarray, obs: np.ndarray, start: np.ndarray, *, roun
     loss), else 4 plain ones (at 95% the rank-1 groups are barely determined: the extra,
     extrapolated steps cost 0-0.05 dB); the coarse levels inherit the choice."""
     share = float(obs.mean())
-    if iters is None:
-        iters = 6 if share >= 0.1 else 4
-    if relax is None:
-        relax = 1.8 if share >= 0.1 else 1.0
+    iters, relax = em_schedule(share, iters, relax)
     if share < coarse and min(x.shape[:2]) >= 4 * patch:
         # coarse to fine: at half resolution each pixel is observed ~4x as often, so
         # matching there has structure to go on; its fill, upsampled, is the start here
@@ -215,7 +220,7 @@ def regroup(x: np.ndarray, obs: np.ndarray, guide: np.ndarray, start: np.ndarray
     o = obs[..., None]
     g = match_patches(np.clip(np.where(o, x, guide), 0.0, 1.0), patch=patch, k=k,
                       radius=radius, stride=stride)
+    iters, relax = em_schedule(share)
     est = complete_groups(x, obs, np.clip(np.where(o, x, start), 0.0, 1.0), g,
-                          rank=group_rank(share, k), iters=6 if share >= 0.1 else 4,
-                          relax=1.8 if share >= 0.1 else 1.0)
+                          rank=group_rank(share, k), iters=iters, relax=relax)
     return np.clip(np.where(o, x, est), 0.0, 1.0)
