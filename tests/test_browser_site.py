@@ -188,12 +188,15 @@ def page_path(slug: str) -> str:
 
 
 def run_page(v: Visit, slug: str, tmp_path: Path, mode: str, badge: bool = True,
-             actions: dict[str, Callable[[Visit, Path], None]] = ACTIONS) -> None:
+             actions: dict[str, Callable[[Visit, Path], None]] = ACTIONS,
+             shot: str | None = None) -> None:
+    """Wait for the live app, do the page's action, check it; its screenshot is `shot`
+    (default SLUG_MODE)."""
     ready(v, mode, badge)
     action = actions.get(slug)
     if action is not None:
         action(v, tmp_path)
-    v.check(f"{slug}_{mode}")
+    v.check(shot or f"{slug}_{mode}")
 
 
 # -- the offline build -----------------------------------------------------------------------
@@ -226,9 +229,7 @@ def test_offline_dark_theme(visit, mode, tmp_path):
     light when the site is built). Movies: a working page with plots and tables that needs
     no SwiftShader convolutions (CIFAR-10 here cost CI 45 s more on WebGPU)."""
     v = visit("movies.html?theme=dark")
-    ready(v, mode[0], True)
-    ACTIONS["movies"](v, tmp_path)
-    v.check(f"movies_dark_{mode[0]}")
+    run_page(v, "movies", tmp_path, mode[0], shot=f"movies_dark_{mode[0]}")
     page = v.page
     assert page.evaluate("document.documentElement.dataset.bsTheme") == "dark"
     assert page.evaluate("getComputedStyle(document.documentElement).backgroundColor") == \

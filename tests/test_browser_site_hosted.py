@@ -95,7 +95,7 @@ def test_hosted_page(hosted, slug, tmp_path):
     v = Visit(context, base, page_path(slug),
               local=lambda url: url.startswith((base, *cdns)))
     try:
-        run_page(v, slug, tmp_path, "webgpu", actions=HOSTED_ACTIONS)
+        run_page(v, slug, tmp_path, "webgpu", actions=HOSTED_ACTIONS, shot=f"hosted_{slug}")
         seen = set(answered)
         assert any(u.startswith(cdns[0]) and u.endswith("pyodide.asm.wasm") for u in seen)
         assert any(u.startswith(cdns[1]) for u in seen) and \
