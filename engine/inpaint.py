@@ -22,8 +22,11 @@ of observed pixels, predicts every missing pixel; (3b) similar-patch groups, com
 at low rank, fill the missing pixels from their look-alikes (below 25% observed, starting
 from the same fill at half resolution; skipped when nearly all the damage is strokes or
 holes); (4) the second FM (fitted exactly by least squares on the
-held-out pixels) corrects (2) by (3), (3b) and (2)'s local shape, scaled by how much of
-the FM's neighbourhood is observed (0 inside holes: there the result is (2)). With a
+held-out pixels) corrects (2) by (3), (3b) and (2)'s local shape, each channel also by
+the other channels' corrections, scaled by how much of the FM's neighbourhood is
+observed (0 inside holes: there the result is (2)); (5) from 10% observed on, the groups
+are matched again on (4)'s blend and the second FM refitted, then a last group round
+from every observed pixel (the held-out ones too) feeds (4)'s correction. With a
 fixed `blend` weight, (4) is instead that blend of (2) and (3).
 """
 
@@ -298,6 +301,7 @@ def restore_steps(image: np.ndarray, mask: np.ndarray, *, method: str = "fm",
         yield "done", Restoration(smooth, None, smooth, None, seconds=secs)
         return
     from .fm.image import (
+        cross_channel,
         fit_residual_fm,
         pixel_features,
         pixel_fm,
@@ -367,11 +371,11 @@ def restore_steps(image: np.ndarray, mask: np.ndarray, *, method: str = "fm",
         # nor the first FM saw them), applied where the neighbourhood is observed
         yield "stage", "second FM on the smooth fill's residuals"
         t0 = time.perf_counter()
-        stage2 = fit_residual_fm(held, x[vy, vx] - smooth_v[vy, vx], device=device,
-                                 ridge=0.1)
+        stage2 = fit_residual_fm(cross_channel(held), x[vy, vx] - smooth_v[vy, vx],
+                                 device=device, ridge=0.1)
         my, mx = np.nonzero(miss)
-        corr = predict_residual_fm(stage2, residual_values(smooth, fm_img, feats.support,
-                                                           my, mx, nl))
+        corr = predict_residual_fm(stage2, cross_channel(residual_values(
+            smooth, fm_img, feats.support, my, mx, nl)))
         out = smooth.copy()
         # its own gate is full from half the expected support on: the second FM sees the
         # support among its features (and at 95% loss the support is noisy: the first
@@ -395,17 +399,31 @@ def restore_steps(image: np.ndarray, mask: np.ndarray, *, method: str = "fm",
             fold = np.arange(len(vy)) % 2 == 1
             tv = x[vy, vx] - smooth_v[vy, vx]
             for f in (fold, ~fold):
-                m2 = fit_residual_fm(held[~f], tv[~f], device=device, ridge=0.1)
-                guide[vy[f], vx[f]] = np.clip(smooth_v[vy[f], vx[f]] + gate2[
-                    vy[f], vx[f], None] * predict_residual_fm(m2, held[f]), 0.0, 1.0)
+                m2 = fit_residual_fm(cross_channel(held[~f]), tv[~f], device=device, ridge=0.1)
+                c2 = predict_residual_fm(m2, cross_channel(held[f]))
+                guide[vy[f], vx[f]] = np.clip(smooth_v[vy[f], vx[f]]
+                                              + gate2[vy[f], vx[f], None] * c2, 0.0, 1.0)
             nl = regroup(x, fit_obs, guide, nl)
             d = nl[vy, vx] - smooth_v[vy, vx]
             held = held.copy()  # only the groups' columns change: 1 and its support-scaled
             # twin 11 (residual_values' layout); not recomputed, as fm_img now holds the
             # truth at the held-out pixels
             held[..., 1], held[..., 11] = d, d * sup[vy, vx, None]
-            stage2 = fit_residual_fm(held, tv, device=device, ridge=0.1)
-            corr = predict_residual_fm(stage2, residual_values(smooth, fm_img, sup, my, mx, nl))
+            stage2 = fit_residual_fm(cross_channel(held), tv, device=device, ridge=0.1)
+            corr = predict_residual_fm(stage2, cross_channel(residual_values(
+                smooth, fm_img, sup, my, mx, nl)))
+            out[my, mx] = np.clip(smooth[my, mx] + a[my, mx, None] * corr, 0.0, 1.0)
+            secs["non-local"] += time.perf_counter() - t0
+            # the last group round from every observed pixel, the held-out ones too (no
+            # fit follows; the second FM keeps the weights it learned where the groups
+            # had not seen them), matched on the blend and on every 4th patch (the twice
+            # denser grid averages more overlapping predictions): the groups the fits
+            # saw lack 2-10% of the observed pixels
+            yield "stage", "non-local patch groups from every observed pixel"
+            t0 = time.perf_counter()
+            nl = regroup(x, obs, out, nl, stride=4)
+            corr = predict_residual_fm(stage2, cross_channel(residual_values(
+                smooth, fm_img, sup, my, mx, nl)))
             out[my, mx] = np.clip(smooth[my, mx] + a[my, mx, None] * corr, 0.0, 1.0)
             secs["non-local"] += time.perf_counter() - t0
     out = np.where(obs[..., None], x, out)

@@ -280,6 +280,20 @@ def residual_values(smooth: np.ndarray, fm_img: np.ndarray, support: np.ndarray,
     return np.concatenate([X, X * support[py, px][:, None, None]], -1)
 
 
+_CROSS = [0, 1, 10, 11]   # FM and groups corrections, each plain and times support
+
+
+def cross_channel(values: np.ndarray) -> np.ndarray:
+    """(n, C, F + 4 (C - 1)) residual_values with, for each channel, the other channels'
+    FM and groups corrections (plain and times support) appended, the next channel
+    first. The mask removes a pixel's channels together, so their corrections err
+    together: a channel's filter can use the others' to cancel part of its own error
+    (+0.01 dB at 80% loss on starry_night and baboon, +0.05 on fruits)."""
+    C = values.shape[1]
+    extra = [np.roll(values[:, :, _CROSS], -s, axis=1) for s in range(1, C)]
+    return np.concatenate([values] + extra, -1)
+
+
 def fit_residual_fm(values: np.ndarray, target: np.ndarray, *, k: int = 4, ridge: float = 1e-3,
                     device: str | None = None) -> FactorizationMachine:
     """The second FM: channel x feature interactions (like pixel_fm), fitted on held-out
