@@ -112,10 +112,13 @@ def complete_groups(x: np.ndarray, obs: np.ndarray, est: np.ndarray, groups: Pat
         u[:, np.arange(r), np.arange(r)] = 1.0               # start: any orthonormal basis
         zi = np.empty_like(z)
         zi4 = zi.reshape(m, k, P, c)
+        step = np.empty_like(z)
         imp = z
         for it in range(int(iters)):
             if it and relax != 1.0:   # over-relaxed imputation: faster to the fixed point
-                imp += np.float32(relax) * (z - imp)
+                np.subtract(z, imp, out=step)
+                step *= np.float32(relax)
+                imp += step
             else:
                 imp = z
             np.multiply(fill, imp.reshape(m, k, P, c), out=zi4)
@@ -214,15 +217,16 @@ def nonlocal_estimate(x: np.ndarray, obs: np.ndarray, start: np.ndarray, *, roun
 
 
 def regroup(x: np.ndarray, obs: np.ndarray, guide: np.ndarray, start: np.ndarray, *,
-            patch: int = 8, k: int = 16, radius: int = 7, stride: int = 6) -> np.ndarray:
+            patch: int = 8, k: int = 16, radius: int = 7, stride: int = 6,
+            iters: int | None = None) -> np.ndarray:
     """One more group round: groups matched on `guide` (a better estimate than `start`,
     e.g. a blend with it), completed from `start` (nonlocal_estimate's fill) with its
-    rank and EM schedule. Observed pixels are kept."""
+    rank and EM schedule (`iters` EM steps instead, if given). Observed pixels are kept."""
     share = float(obs.mean())
     o = obs[..., None]
     g = match_patches(np.clip(np.where(o, x, guide), 0.0, 1.0), patch=patch, k=k,
                       radius=radius, stride=stride)
-    iters, relax = em_schedule(share)
+    iters, relax = em_schedule(share, iters)
     est = complete_groups(x, obs, np.clip(np.where(o, x, start), 0.0, 1.0), g,
                           rank=group_rank(share, k), iters=iters, relax=relax)
     return np.clip(np.where(o, x, est), 0.0, 1.0)
