@@ -270,8 +270,8 @@ def restore_steps(image: np.ndarray, mask: np.ndarray, *, method: str = "fm",
     epochs, loss)) after each FM epoch, and last ("done", Restoration). cancel() is asked
     after each epoch; True stops the fit there and restores with the FM reached.
     final_stride: the reference-patch grid of the last group round (every observed pixel):
-    4 gains another +0.03-0.06 dB at 50-80% loss but costs ~3.5 s of CPU, past the 10 s
-    budget at 512x512 (6: ~1.2 s)."""
+    4 gains another +0.03-0.12 dB at 50-80% loss but ~2 s more CPU at 512x512, past the
+    10 s budget."""
     if method not in METHODS:
         raise InpaintError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
     if not (blend == "auto" or (isinstance(blend, (int, float)) and 0.0 <= blend <= 1.0)):
@@ -424,7 +424,8 @@ def restore_steps(image: np.ndarray, mask: np.ndarray, *, method: str = "fm",
             # the last group round from every observed pixel, the held-out ones too (no
             # fit follows; the second FM keeps the weights it learned where the groups
             # had not seen them), matched on the blend: the groups the fits saw lack
-            # 2-10% of the observed pixels. +0.05-0.10 dB at 50-80% loss (2 seeds)
+            # 2-10% of the observed pixels. With cross_channel: +0.06-0.13 dB at 50-80%
+            # loss on the three bench images (2 seeds)
             yield "stage", "non-local patch groups from every observed pixel"
             t0 = time.perf_counter()
             nl = regroup(x, obs, out, nl, stride=final_stride)
