@@ -157,10 +157,13 @@ def test_offline_build_vendors_the_folders_own_release_and_no_url(tmp_path):
     build("site", "--offline", "--pyodide-dist", str(dist), "--out", str(out), "--no-bytecode")
     info = json.loads((out / "site.json").read_text())
     assert info["mode"] == "offline" and info["pyodide"] == "0.29.1"  # read from the folder
-    assert "numpy" in info["pyodide_packages"] and "pandas" not in info["pyodide_packages"]
+    # the release's plain wheels are in the site's tar, any other the folder's own file
+    assert "numpy" in info["bundled_packages"] and "pandas" not in info["bundled_packages"]
     lock = json.loads((dist / "pyodide-lock.json").read_text())["packages"]
-    for name in info["pyodide_packages"]:  # the folder's own files, nothing else
+    for name in info["pyodide_packages"]:
         assert (out / "pyodide" / lock[name]["file_name"]).is_file(), name
+    for name in info["bundled_packages"]:
+        assert not (out / "pyodide" / lock[name]["file_name"]).exists(), name
     for name in ("pyodide.asm.wasm", "python_stdlib.zip", "pyodide-lock.json"):
         assert hashlib.sha256((out / "pyodide" / name).read_bytes()).digest() == \
             hashlib.sha256((dist / name).read_bytes()).digest(), name

@@ -52,6 +52,18 @@ def _downloads(release: Release | None, index: str, names: list[str],
     return items
 
 
+def _tarred(release: Release, names: list[str], asked: list[str]) -> list[str]:
+    """The lock names among `names` whose wheels can go in the site's tar: plain wheels
+    that no package left to Pyodide's loader depends on."""
+    def plain(n: str) -> bool:
+        name = release.lock[n]["file_name"]
+        return name.endswith(".whl") and bundle.plain(release.path / name)
+
+    candidates = {n for n in names if plain(n)}
+    kept = set(release.depends([n for n in asked if n not in candidates]))
+    return [n for n in names if n in candidates and n not in kept]
+
+
 def pyodide_version(asked: str | None, release: Release | None) -> str:
     """The release a build uses: an offline build's folder decides; online, the one asked
     for, else the one the installed Panel targets."""
@@ -109,16 +121,16 @@ def build_site(args: argparse.Namespace) -> dict[str, Any]:
         if release is not None:  # the pages load the compiled copy instead
             (out / "pyodide" / "python_stdlib.zip").unlink()
 
-    # offline, the release's own wheels go in the same tar (bundle.py); online they come
-    # from the CDN through Pyodide's loader, as do a release's shared-library zips
-    tarred = [n for n in copied if release.lock[n]["file_name"].endswith(".whl")
-              and bundle.plain(release.path / release.lock[n]["file_name"])] \
-        if release is not None else []
+    # offline, the release's plain wheels go in the same tar (bundle.py); online they come
+    # from the CDN through Pyodide's loader, as do other archives and their dependencies
+    tarred = _tarred(release, copied, from_release) if release is not None else []
     loader = [n for n in from_release if n not in tarred]
     start = bundle.write(wheels + [release.verified_wheel(n) for n in tarred],
                          out / overlay if overlay else None, wheels_dir)
-    for done in wheels + ([out / overlay] if overlay else []):  # all in the bundle now
+    gone = [out / "pyodide" / release.lock[n]["file_name"] for n in tarred] if release else []
+    for done in wheels + ([out / overlay] if overlay else []) + gone:  # in the tar now
         done.unlink()
+    copied = [n for n in copied if n not in tarred]
     start_url = f"./wheels/{start.name}"
     for rel in data_files():
         (out / "data" / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -158,7 +170,7 @@ def build_site(args: argparse.Namespace) -> dict[str, Any]:
         vendor.rewrite_offline(out, written)
     info = {"mode": "offline" if release else "online", "pyodide": version,
             "pages": [p.slug for p in pages], "wheels": sorted(w.name for w in wheels),
-            "site_packages": start_url,
+            "site_packages": start_url, "bundled_packages": tarred,
             "pyodide_packages": copied, "from_release": from_release, "repacked": repack,
             "excluded": sorted(BROWSER_EXCLUDED), "pwa": bool(args.pwa),
             "prefetch": {p.slug: p.opened for p in pages},

@@ -50,10 +50,10 @@ function fetchBytes(url) {
   });
 }
 
-// The site's packages as a tar: on a first visit fetched and inflated (a host that already
-// decoded the gzip, as some do for .gz files, hands over the tar itself), then kept
-// inflated in Cache Storage, so a second visit only reads it back (inflating took 1.5 s
-// of a traced warm visit). The name holds a digest of the contents: an entry under
+// The site's packages as a tar: on a first visit fetched and inflated as it arrives (a
+// host that already decoded the gzip, as some do for .gz files, hands over the tar
+// itself), then kept inflated in Cache Storage, so a second visit only reads it back
+// (inflating took 1.5 s of a traced warm visit). The name holds a digest of the contents: an entry under
 // another name is an older build's, and goes.
 const TAR_CACHE = "demystify-site-packages";
 
@@ -65,17 +65,29 @@ async function fetchTar(url) {
     downloaded(url);  // no resource timing entry for it
     return bytes;
   }
-  let bytes = new Uint8Array(await fetchBytes(url));
-  if (bytes[0] === 0x1f && bytes[1] === 0x8b) {
-    const inflated = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
-    bytes = new Uint8Array(await new Response(inflated).arrayBuffer());
-  }
-  if (cache) {  // in the background; a full or refused cache costs only the next visit's time
-    cache.put(url, new Response(bytes)).then(() => cache.keys()).then((keys) => Promise.all(
-      keys.filter((r) => r.url !== url).map((r) => cache.delete(r)))).catch(() => null);
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  const reader = response.body.getReader();
+  const first = await reader.read();  // inflated as it arrives, when it is gzip
+  const gzip = !first.done && first.value[0] === 0x1f && first.value[1] === 0x8b;
+  let body = new ReadableStream({
+    start(c) { if (!first.done) c.enqueue(first.value); },
+    async pull(c) {
+      const {done, value} = await reader.read();
+      if (done) c.close(); else c.enqueue(value);
+    },
+  });
+  if (gzip) body = body.pipeThrough(new DecompressionStream("gzip"));
+  const bytes = new Uint8Array(await new Response(body).arrayBuffer());
+  if (cache) {  // once the page is drawn (copying it costs time); a full or refused cache
+    // costs only the next visit's time
+    keepTar = () => cache.put(url, new Response(bytes)).then(() => cache.keys()).then(
+      (keys) => Promise.all(keys.filter((r) => r.url !== url).map((r) => cache.delete(r))))
+      .catch(() => null);
   }
   return bytes;
 }
+let keepTar = null;
 
 // Write the files of a tar (ustar, with pax headers for long names) under `root`.
 function untar(bytes, root, FS) {
@@ -161,6 +173,7 @@ async function startApplication() {
     const [docs_json, render_items, root_ids] = await pyodide.runPythonAsync(CONFIG.code);
     report("render", "Drawing the page");
     self.postMessage({type: "render", docs_json, render_items, root_ids});
+    if (keepTar) setTimeout(keepTar, 0);
   } catch (e) {
     const lines = String(e).trim().split("\n");
     report("error", lines[lines.length - 1], {detail: String(e)});
