@@ -312,6 +312,7 @@ def restore_steps(image: np.ndarray, mask: np.ndarray, *, method: str = "fm",
         predict_pixel_fm,
         predict_residual_fm,
         residual_values,
+        set_groups,
         training_rows,
     )
 
@@ -381,8 +382,8 @@ def restore_steps(image: np.ndarray, mask: np.ndarray, *, method: str = "fm",
         stage2 = fit_residual_fm(xc(held), x[vy, vx] - smooth_v[vy, vx],
                                  device=device, ridge=0.1)
         my, mx = np.nonzero(miss)
-        corr = predict_residual_fm(stage2, xc(residual_values(
-            smooth, fm_img, feats.support, my, mx, nl)))
+        vals = xc(residual_values(smooth, fm_img, feats.support, my, mx, nl))
+        corr = predict_residual_fm(stage2, vals)
         out = smooth.copy()
         # its own gate is full from half the expected support on: the second FM sees the
         # support among its features (and at 95% loss the support is noisy: the first
@@ -405,20 +406,19 @@ def restore_steps(image: np.ndarray, mask: np.ndarray, *, method: str = "fm",
             guide = out.copy()   # the held-out pixels' blend, cross-fitted (2 folds)
             fold = np.arange(len(vy)) % 2 == 1
             tv = x[vy, vx] - smooth_v[vy, vx]
+            held = xc(held)   # a new array: set_groups below writes into it
             for f in (fold, ~fold):
-                m2 = fit_residual_fm(xc(held[~f]), tv[~f], device=device, ridge=0.1)
-                c2 = predict_residual_fm(m2, xc(held[f]))
+                m2 = fit_residual_fm(held[~f], tv[~f], device=device, ridge=0.1)
+                c2 = predict_residual_fm(m2, held[f])
                 guide[vy[f], vx[f]] = np.clip(smooth_v[vy[f], vx[f]]
                                               + gate2[vy[f], vx[f], None] * c2, 0.0, 1.0)
             nl = regroup(x, fit_obs, guide, nl)
-            d = nl[vy, vx] - smooth_v[vy, vx]
-            held = held.copy()  # only the groups' columns change: 1 and its support-scaled
-            # twin 11 (residual_values' layout); not recomputed, as fm_img now holds the
-            # truth at the held-out pixels
-            held[..., 1], held[..., 11] = d, d * sup[vy, vx, None]
-            stage2 = fit_residual_fm(xc(held), tv, device=device, ridge=0.1)
-            corr = predict_residual_fm(stage2, xc(residual_values(
-                smooth, fm_img, sup, my, mx, nl)))
+            # only the groups' columns change (set_groups); the held-out pixels' are not
+            # recomputed, as fm_img now holds the truth there
+            set_groups(held, nl[vy, vx] - smooth_v[vy, vx], sup[vy, vx])
+            stage2 = fit_residual_fm(held, tv, device=device, ridge=0.1)
+            corr = predict_residual_fm(stage2, set_groups(
+                vals, nl[my, mx] - smooth[my, mx], sup[my, mx]))
             out[my, mx] = np.clip(smooth[my, mx] + a[my, mx, None] * corr, 0.0, 1.0)
             secs["non-local"] += time.perf_counter() - t0
             # the last group round from every observed pixel, the held-out ones too (no
@@ -429,8 +429,8 @@ def restore_steps(image: np.ndarray, mask: np.ndarray, *, method: str = "fm",
             yield "stage", "non-local patch groups from every observed pixel"
             t0 = time.perf_counter()
             nl = regroup(x, obs, out, nl, stride=final_stride)
-            corr = predict_residual_fm(stage2, xc(residual_values(
-                smooth, fm_img, sup, my, mx, nl)))
+            corr = predict_residual_fm(stage2, set_groups(
+                vals, nl[my, mx] - smooth[my, mx], sup[my, mx]))
             out[my, mx] = np.clip(smooth[my, mx] + a[my, mx, None] * corr, 0.0, 1.0)
             secs["non-local"] += time.perf_counter() - t0
     out = np.where(obs[..., None], x, out)
