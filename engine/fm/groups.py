@@ -97,17 +97,17 @@ def complete_groups(x: np.ndarray, obs: np.ndarray, est: np.ndarray, groups: Pat
     fill_img = 1.0 - ob                                      # 1 where the model fills in
     est_img = est.reshape(-1, c).astype(np.float32)
     r = max(1, min(int(rank), k - 1))
-    # sums of the predictions per (pixel, channel), accumulated chunk by chunk (one
-    # bincount over all channels: storing every chunk's (K, P x C) matrices first and
-    # summing per channel took a third of the time)
-    acc = np.zeros(h * w * c)
-    cidx = np.arange(c)
+    # sums of the predictions per (channel, pixel), accumulated chunk by chunk, one
+    # bincount per channel (3x faster than one over (pixel, channel) indices built per
+    # chunk; the same sums: each bin adds its entries in the same order)
+    acc = np.zeros((c, h * w))
     for s in range(0, n, int(chunk)):
         f = flat[s:s + int(chunk)]
         m = len(f)
-        yo = yo_img[f].reshape(m, k, P * c)                  # row gathers: 10x faster
-        fill = fill_img[f][..., None]                        # than 2-d fancy indexing
-        z = est_img[f].reshape(m, k, P * c)
+        # row gathers (10x faster than 2-d fancy indexing), by np.take (4x faster than [])
+        yo = np.take(yo_img, f, axis=0).reshape(m, k, P * c)
+        fill = np.take(fill_img, f)[..., None]
+        z = np.take(est_img, f, axis=0).reshape(m, k, P * c)
         u = np.zeros((m, k, r), np.float32)
         u[:, np.arange(r), np.arange(r)] = 1.0               # start: any orthonormal basis
         zi = np.empty_like(z)
@@ -132,12 +132,13 @@ def complete_groups(x: np.ndarray, obs: np.ndarray, est: np.ndarray, groups: Pat
                 u = _orthonormal(gram @ u)
             z = u @ (u.transpose(0, 2, 1) @ zi)
             z += mu
-        acc += np.bincount((f[..., None] * c + cidx).reshape(-1), z.reshape(-1),
-                           minlength=h * w * c)
+        fi, z4 = f.reshape(-1), z.reshape(m, k, P, c)
+        for ch in range(c):
+            acc[ch] += np.bincount(fi, z4[..., ch].reshape(-1), minlength=h * w)
     cnt = np.bincount(flat.reshape(-1), minlength=h * w).astype(np.float64)
     out = est.reshape(h * w, c).astype(np.float64).copy()
     hit = cnt > 0
-    out[hit] = acc.reshape(h * w, c)[hit] / cnt[hit, None]
+    out[hit] = acc.T[hit] / cnt[hit, None]
     return out.reshape(h, w, c)
 
 
