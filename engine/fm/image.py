@@ -125,9 +125,14 @@ class PixelFeatures:
                 return a[rows, cs]
         b = pick(self.base[py, px])                              # (n, C) or (n, 1)
         out = np.empty(b.shape + (len(self.offsets),))
+        # flat row gathers by np.take: the same numbers, several times faster than 2-d
+        # fancy indexing at every offset
+        wp = self._sm.shape[1]
+        sy_rows, sm_flat = self._sy.reshape(-1, self._sy.shape[2]), self._sm.reshape(-1)
+        at = (py + pad) * wp + (px + pad)
         for j, (dy, dx) in enumerate(self.offsets.tolist()):
-            yy, xx = py + pad + dy * self.cell, px + pad + dx * self.cell
-            sy, sm = pick(self._sy[yy, xx]), self._sm[yy, xx]
+            i = at + (dy * self.cell * wp + dx * self.cell)
+            sy, sm = pick(np.take(sy_rows, i, axis=0)), np.take(sm_flat, i)
             if dy == 0 and dx == 0:   # the centre cell, without the pixel itself
                 sy = sy - pick(self._own[py, px])
                 sm = sm - self._obs[py, px]
