@@ -44,12 +44,15 @@ def _conv(x, w, b, pad, winograd: bool, monkeypatch):
     return [a for a in (y, gx, gw, gb) if a is not None], gy
 
 
-@pytest.mark.parametrize("block", [cpu_winograd.BLOCK, 200])  # one block; one per image
+@pytest.mark.parametrize("blocks", ["one", "per image"])
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_winograd_matches_im2col_and_torch(case, dtype, block, monkeypatch):
+def test_winograd_matches_im2col_and_torch(case, dtype, blocks, monkeypatch):
     n, c, co, h, w_, pad, bias = case
-    monkeypatch.setattr(cpu_winograd, "BLOCK", block)
+    if blocks == "per image":
+        monkeypatch.setattr(cpu_winograd, "BLOCK", 1)
+        monkeypatch.setattr(cpu_winograd, "ROWS", 1)
+        assert cpu_winograd.Geometry((n, c, h, w_), pad, c + co).step == 1
     x = RNG.standard_normal((n, c, h, w_)).astype(dtype)
     w = RNG.standard_normal((co, c, 3, 3)).astype(dtype)
     b = RNG.standard_normal(co).astype(dtype) if bias else None
