@@ -144,9 +144,21 @@ def profile(browser: Any, private: bool) -> Iterator[Any]:
 def peer(browser: Any, site: Path) -> float:
     """Seconds from page open to Pyodide + NumPy ready, cold, from the same server."""
     with tempfile.TemporaryDirectory() as tmp:
-        for sub in ("pyodide", "bytecode"):
-            if (site / sub).is_dir():
-                (Path(tmp) / sub).symlink_to(site / sub, target_is_directory=True)
+        if (site / "bytecode").is_dir():
+            (Path(tmp) / "bytecode").symlink_to(site / "bytecode", target_is_directory=True)
+        runtime = Path(tmp) / "pyodide"
+        runtime.mkdir()
+        for p in (site / "pyodide").iterdir():
+            (runtime / p.name).symlink_to(p)
+        # an offline site keeps NumPy in its tar: the peer takes the release's own wheel
+        lock = json.loads((site / "pyodide" / "pyodide-lock.json").read_text())["packages"]
+        wheel = lock["numpy"]["file_name"]
+        if not (runtime / wheel).exists():
+            dist = Path(os.environ.get("PYODIDE_DIST", ""))
+            if not (dist / wheel).is_file():
+                raise SystemExit(f"the peer needs {wheel}: set PYODIDE_DIST to the release "
+                                 "the site was built from")
+            (runtime / wheel).symlink_to(dist / wheel)
         stdlib = "bytecode/python_stdlib.zip" if (site / "bytecode").is_dir() else ""
         (Path(tmp) / "index.html").write_text(PEER.replace("STDLIB", json.dumps(stdlib)))
         with serve(Path(tmp)) as base:

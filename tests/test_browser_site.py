@@ -157,8 +157,10 @@ def sequences_page(v: Visit, tmp_path: Path) -> None:
     here is the server tests' part: minutes of WebAssembly)."""
     v.page.locator("canvas.dc-canvas").first.wait_for()
     draw(v.page, [(150, 40), (145, 240)])
-    result = wait_text(v.page, ".rows-result", r"LSTM.*attention", STEP_S)
-    assert "shipped" in result and result.count("1") >= 2, result
+    # both read the finished stroke as a 1 (on a busy machine a drawing sent mid-stroke,
+    # a stub of the line, can show first: the page reads the newest one after it)
+    result = wait_text(v.page, ".rows-result", r"LSTM 1\b.*attention 1\b", STEP_S)
+    assert "shipped" in result, result
 
 
 def registered_pages() -> list[str]:

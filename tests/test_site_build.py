@@ -2,9 +2,10 @@
 (tests/test_browser_site.py drives every page of a real build in Chromium).
 
 The online build is checked file by file. Offline builds run against stand-in Pyodide
-releases made from the npm core runtime plus an empty file for every wheel its lock file
-lists: the build must read the release's version from the folder, vendor exactly that
-folder's runtime and wheels, leave no absolute URL, and stop naming a wheel it lacks.
+releases made from the npm core runtime plus a one-module wheel for every wheel its lock
+file lists (an empty file for its other archives): the build must read the release's
+version from the folder, vendor exactly that folder's runtime and wheels, leave no
+absolute URL, and stop naming a wheel it lacks or one that is not the lock's.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -57,9 +59,20 @@ def stand_in_release(folder: Path, version: str | None = None) -> Path:
     for p in NODE_PYODIDE.iterdir():
         if p.is_file():
             shutil.copy2(p, folder / p.name)
-    lock = json.loads((folder / "pyodide-lock.json").read_text())["packages"]
-    for entry in lock.values():
-        (folder / entry["file_name"]).write_bytes(b"")
+    data = json.loads((folder / "pyodide-lock.json").read_text())
+    for entry in data["packages"].values():
+        path = folder / entry["file_name"]
+        if path.suffix != ".whl":
+            path.write_bytes(b"")
+            continue
+        stem = "-".join(path.name.split("-")[:2])
+        top = entry.get("imports") or [path.name.split("-")[0].lower()]
+        wheels.rewrite_wheel({f"{top[0]}/__init__.py": b"", f"{stem}.dist-info/METADATA":
+                              f"Name: {entry['name']}\n".encode()}.__getitem__,
+                             [f"{top[0]}/__init__.py", f"{stem}.dist-info/METADATA",
+                              f"{stem}.dist-info/RECORD"], path)
+        entry["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    (folder / "pyodide-lock.json").write_text(json.dumps(data))
     if version is not None:
         pkg = json.loads((folder / "package.json").read_text())
         (folder / "package.json").write_text(json.dumps({**pkg, "version": version}))
@@ -85,10 +98,11 @@ def test_online_build_has_every_page_wheel_and_data_file(online_site):
         config = worker_config(online, slug)
         assert config["indexURL"] == \
             f"https://cdn.jsdelivr.net/pyodide/v{online_version()}/full/"
+        # online, the release's wheels come from the CDN through Pyodide's loader
         assert "numpy" in config["packages"] and "pyodide-http" in config["packages"]
-        for pkg in config["packages"]:
-            if "/" in pkg:
-                assert (online / pkg).is_file(), pkg
+        assert all("/" not in pkg for pkg in config["packages"])
+        assert config["sitePackages"] == info["site_packages"]
+        assert {"demystify", "panel", "bokeh"} <= set(config["bundled"])
         for rel, url in config["data"]["prefetch"] + config["data"]["lazy"]:
             assert (online / url).is_file() and url == f"./data/{rel}", url
         assert "_demystify_boot" in config["code"] and "_demystify_gpu" not in config["code"]
@@ -97,8 +111,15 @@ def test_online_build_has_every_page_wheel_and_data_file(online_site):
     assert "./app.html" in (online / "index.html").read_text()
     for name in ("site.webmanifest", "serviceWorker.js", "images/favicon.ico", "favicon.ico"):
         assert (online / name).is_file(), f"the build did not write {name}"
-    (wheel,) = online.glob("wheels/demystify-*-py3-none-any.whl")
-    names = set(zipfile.ZipFile(wheel).namelist())
+    (tar,) = online.glob("wheels/site-packages-*.tar.gz")  # every page's own packages
+    # the wheels and the bytecode overlay are in the tar (the stdlib's bytecode is not)
+    assert not list(online.glob("wheels/*.whl")) and not list(online.glob("bytecode/pyodide-*"))
+    with tarfile.open(tar) as tf:
+        names = set(tf.getnames())
+    lower = {n.lower() for n in names}
+    for wheel in info["wheels"]:  # each wheel's files, with its metadata
+        stem = "-".join(wheel.split("-")[:2]).lower()
+        assert f"{stem}.dist-info/metadata" in lower, wheel
     for p in sorted((ROOT / "shaders").glob("*.wgsl")):
         assert f"engine/shaders/{p.name}" in names
     assert "engine/backends/gpu/browser.py" in names
@@ -133,10 +154,13 @@ def test_offline_build_vendors_the_folders_own_release_and_no_url(tmp_path):
     build("site", "--offline", "--pyodide-dist", str(dist), "--out", str(out), "--no-bytecode")
     info = json.loads((out / "site.json").read_text())
     assert info["mode"] == "offline" and info["pyodide"] == "0.29.1"  # read from the folder
-    assert "numpy" in info["pyodide_packages"] and "pandas" not in info["pyodide_packages"]
+    # the release's plain wheels are in the site's tar, any other the folder's own file
+    assert "numpy" in info["bundled_packages"] and "pandas" not in info["bundled_packages"]
     lock = json.loads((dist / "pyodide-lock.json").read_text())["packages"]
-    for name in info["pyodide_packages"]:  # the folder's own files, nothing else
+    for name in info["pyodide_packages"]:
         assert (out / "pyodide" / lock[name]["file_name"]).is_file(), name
+    for name in info["bundled_packages"]:
+        assert not (out / "pyodide" / lock[name]["file_name"]).exists(), name
     for name in ("pyodide.asm.wasm", "python_stdlib.zip", "pyodide-lock.json"):
         assert hashlib.sha256((out / "pyodide" / name).read_bytes()).digest() == \
             hashlib.sha256((dist / name).read_bytes()).digest(), name
@@ -152,8 +176,11 @@ def test_offline_build_vendors_the_folders_own_release_and_no_url(tmp_path):
     for slug in info["pages"]:
         config = worker_config(out, slug)
         assert config["indexURL"] == "./pyodide/" and config["pyodideVersion"] == "0.29.1"
-        for pkg in config["packages"]:
-            assert (out / pkg).is_file() if "/" in pkg else pkg in info["pyodide_packages"]
+        # offline, every wheel is in the site's tar (checked against the lock's sha256)
+        assert config["packages"] == [] and {"numpy", "panel"} <= set(config["bundled"])
+        with tarfile.open(out / config["sitePackages"]) as tf:
+            names = set(tf.getnames())
+        assert {"numpy/__init__.py", "demystify-0.1.0.dist-info/METADATA"} <= names
         assert config["totalBytes"] == sum(n for _, n in config["downloads"]) > 0
     from panel.io.resources import JS_VERSION
 
@@ -170,6 +197,13 @@ def test_a_wheel_the_release_lacks_stops_the_build_naming_it(tmp_path):
                  str(tmp_path / "o"), "--no-bytecode", check=False)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert lock["pillow"]["file_name"] in proc.stderr, proc.stderr[-2000:]
+    dist = stand_in_release(tmp_path / "dist2")  # a wheel that is not the one the lock names
+    with (dist / lock["numpy"]["file_name"]).open("ab") as f:
+        f.write(b"\0")
+    proc = build("site", "--offline", "--pyodide-dist", str(dist), "--out",
+                 str(tmp_path / "o"), "--no-bytecode", check=False)
+    assert proc.returncode == 2 and "sha256" in proc.stderr, proc.stderr[-2000:]
+    assert lock["numpy"]["file_name"] in proc.stderr, proc.stderr[-2000:]
     proc = build("site", "--offline", "--pyodide-dist", str(dist), "--pyodide-version",
                  "0.27.0", "--out", str(tmp_path / "o"), check=False)
     assert proc.returncode == 2 and "holds Pyodide 0.29.3" in proc.stderr, proc.stderr

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import bytecode, pwa, vendor, worker
+from . import bundle, bytecode, pwa, vendor, worker
 from . import pages as pages_mod
 from .common import ROOT, BuildError, folder_size, norm, prepare_out, say
 from .pyodide_dist import Release, cdn_url, panel_pyodide_version, plan
@@ -36,7 +36,7 @@ from .wheels import (
 )
 
 
-def _downloads(release: Release | None, index: str, names: list[str], wheels: list[Path],
+def _downloads(release: Release | None, index: str, names: list[str],
                data: list[tuple[str, str]], out: Path, own: list[str]
                ) -> list[tuple[str, int]]:
     """(URL, bytes) of everything a page downloads before its app runs, for the progress
@@ -47,10 +47,21 @@ def _downloads(release: Release | None, index: str, names: list[str], wheels: li
         files += [] if "./bytecode/python_stdlib.zip" in own else ["python_stdlib.zip"]
         files += [release.lock[n]["file_name"] for n in release.depends(names)]
         items += [(index + f, (release.path / f).stat().st_size) for f in files]
-    items += [(f"./wheels/{w.name}", w.stat().st_size) for w in wheels]
     items += [(url, (out / url).stat().st_size) for url in own]
     items += [(url, (out / url).stat().st_size) for _, url in data]
     return items
+
+
+def _tarred(release: Release, names: list[str], asked: list[str]) -> list[str]:
+    """The lock names among `names` whose wheels can go in the site's tar: plain wheels
+    that no package left to Pyodide's loader depends on."""
+    def plain(n: str) -> bool:
+        name = release.lock[n]["file_name"]
+        return name.endswith(".whl") and bundle.plain(release.path / name)
+
+    candidates = {n for n in names if plain(n)}
+    kept = set(release.depends([n for n in asked if n not in candidates]))
+    return [n for n in names if n in candidates and n not in kept]
 
 
 def pyodide_version(asked: str | None, release: Release | None) -> str:
@@ -110,6 +121,17 @@ def build_site(args: argparse.Namespace) -> dict[str, Any]:
         if release is not None:  # the pages load the compiled copy instead
             (out / "pyodide" / "python_stdlib.zip").unlink()
 
+    # offline, the release's plain wheels go in the same tar (bundle.py); online they come
+    # from the CDN through Pyodide's loader, as do other archives and their dependencies
+    tarred = _tarred(release, copied, from_release) if release is not None else []
+    loader = [n for n in from_release if n not in tarred]
+    start = bundle.write(wheels + [release.verified_wheel(n) for n in tarred],
+                         out / overlay if overlay else None, wheels_dir)
+    gone = [out / "pyodide" / release.lock[n]["file_name"] for n in tarred] if release else []
+    for done in wheels + ([out / overlay] if overlay else []) + gone:  # in the tar now
+        done.unlink()
+    copied = [n for n in copied if n not in tarred]
+    start_url = f"./wheels/{start.name}"
     for rel in data_files():
         (out / "data" / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, out / "data" / rel)
@@ -121,14 +143,12 @@ def build_site(args: argparse.Namespace) -> dict[str, Any]:
     for page in pages:
         prefetch = [(rel, f"./data/{rel}") for rel in page.opened]
         lazy = [(rel, f"./data/{rel}") for rel in data_files() if rel not in page.opened]
-        own = [u for u in (stdlib, overlay) if u]
-        downloads = _downloads(release or compiler, index, from_release, wheels, prefetch,
-                               out, own)
+        own = [u for u in (stdlib, start_url) if u]
+        downloads = _downloads(release or compiler, index, loader, prefetch, out, own)
         config = {"page": page.slug, "pyodideVersion": version, "indexURL": index,
-                  "packages": from_release + [f"./wheels/{w.name}" for w in wheels],
-                  "expect": from_release + [w.name.split("-")[0] for w in wheels],
-                  "data": {"prefetch": prefetch, "lazy": lazy},
-                  "stdLibURL": stdlib, "bytecode": overlay,
+                  "packages": loader, "expect": loader, "sitePackages": start_url,
+                  "bundled": tarred + [w.name.split("-")[0] for w in wheels],
+                  "data": {"prefetch": prefetch, "lazy": lazy}, "stdLibURL": stdlib,
                   "downloads": downloads, "totalBytes": sum(n for _, n in downloads),
                   "code": worker.python_code(page.slug, page.module, page.title, cdn_root)}
         (out / f"{page.slug}.js").write_text(worker.worker_script(page.worker, config),
@@ -150,6 +170,7 @@ def build_site(args: argparse.Namespace) -> dict[str, Any]:
         vendor.rewrite_offline(out, written)
     info = {"mode": "offline" if release else "online", "pyodide": version,
             "pages": [p.slug for p in pages], "wheels": sorted(w.name for w in wheels),
+            "site_packages": start_url, "bundled_packages": tarred,
             "pyodide_packages": copied, "from_release": from_release, "repacked": repack,
             "excluded": sorted(BROWSER_EXCLUDED), "pwa": bool(args.pwa),
             "prefetch": {p.slug: p.opened for p in pages},

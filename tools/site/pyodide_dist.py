@@ -7,6 +7,7 @@ release's (same ABI or not)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -100,6 +101,17 @@ class Release:
                              f"{', '.join(missing)}; the app needs them in the browser "
                              "(--offline needs the full release, not the npm core runtime)")
         return names
+
+    def verified_wheel(self, name: str) -> Path:
+        """The wheel of lock `name`, checked against the lock's sha256 (what Pyodide checks
+        when it loads a package; a page that unpacks the wheel's files itself cannot)."""
+        entry = self.lock[name]
+        path = self.path / entry["file_name"]
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if entry.get("sha256") and digest != entry["sha256"]:
+            raise BuildError(f"{path} does not match the sha256 in {self.path}'s "
+                             "pyodide-lock.json; the folder is damaged or mixes releases")
+        return path
 
     def copy(self, names: list[str], dest: Path) -> None:
         """Copy the runtime and the wheels of lock `names` (from files_for) into `dest`."""
