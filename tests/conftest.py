@@ -19,7 +19,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under pytest-xdist (`build.py test` runs the whole suite on two workers), tests that
     share an expensive fixture stay on one worker, in order: the offline site (built once
     a run), the online site, and each browser module's server and Chromium. The other
-    tests spread over the workers while a browser waits on its page."""
+    tests spread over the workers while a browser waits on its page. The groups run first
+    (xdist hands out work in this order): a long group started last left one worker
+    running it alone for minutes."""
+    grouped = set()
     for item in items:
         names = item.fixturenames
         build = getattr(item, "callspec", None) and item.callspec.params.get("build")
@@ -32,6 +35,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         else:
             continue
         item.add_marker(pytest.mark.xdist_group(group))
+        grouped.add(item.nodeid)
+    items.sort(key=lambda item: item.nodeid not in grouped)  # stable: modules stay in order
 
 
 @pytest.fixture
