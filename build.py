@@ -179,9 +179,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return run(cmd)
 
 
+def workers(rest: list[str]) -> list[str]:
+    """pytest-xdist options for a whole-suite run: two workers where there are two cores
+    (a browser test leaves a core idle while its page computes; tests/conftest.py keeps
+    the tests of one shared build or server on one worker). A run that names tests or
+    its own -n/-p options is left as given."""
+    chosen = [a for a in rest if not a.startswith("-")]
+    if chosen or any(a.startswith(("-n", "--numprocesses", "-p", "--dist")) for a in rest):
+        return []
+    n = min(os.cpu_count() or 1, 2)
+    return ["-n", str(n), "--dist", "loadgroup"] if n > 1 else []
+
+
 def cmd_test(rest: list[str]) -> int:
     py = ensure_env(TEST_EXTRAS + env_extras())
-    return run([str(py), "-m", "pytest", *rest])
+    return run([str(py), "-m", "pytest", *workers(rest), *rest])
 
 
 def available(folder: str, prefix: str) -> list[str]:

@@ -10,6 +10,7 @@ could not start says so in `window.demystifyLoad.error`, which fails the wait at
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -35,6 +36,14 @@ def pyodide_release() -> Path:
             "PYODIDE_DIST does not name a full Pyodide release folder (.ci/run sets it to "
             "../shared/pyodide/0.28.0); the npm package has only the core runtime")
     return Path(raw).resolve()
+
+
+def online_version() -> str:
+    """The Pyodide version of the shared online build: PYODIDE_DIST's when it names a
+    release (the hosted pages' CDN requests are answered from it), else 0.28.0."""
+    raw = os.environ.get("PYODIDE_DIST", "")
+    pkg = Path(raw) / "package.json"
+    return json.loads(pkg.read_text())["version"] if raw and pkg.is_file() else "0.28.0"
 
 
 def build_site(out: Path, *args: str) -> Path:

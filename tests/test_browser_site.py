@@ -133,7 +133,7 @@ def art_page(v: Visit, tmp_path: Path) -> None:
 def playground_page(v: Visit, tmp_path: Path) -> None:
     """Train (the curves grow epoch by epoch), then Cancel: the run stops before its end."""
     v.page.locator(".train-button button").click()
-    wait_text(v.page, ".run-status", r"epoch \d+/30", STEP_S)
+    wait_text(v.page, ".run-status", r"epoch \d+/300", STEP_S)
     # 800 points / 64 per batch = 13 steps per epoch, streamed to the page's curves
     v.page.wait_for_function(f"({LOSS_POINTS})() >= 13", timeout=STEP_S * 1000)
     v.page.locator(".cancel-button button").click()
@@ -180,8 +180,9 @@ ACTIONS: dict[str, Callable[[Visit, Path], None]] = {
     "art": art_page, "playground": playground_page, "engine": engine_page,
     "sequences": sequences_page,
 }
-QUERIES = {  # the largest network for 30 epochs: still running when Cancel lands
-    "playground": "?data=moons&epochs=30&width=256&depth=8",
+QUERIES = {  # the largest network for the most epochs (about 7 minutes of WebAssembly at
+    # least; 30 epochs once finished before a Cancel landed on a busy machine)
+    "playground": "?data=moons&epochs=300&width=256&depth=8",
 }
 
 

@@ -1,4 +1,5 @@
-"""The hosted (online) static site end to end: it names the CDNs; here each CDN URL is
+"""The hosted (online) static site end to end, as `--pwa` builds it (its caching service
+worker registers and runs on every page): it names the CDNs; here each CDN URL is
 answered from the local Pyodide release or the installed Panel/Bokeh by request
 interception, so every URL it names is proven to resolve to the file it must be; any other
 request is refused. Every page of the app's registry, as in tests/test_browser_site.py
@@ -19,7 +20,7 @@ from urllib.parse import unquote
 import pytest
 
 from tests.browser_helpers import CHROMIUM_ARGS, chromium
-from tests.site_helpers import Visit, build_site, pyodide_release, serve
+from tests.site_helpers import Visit, pyodide_release, serve
 from tests.test_browser_site import (
     ACTIONS,
     ONLY_LOOPBACK,
@@ -53,13 +54,12 @@ def cdn_files() -> list[tuple[re.Pattern[str], Callable[[re.Match[str]], Path]]]
 
 
 @pytest.fixture(scope="module")
-def hosted(tmp_path_factory) -> Iterator[tuple[str, Any, list[str]]]:
-    """The online build (Pyodide = the local release's version) and a Chromium context
-    whose CDN requests are answered from local files; unknown URLs are refused."""
-    release = pyodide_release()
-    version = __import__("json").loads((release / "package.json").read_text())["version"]
-    out = build_site(tmp_path_factory.mktemp("site") / "online", "--pyodide-version",
-                     version)
+def hosted(online_site) -> Iterator[tuple[str, Any, list[str]]]:
+    """The online build (tests/conftest.py's, Pyodide = the local release's version) and a
+    Chromium context whose CDN requests are answered from local files; unknown URLs are
+    refused. The build's PWA service worker runs: what it fetches is intercepted too."""
+    pyodide_release()  # the CDN is answered from it
+    out = online_site
     rules, answered = cdn_files(), []
 
     def answer(route: Any) -> None:
@@ -100,5 +100,8 @@ def test_hosted_page(hosted, slug, tmp_path):
         assert any(u.startswith(cdns[0]) and u.endswith("pyodide.asm.wasm") for u in seen)
         assert any(u.startswith(cdns[1]) for u in seen) and \
             any(u.startswith(cdns[2]) for u in seen), sorted(seen)[:10]
+        # the PWA: the page registered the build's caching service worker for the site
+        assert v.page.evaluate("async () => (await navigator.serviceWorker"
+                               ".getRegistration())?.scope") == base
     finally:
         v.close()

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser_helpers import NODE_PYODIDE, ROOT, require
+from tests.site_helpers import online_version
 from tools.site import build_site, bytecode, pyodide_dist, wheels
 from tools.site.common import BuildError, absolute_urls
 
@@ -78,20 +79,14 @@ def stand_in_release(folder: Path, version: str | None = None) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def online(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("site") / "online"
-    build("site", "--out", str(out), "--pwa", "--pyodide-version", "0.28.0", "--no-bytecode")
-    return out
-
-
-def test_online_build_has_every_page_wheel_and_data_file(online):
+def test_online_build_has_every_page_wheel_and_data_file(online_site):
+    online = online_site
     info = json.loads((online / "site.json").read_text())
     from tools.site import pages
 
     slugs = [p.slug for p in pages.discover()]
     assert info["mode"] == "online" and info["pages"] == slugs and "digits" in slugs
-    assert info["pyodide"] == "0.28.0"  # --pyodide-version
+    assert info["pyodide"] == online_version()  # --pyodide-version
     assert "pandas" not in info["from_release"] + info["repacked"]
     assert "scipy" not in info["from_release"] + info["repacked"]
     for slug in slugs:
@@ -101,7 +96,8 @@ def test_online_build_has_every_page_wheel_and_data_file(online):
             html.index(' src="'), slug
         assert "demystify-loading" in html  # the loading panel
         config = worker_config(online, slug)
-        assert config["indexURL"] == "https://cdn.jsdelivr.net/pyodide/v0.28.0/full/"
+        assert config["indexURL"] == \
+            f"https://cdn.jsdelivr.net/pyodide/v{online_version()}/full/"
         # online, the release's wheels come from the CDN through Pyodide's loader
         assert "numpy" in config["packages"] and "pyodide-http" in config["packages"]
         assert all("/" not in pkg for pkg in config["packages"])
@@ -116,7 +112,8 @@ def test_online_build_has_every_page_wheel_and_data_file(online):
     for name in ("site.webmanifest", "serviceWorker.js", "images/favicon.ico", "favicon.ico"):
         assert (online / name).is_file(), f"the build did not write {name}"
     (tar,) = online.glob("wheels/site-packages-*.tar.gz")  # every page's own packages
-    assert not list(online.glob("wheels/*.whl")) and not (online / "bytecode").exists()
+    # the wheels and the bytecode overlay are in the tar (the stdlib's bytecode is not)
+    assert not list(online.glob("wheels/*.whl")) and not list(online.glob("bytecode/pyodide-*"))
     with tarfile.open(tar) as tf:
         names = set(tf.getnames())
     lower = {n.lower() for n in names}

@@ -84,7 +84,6 @@ class GradientsDemo(JobHost, pn.viewable.Viewer):
                                          css_classes=["adding-train"])
         self.cancel_btn = pn.widgets.Button(label="Cancel", color="danger",
                                             disabled=True, css_classes=["adding-cancel"])
-        self.run_btn.on_click(self._start)
         self.init_jobs(self.run_btn, self.cancel_btn, "gradients")
         self.status = pn.pane.HTML("<span class='muted'>choose a length and press the "
                                    "button</span>", stylesheets=[CSS],

@@ -107,7 +107,8 @@ class JobHost:
     """What both Sequences demos do around a job: one at a time, its buttons toggled, a
     250 ms poller that hands the job's events to the demo, and clean-up when the job ends
     or the tab goes. A demo calls `init_jobs(...)` and `launch(job, status)`, and
-    implements `on_events(events)` (everything before the end) and `on_end(kind, message)`."""
+    implements `_start()` (its start button), `on_events(events)` (everything before the
+    end) and `on_end(kind, message)`."""
 
     job: LiveJob | None = None
     poller: Any = None
@@ -116,6 +117,11 @@ class JobHost:
         self.job, self.poller, self._what = None, None, what
         self._buttons = (start_btn, cancel_btn)
         self.guard = SessionGuard(self._end_session)
+        # the demo's _start clears Bokeh sources, and a click can be handled without the
+        # document lock (on a busy server Bokeh then raised "_pending_writes should be
+        # non-None" and the run never started): start on the next tick, where the lock is
+        # held (at once where there is no server session: the browser build, tests)
+        start_btn.on_click(lambda _: pn.state.execute(self._start, schedule=True))
         cancel_btn.on_click(lambda _: self.job and self.job.cancel())
 
     def launch(self, job: LiveJob, status: str) -> None:

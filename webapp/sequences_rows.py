@@ -128,7 +128,6 @@ class RowsDemo(JobHost, pn.viewable.Viewer):
                                            css_classes=["rows-train"])
         self.cancel_btn = pn.widgets.Button(label="Cancel", color="danger",
                                             disabled=True, css_classes=["rows-cancel"])
-        self.train_btn.on_click(self._start)
         self.init_jobs(self.train_btn, self.cancel_btn, "rows")
         self.status = pn.pane.HTML("<span class='muted'>press Train, or draw a digit for the "
                                    "shipped models</span>", stylesheets=[CSS],

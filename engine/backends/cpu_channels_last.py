@@ -26,6 +26,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from . import cpu_winograd as winograd
 from .window import conv_out_size
 
 Pair = tuple[int, int]
@@ -139,6 +140,21 @@ def _tap_range(size: int, out: int, offset: int, stride: int) -> tuple[slice, sl
     return slice(lo, hi), slice(first, first + (hi - lo - 1) * stride + 1, stride)
 
 
+class _Tiles:
+    """What a Winograd convolution's weight gradient needs: its transformed input tiles."""
+
+    __slots__ = ("v",)
+
+    def __init__(self, v: np.ndarray) -> None:
+        self.v = v
+
+
+def _winograd(x_shape: tuple, w_shape: tuple, stride: Pair, dilation: Pair) -> bool:
+    """3x3, stride 1, undilated, and a shape where Winograd beats im2col (its rule)."""
+    return (tuple(w_shape[2:]) == (3, 3) and stride == (1, 1) and dilation == (1, 1)
+            and winograd.pays(x_shape[0], w_shape[1], w_shape[0], *x_shape[2:]))
+
+
 class _Winners:
     """What max pooling's gradient needs on a channels-last input: the padded NHWC input
     and the NHWC output, and the window geometry."""
@@ -175,8 +191,12 @@ class ChannelsLastKernels:
 
     # -- convolution (groups=1) ----------------------------------------------------------
     def conv2d_nhwc(self, x, w, bias, stride: Pair, pad: Pair, dilation: Pair, keep: bool):
-        """(y channels-last, the `Patches` if `keep` else None): y = patches @ W + bias,
-        one GEMM per block of patches, written straight into y."""
+        """(y channels-last, what the weight gradient needs if `keep` else None): Winograd
+        F(2x2, 3x3) where it pays (cpu_winograd.py), else y = patches @ W + bias, one GEMM
+        per block of patches, written straight into y."""
+        if _winograd(x.shape, w.shape, stride, dilation):
+            y, v = winograd.conv3x3(x, w, bias, pad, keep)
+            return y.transpose(0, 3, 1, 2), (_Tiles(v) if keep else None)
         n, _, h, wd = x.shape
         co, _, kh, kw = w.shape
         ho = conv_out_size(h, kh, stride[0], pad[0], dilation[0])
@@ -199,6 +219,11 @@ class ChannelsLastKernels:
         co, c, kh, kw = w.shape
         g2 = nhwc(gy).reshape(-1, co)
         gb = Wide(g2).colsum() if need_b else None
+        if isinstance(cols, _Tiles) or (not need_w and _winograd(x_shape, w.shape, stride,
+                                                                 dilation)):
+            gx, gw = winograd.conv3x3_grad(gy, w, x_shape, pad, need_x,
+                                           cols.v if need_w else None)
+            return (None if gx is None else gx.transpose(0, 3, 1, 2)), gw, gb
         gw = None
         if need_w:
             gwm = np.zeros((co, kh * kw * c), dtype=gy.dtype)

@@ -68,11 +68,11 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
                          f"{weight.shape[1]} (input shape {x.shape}, weight shape "
                          f"{weight.shape})")
     _same_dtype("linear", x, weight)
-    if x.ndim > 2:  # fold leading dims into one GEMM
-        y = fused.linear(x.reshape(-1, x.shape[-1]), weight, bias)
-        return y.reshape(*x.shape[:-1], weight.shape[0])
-    return fused.linear(x, weight, bias) if x.ndim == 2 else \
-        fused.linear(x.reshape(1, -1), weight, bias).reshape(weight.shape[0])
+    if x.ndim == 2:  # the common case: one GEMM, no reshapes on the tape
+        return fused.linear(x, weight, bias)
+    # a vector becomes one row, and leading dims fold into rows, so one GEMM serves all
+    y = fused.linear(x.reshape(-1, x.shape[-1]), weight, bias)
+    return y.reshape(*x.shape[:-1], weight.shape[0])
 
 
 # -- convolution -----------------------------------------------------------------------

@@ -89,7 +89,9 @@ async function fetchTar(url) {
 }
 let keepTar = null;
 
-// Write the files of a tar (ustar, with pax headers for long names) under `root`.
+// Write the files of a tar (ustar, with pax headers for long names) under `root`. Written
+// by hand: a worker has no tar reader, and Pyodide's own unpacker is the Python-side
+// unpacking this replaces (the build writes only regular files: tools/site/bundle.py).
 function untar(bytes, root, FS) {
   const text = (off, len) => {
     let end = off;
