@@ -199,6 +199,25 @@ def test_second_fm_is_the_least_squares_filter_and_the_engine_forward() -> None:
     np.testing.assert_allclose(fm.predict(idx, val).reshape(n, C), got, atol=1e-8)
 
 
+def test_cross_channel_appends_the_other_channels_corrections() -> None:
+    """Each channel's second-FM row gets the FM and groups corrections (plain and times
+    support: residual_values' columns 0, 1, 10, 11) of the next channel, then the one
+    after; a grey image has no others."""
+    from engine.fm.image import RESIDUAL_NAMES, cross_channel
+
+    J = len(RESIDUAL_NAMES)
+    v = np.arange(2 * 3 * J, dtype=np.float64).reshape(2, 3, J)
+    out = cross_channel(v)
+    assert out.shape == (2, 3, J + 8)
+    np.testing.assert_array_equal(out[:, :, :J], v)
+    for c in range(3):
+        np.testing.assert_array_equal(out[:, c, J:J + 4], v[:, (c + 1) % 3][:, [0, 1, 10, 11]])
+        np.testing.assert_array_equal(out[:, c, J + 4:], v[:, (c + 2) % 3][:, [0, 1, 10, 11]])
+    assert RESIDUAL_NAMES[10] == "FM - smooth x support"
+    assert RESIDUAL_NAMES[11] == "non-local - smooth x support"
+    np.testing.assert_array_equal(cross_channel(v[:, :1]), v[:, :1])
+
+
 def test_second_fm_features_never_see_the_held_out_pixel() -> None:
     """The second FM learns on held-out pixels: its features there come from a smooth fill
     and a first FM that never saw them. Changing a held-out pixel's value leaves its own

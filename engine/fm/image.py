@@ -125,9 +125,14 @@ class PixelFeatures:
                 return a[rows, cs]
         b = pick(self.base[py, px])                              # (n, C) or (n, 1)
         out = np.empty(b.shape + (len(self.offsets),))
+        # flat row gathers by np.take: the same numbers, several times faster than 2-d
+        # fancy indexing at every offset
+        wp = self._sm.shape[1]
+        sy_rows, sm_flat = self._sy.reshape(-1, self._sy.shape[2]), self._sm.reshape(-1)
+        at = (py + pad) * wp + (px + pad)
         for j, (dy, dx) in enumerate(self.offsets.tolist()):
-            yy, xx = py + pad + dy * self.cell, px + pad + dx * self.cell
-            sy, sm = pick(self._sy[yy, xx]), self._sm[yy, xx]
+            i = at + (dy * self.cell * wp + dx * self.cell)
+            sy, sm = pick(np.take(sy_rows, i, axis=0)), np.take(sm_flat, i)
             if dy == 0 and dx == 0:   # the centre cell, without the pixel itself
                 sy = sy - pick(self._own[py, px])
                 sm = sm - self._obs[py, px]
@@ -278,6 +283,37 @@ def residual_values(smooth: np.ndarray, fm_img: np.ndarray, support: np.ndarray,
                 cols.append(Bp[py + 1 + dy, px + 1 + dx] - b)
     X = np.stack(cols, -1)
     return np.concatenate([X, X * support[py, px][:, None, None]], -1)
+
+
+_CROSS = [0, 1, 10, 11]   # FM and groups corrections, each plain and times support
+
+
+def cross_channel(values: np.ndarray) -> np.ndarray:
+    """(n, C, F + 4 (C - 1)) residual_values with, for each channel, the other channels'
+    FM and groups corrections (plain and times support) appended, the next channel
+    first. The mask removes a pixel's channels together, so their corrections err
+    together: a channel's filter can use the others' to cancel part of its own error
+    (+0.01 dB at 80% loss on starry_night and baboon, +0.05 on fruits)."""
+    C = values.shape[1]
+    extra = [np.roll(values[:, :, _CROSS], -s, axis=1) for s in range(1, C)]
+    return np.concatenate([values] + extra, -1)
+
+
+def set_groups(values: np.ndarray, corr: np.ndarray, support: np.ndarray) -> np.ndarray:
+    """`values` (residual_values, or cross_channel of it) with the groups' correction
+    `corr` (n, C) at pixels of support `support` (n,) written in place: its plain and
+    support-scaled columns and cross_channel's copies of them, the same numbers as
+    rebuilding the features (a new group round changes only these; rebuilding all of
+    them at every round cost ~1 s at 512x512)."""
+    F, C = 2 * len(_RESIDUAL), values.shape[1]
+    scaled = corr * support[:, None]
+    values[..., 1], values[..., len(_RESIDUAL) + 1] = corr, scaled
+    if values.shape[-1] > F:
+        for s in range(1, C):
+            j = F + len(_CROSS) * (s - 1)
+            values[..., j + 1] = np.roll(corr, -s, axis=1)
+            values[..., j + 3] = np.roll(scaled, -s, axis=1)
+    return values
 
 
 def fit_residual_fm(values: np.ndarray, target: np.ndarray, *, k: int = 4, ridge: float = 1e-3,
