@@ -273,3 +273,18 @@ def test_a_foreign_output_folder_is_never_emptied(tmp_path):
     with pytest.raises(BuildError, match="not a Demystify build"):
         prepare_out(tmp_path)
     assert (tmp_path / "mine.txt").read_text() == "keep me"
+
+
+def test_the_project_wheel_is_built_from_a_copy_of_the_sources(tmp_path):
+    """Never from the tree itself: setuptools' build/ there keeps modules that left the
+    sources, and two builds at once (the suite's workers) collided in it."""
+    stale = ROOT / "build" / "lib" / "engine" / "left_the_sources.py"
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_text("raise ImportError\n")
+    try:
+        wheel = wheels.build_project_wheel(tmp_path)
+        assert stale.is_file()  # the tree's build/ was left alone (another build's)
+    finally:
+        stale.unlink()
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "engine/__init__.py" in names and "engine/left_the_sources.py" not in names

@@ -47,17 +47,31 @@ EMSCRIPTEN = {"sys_platform": "emscripten", "platform_system": "Emscripten",
 # --------------------------------------------------------------------------- the project
 
 
+_OUTSIDE = {".git", ".venv", "node_modules", "build", "dist", ".pytest_cache", ".ruff_cache",
+            ".hypothesis", ".gl", ".whl", "checkpoints", "logs", "tests/screenshots",
+            "benchmarks/results"}  # what .gitignore names: environments, caches, outputs
+
+
+def _not_sources(folder: str, names: list[str]) -> set[str]:
+    rel = Path(folder).relative_to(ROOT)
+    return {n for n in names if (rel / n).as_posix() in _OUTSIDE or n == "__pycache__"
+            or n.endswith((".egg-info", ".pyc"))}
+
+
 def build_project_wheel(dest: Path) -> Path:
     """`pip wheel . --no-deps` (build isolation: pip installs the build backend that
     pyproject.toml names); checks that the shaders and the demo files are inside."""
     dest.mkdir(parents=True, exist_ok=True)
-    # setuptools stages the sources in build/ and never removes what left the source tree:
-    # a stale build/ would put a deleted module into the wheel
-    shutil.rmtree(ROOT / "build", ignore_errors=True)
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps",
+        # built from a copy of the sources: setuptools stages files in build/ and
+        # *.egg-info/ next to setup.py and never removes what left the source tree (a stale
+        # build/ put a deleted module into the wheel), and two builds at once (the test
+        # suite's workers) collided there ("File exists: build/bdist...")
+        src = Path(tmp) / "src"
+        shutil.copytree(ROOT, src, ignore=_not_sources)
+        cmd = [sys.executable, "-m", "pip", "wheel", str(src), "--no-deps",
                "--disable-pip-version-check", "-q", "-w", tmp]
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        proc = subprocess.run(cmd, cwd=src, capture_output=True, text=True)
         if proc.returncode:
             raise BuildError(f"`pip wheel . --no-deps` failed (exit code {proc.returncode}):"
                              f"\n{proc.stderr[-3000:]}")
