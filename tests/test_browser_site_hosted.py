@@ -19,7 +19,7 @@ from urllib.parse import unquote
 import pytest
 
 from tests.browser_helpers import CHROMIUM_ARGS, chromium
-from tests.site_helpers import Visit, pyodide_release, serve
+from tests.site_helpers import Visit, online_version, pyodide_release, serve
 from tests.test_browser_site import (
     ACTIONS,
     ONLY_LOOPBACK,
@@ -43,7 +43,7 @@ def cdn_files() -> list[tuple[re.Pattern[str], Callable[[re.Match[str]], Path]]]
     release = pyodide_release()
     panel_dist = Path(panel.__file__).parent / "dist"
     bokeh_js = Path(bokeh.__file__).parent / "server" / "static" / "js"
-    version = __import__("json").loads((release / "package.json").read_text())["version"]
+    version = online_version()  # the shared online build's: the release's own
     return [
         (re.compile(rf"https://cdn\.jsdelivr\.net/pyodide/v{re.escape(version)}/full/"
                     r"([^/?#]+)"), lambda m: release / m.group(1)),
@@ -59,9 +59,8 @@ def hosted(online_site) -> Iterator[tuple[str, Any, list[str]]]:
     """The online build (tests/conftest.py's, Pyodide = the local release's version) and a
     Chromium context whose CDN requests are answered from local files; unknown URLs are
     refused. The build's PWA service worker runs: what it fetches is intercepted too."""
-    pyodide_release()  # the CDN is answered from it
     out = online_site
-    rules, answered = cdn_files(), []
+    rules, answered = cdn_files(), []  # from PYODIDE_DIST's release (skips without it)
 
     def answer(route: Any) -> None:
         url = route.request.url
