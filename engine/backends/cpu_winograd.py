@@ -39,11 +39,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import cpu_parallel as parallel
+
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 GG = np.kron(G, G)  # (16, 9): G g G^T of a flattened 3x3 g
 BLOCK = 1 << 19  # floats of transformed tiles (input and output) per block of images
 ROWS = 256  # ... but at least this many tiles: shorter GEMMs run slower (measured at 256
 # channels, 4x4: 64 tiles a block 23.5 ms forward, 512 tiles 20.2 ms; im2col 29.5 ms)
+DU_BUDGET = 1 << 21  # floats of per-group weight-gradient partial sums (cpu_parallel)
 
 
 def pays(n: int, c_in: int, c_out: int, h: int, w: int) -> bool:
@@ -225,15 +228,20 @@ def conv3x3(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, pad: tuple[in
     xh = x.transpose(0, 2, 3, 1)
     dtype = np.result_type(x.dtype, w.dtype)
     u = filter_tiles(w.astype(dtype, copy=False))
-    tiles = InputTiles(geo, c, dtype)
     kept = np.empty((16, geo.n * geo.th * geo.tw, c), dtype=dtype) if keep else None
-    m = np.empty((16, geo.step * geo.th * geo.tw, co), dtype=dtype)
     y = np.empty((geo.n, geo.ho, geo.wo, co), dtype=dtype)
-    for i, j, t0, t1 in geo.blocks():
+    scratch = parallel.PerThread(lambda: (InputTiles(geo, c, dtype), np.empty(
+        (16, geo.step * geo.th * geo.tw, co), dtype=dtype)))
+    blocks = list(geo.blocks())
+
+    def block(k: int, slot: int) -> None:  # each block writes its own rows of y and V
+        i, j, t0, t1 = blocks[k]
+        tiles, m = scratch[slot]
         v = tiles.forward(xh[i:j], None if kept is None else kept[:, t0:t1])
         mb = m[:, : t1 - t0]
         np.matmul(v, u, out=mb)
         _output(mb, j - i, geo, bias, y[i:j])
+    parallel.run(len(blocks), block)
     return y, kept
 
 
@@ -246,22 +254,37 @@ def conv3x3_grad(gy: np.ndarray, w: np.ndarray, x_shape: tuple, pad: tuple[int, 
     geo = Geometry(x_shape, pad, c + co)
     th, tw, dtype = geo.th, geo.tw, gy.dtype
     gy = gy.transpose(0, 2, 3, 1)
-    gp = np.zeros((2, 2, geo.step, th, tw, co), dtype=dtype)
-    r = np.empty((4, 2, geo.step, th, tw, co), dtype=dtype)
-    dm = np.empty((4, 4, geo.step * th * tw, co), dtype=dtype)
-    du = np.zeros((16, c, co), dtype=dtype) if v is not None else None
-    gx = tiles = ut = dv = None
+    gx = ut = None
     if need_x:
         gx = np.empty((geo.n, geo.h, geo.w, c), dtype=dtype)
-        tiles = InputTiles(geo, c, dtype)
         ut = filter_tiles(w.astype(dtype, copy=False)).transpose(0, 2, 1)
-        dv = np.empty((16, geo.step * th * tw, c), dtype=dtype)
-    for i, j, t0, t1 in geo.blocks():
-        d = _grad_tiles(gy[i:j], geo, gp, r, dm)
-        if du is not None:
-            du += np.matmul(v[:, t0:t1].transpose(0, 2, 1), d)
-        if need_x:
-            dvb = dv[:, : t1 - t0]
-            np.matmul(d, ut, out=dvb)
-            tiles.backward(dvb, gx[i:j])
+
+    def make() -> tuple:
+        return (np.zeros((2, 2, geo.step, th, tw, co), dtype=dtype),  # gp: borders stay 0
+                np.empty((4, 2, geo.step, th, tw, co), dtype=dtype),
+                np.empty((4, 4, geo.step * th * tw, co), dtype=dtype),
+                InputTiles(geo, c, dtype) if need_x else None,
+                np.empty((16, geo.step * th * tw, c), dtype=dtype) if need_x else None)
+    scratch = parallel.PerThread(make)
+    blocks = list(geo.blocks())
+    # the weight gradient sums over blocks: one partial sum per group of blocks (groups cut
+    # from the sizes only), so the result does not depend on the thread count
+    groups = parallel.split(len(blocks), 1, grain=1,
+                            most=max(1, min(parallel.MAX_PARTS, DU_BUDGET // (16 * c * co))))
+    du = [np.zeros((16, c, co), dtype=dtype) for _ in groups] if v is not None else None
+
+    def group(g: int, slot: int) -> None:
+        gp, r, dm, tiles, dv = scratch[slot]
+        for k in groups[g]:
+            i, j, t0, t1 = blocks[k]
+            d = _grad_tiles(gy[i:j], geo, gp, r, dm)
+            if du is not None:
+                du[g] += np.matmul(v[:, t0:t1].transpose(0, 2, 1), d)
+            if need_x:
+                dvb = dv[:, : t1 - t0]
+                np.matmul(d, ut, out=dvb)
+                tiles.backward(dvb, gx[i:j])
+    parallel.run(len(groups), group)
+    if du is not None:
+        du = parallel.total(du)
     return gx, (None if du is None else filter_grad(du))

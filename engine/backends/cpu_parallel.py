@@ -1,0 +1,312 @@
+"""Intra-op parallelism of the CPU backend: a small persistent thread pool.
+
+Why our own threads. NumPy runs every elementwise pass on one thread, and OpenBLAS, left
+to thread the many small GEMMs of a convolution (one per block of images, 16 per Winograd
+block) by itself, spends more on waking and syncing its threads than it gains: measured,
+a ResNet-9 training step got *slower* with two BLAS threads than with one. So the big
+kernels (convolutions, batch norm, pooling, large elementwise ops) split their own work
+into independent parts -- blocks of images, row ranges -- and hand the parts to this pool,
+each thread running whole parts (transforms, copies and its GEMMs) with BLAS on one
+thread. NumPy releases the GIL inside ufunc loops, copies, reductions and matmul, so the
+threads really run at once; only the Python between NumPy calls is serial, which is why
+only parts worth at least `GRAIN` floats are split.
+
+How a region runs (`run`):
+- the calling thread works too, and parts are handed out one at a time from a shared
+  counter (dynamic scheduling): on a busy machine, a worker that the OS does not schedule
+  costs at most the part it holds, never half the work;
+- OpenBLAS is held at one thread while the pool exists (ctypes, through the library
+  NumPy loaded; no threadpoolctl), and given its own count back when the engine returns
+  to one thread. Not only per region: after each threaded call OpenBLAS' threads spin
+  for a while (its THREAD_TIMEOUT) before they sleep, and a spinning BLAS thread takes
+  the core a pool worker needs (measured in a ResNet-9 step: the 4x4 layers' backward
+  1.8x slower in parallel than serial while BLAS ran two threads between the regions).
+  So every GEMM outside the kernels' own regions runs on one thread too;
+- one region at a time: a region started inside another (nested) or from a second Python
+  thread while the pool is busy runs serially in its caller, with the same results.
+
+Determinism. A kernel that sums over parts (a weight gradient, a column sum) keeps one
+partial sum per *part*, never per thread, and adds them in part order; parts are cut from
+the problem's size alone (`split`), never from the thread count. So results are the same
+on any number of threads, and in the serial fallback.
+
+Threads: `set_num_threads(n)` (like `torch.set_num_threads`), else the environment
+variable DEMYSTIFY_NUM_THREADS, else the cores this process may run on. Where threads
+cannot start (Pyodide in the browser) or BLAS' threads cannot be controlled, the default
+is one thread: the serial path, with no pool at all.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import itertools
+import os
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+GRAIN = 1 << 16  # floats of work per part, at least: below this Python overhead dominates
+MAX_PARTS = 16  # parts per region, at most (dynamic scheduling needs a few per thread)
+ENV = "DEMYSTIFY_NUM_THREADS"
+
+
+# -- OpenBLAS' thread count, through the library NumPy loaded --------------------------
+
+class _Blas:
+    """get/set of OpenBLAS' thread count, or None where NumPy's BLAS is another library
+    (or none can be found): then it is left alone."""
+
+    def __init__(self) -> None:
+        self.get: Callable[[], int] | None = None
+        self.set: Callable[[int], None] | None = None
+        for path in self._candidates():
+            try:
+                lib = ctypes.CDLL(path)
+            except OSError:
+                continue
+            for prefix, suffix in itertools.product(("scipy_openblas", "openblas"),
+                                                    ("64_", "")):
+                get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+                set_ = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+                if get is not None and set_ is not None:
+                    get.restype, set_.argtypes = ctypes.c_int, [ctypes.c_int]
+                    self.get, self.set = get, set_
+                    return
+
+    @staticmethod
+    def _candidates() -> list[str]:
+        """OpenBLAS builds NumPy may have loaded: its wheel's bundled copy, then any
+        mapped into this process (a system NumPy linked against the distribution's)."""
+        root = os.path.dirname(os.path.dirname(np.__file__))
+        found = sorted(glob.glob(os.path.join(root, "numpy.libs", "*openblas*")))
+        found += sorted(glob.glob(os.path.join(os.path.dirname(np.__file__), ".dylibs",
+                                               "*openblas*")))
+        try:
+            with open("/proc/self/maps") as f:
+                found += sorted({ln.split()[-1] for ln in f if "openblas" in ln.lower()
+                                 and ln.split()[-1].startswith("/")})
+        except OSError:
+            pass
+        return found
+
+    def threads(self) -> int | None:
+        return int(self.get()) if self.get is not None else None
+
+
+_blas: _Blas | None = None
+
+
+def blas() -> _Blas:
+    global _blas
+    if _blas is None:
+        _blas = _Blas()
+    return _blas
+
+
+def blas_threads() -> int | None:
+    """OpenBLAS' current thread count (None: not OpenBLAS, or not found)."""
+    return blas().threads()
+
+
+# -- the thread count ------------------------------------------------------------------
+
+def threads_available() -> bool:
+    """Whether this Python can run threads at all (Pyodide's cannot)."""
+    return sys.platform != "emscripten" and "pyodide" not in sys.modules
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def default_threads() -> int:
+    """DEMYSTIFY_NUM_THREADS if set, else the usable cores; 1 where threads cannot run
+    or where BLAS is not OpenBLAS (its own threads could not be held to one per part)."""
+    if not threads_available():
+        return 1
+    env = os.environ.get(ENV, "").strip()
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise ValueError(f"{ENV}={env!r}: expected a whole number of threads, "
+                             f"e.g. {ENV}=2") from None
+    return _cores() if blas().set is not None else 1
+
+
+_threads: int | None = None
+_pool: _Pool | None = None
+
+
+def get_num_threads() -> int:
+    """Threads the CPU kernels split their work over (1: the serial path)."""
+    global _threads
+    if _threads is None:
+        _threads = default_threads()
+    return _threads
+
+
+def set_num_threads(n: int | None) -> None:
+    """Use n threads in the CPU kernels (None: back to the default). More than one where
+    threads cannot run (Pyodide) is refused with a clear error."""
+    global _threads, _pool
+    if n is not None:
+        n = int(n)
+        if n < 1:
+            raise ValueError(f"set_num_threads({n}): the thread count must be at least 1")
+        if n > 1 and not threads_available():
+            raise ValueError(f"set_num_threads({n}): this Python cannot run threads "
+                             "(Pyodide); the CPU kernels run on one")
+    _threads = n if n is not None else default_threads()
+    if _pool is not None and _pool.size != _threads:
+        _pool.close()
+        _pool = None
+
+
+# -- splitting work ---------------------------------------------------------------------
+
+def split(count: int, cost: float, grain: float = GRAIN, most: int = MAX_PARTS
+          ) -> list[range]:
+    """`count` items (images, rows, blocks) of `cost` floats of work each, cut into
+    contiguous ranges of at least `grain` floats, at most `most` of them, as even as
+    possible. Depends only on the sizes, never on the thread count (see Determinism)."""
+    if count <= 0:
+        return []
+    parts = int(max(1, min(most, count, (count * cost) // max(grain, 1))))
+    edges = [count * i // parts for i in range(parts + 1)]
+    return [range(a, b) for a, b in zip(edges, edges[1:])]
+
+
+class PerThread:
+    """Scratch made on first use by each thread of a region (`slot` from `run`)."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self.make, self.items = make, {}
+
+    def __getitem__(self, slot: int) -> Any:
+        item = self.items.get(slot)
+        if item is None:
+            item = self.items[slot] = self.make()
+        return item
+
+
+# -- the pool -------------------------------------------------------------------------
+
+class _Job:
+    def __init__(self, count: int, body: Callable[[int, int], None]) -> None:
+        self.count, self.body = count, body
+        self.next = itertools.count().__next__  # atomic under the GIL
+        self.left = count
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+    def work(self, slot: int) -> None:
+        while True:
+            i = self.next()
+            if i >= self.count:
+                return
+            try:
+                if self.error is None:  # after a failure the remaining parts are skipped
+                    self.body(i, slot)
+            except BaseException as e:  # noqa: BLE001 - re-raised in the caller
+                self.error = self.error or e
+            finally:
+                with self.lock:
+                    self.left -= 1
+                    if self.left == 0:
+                        self.done.set()
+
+
+class _Pool:
+    """size - 1 daemon workers; the caller of `run` is the size-th thread (slot 0)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.blas_before = blas().threads()
+        if self.blas_before is not None and self.blas_before > 1:
+            blas().set(1)
+        self.busy = threading.Lock()
+        self.wake = threading.Condition()
+        self.job: _Job | None = None
+        self.generation = 0
+        self.closed = False
+        self.workers = [threading.Thread(target=self._loop, args=(slot,), daemon=True,
+                                         name=f"engine-cpu-{slot}")
+                        for slot in range(1, size)]
+        for t in self.workers:
+            t.start()
+
+    def _loop(self, slot: int) -> None:
+        seen = 0
+        while True:
+            with self.wake:
+                while self.generation == seen and not self.closed:
+                    self.wake.wait()
+                if self.closed:
+                    return
+                seen, job = self.generation, self.job
+            if job is not None:
+                job.work(slot)
+
+    def run(self, count: int, body: Callable[[int, int], None]) -> bool:
+        """Run the job on the pool; False (nothing run) if the pool is busy."""
+        if not self.busy.acquire(blocking=False):
+            return False
+        try:
+            job = _Job(count, body)
+            with self.wake:
+                self.job = job
+                self.generation += 1
+                self.wake.notify_all()
+            job.work(0)
+            job.done.wait()
+            self.job = None
+            if job.error is not None:
+                raise job.error
+            return True
+        finally:
+            self.busy.release()
+
+    def close(self) -> None:
+        with self.wake:
+            self.closed = True
+            self.wake.notify_all()
+        if self.blas_before is not None and self.blas_before > 1:
+            blas().set(self.blas_before)
+
+
+def run(count: int, body: Callable[[int, int], None]) -> None:
+    """Call body(part, slot) for every part in range(count), spread over the threads;
+    `slot` (0 .. threads - 1) names the calling thread, for its scratch (`PerThread`).
+    Parts must write disjoint outputs. Serial (slot 0, in order) with one thread, one
+    part, or when the pool is busy (nested or concurrent regions)."""
+    global _pool
+    n = get_num_threads()
+    if n > 1 and count > 1:
+        if _pool is None:
+            _pool = _Pool(n)
+        if _pool.run(count, body):
+            return
+    for i in range(count):
+        body(i, 0)
+
+
+def run_ranges(parts: Sequence[range], body: Callable[[range, int], None]) -> None:
+    """`run` over the ranges of `split`: body(range, slot)."""
+    run(len(parts), lambda i, slot: body(parts[i], slot))
+
+
+def total(partials: Sequence[np.ndarray]) -> np.ndarray:
+    """The sum of per-part partial sums, added in part order (thread-count independent)."""
+    out = partials[0].copy()
+    for p in partials[1:]:
+        out += p
+    return out
