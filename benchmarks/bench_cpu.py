@@ -9,7 +9,9 @@ skipped while the engine has no nn.LSTM), all training with SGD + momentum. Targ
 time.
 
 How it measures: both libraries on the same number of threads (`--threads`, default all
-cores; the BLAS libraries read it at start-up, so the script restarts itself with it set),
+cores: `engine.set_num_threads` and `torch.set_num_threads`; the BLAS libraries read it
+at start-up, so the script restarts itself with it set; the header prints the counts each
+side really runs: the engine's kernel threads, OpenBLAS' and torch's intra-op threads),
 each row in `--rounds` interleaved rounds (engine, then torch, then engine ...), medians
 printed. With one thread the clock is the process's CPU time (`time.process_time`), which
 other processes' load hardly moves; with more it is the wall clock. On a loaded machine,
@@ -306,14 +308,23 @@ def machine(np: Any, torch: Any, threads: int, clock_name: str) -> list[str]:
     except Exception:  # noqa: BLE001 - older NumPy: the version line is enough
         pass
     load = "/".join(f"{v:.1f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+    import engine
+    from engine.backends import cpu_parallel
+
+    kernels = engine.get_num_threads()
+    blas_now = cpu_parallel.blas_threads()
+    blas_note = "?" if blas_now is None else str(blas_now)
     lines = [f"date: {datetime.date.today()}, load average (1/5/15 min): {load}",
              f"machine: {cpu}, {os.cpu_count()} cores, {platform.system()} "
              f"{platform.release()}, Python {platform.python_version()}",
-             f"engine: NumPy {np.__version__} ({blas}), {threads} BLAS thread(s), "
-             f"NumPy elementwise on 1"]
+             f"engine: NumPy {np.__version__} ({blas}), {kernels} kernel thread(s) "
+             f"(engine.get_num_threads), OpenBLAS on {blas_note} now"
+             + (" (held at 1 inside the engine's kernels while they use more)"
+                if kernels > 1 else "")]
     if torch:
-        lines.append(f"torch: {torch.__version__}, {torch.get_num_threads()} thread(s), "
-                     f"MKL {torch.backends.mkl.is_available()}, oneDNN "
+        lines.append(f"torch: {torch.__version__}, {torch.get_num_threads()} intra-op "
+                     f"thread(s) (torch.get_num_threads), {torch.get_num_interop_threads()} "
+                     f"inter-op, MKL {torch.backends.mkl.is_available()}, oneDNN "
                      f"{torch.backends.mkldnn.is_available()}")
     lines.append(f"clock: {clock_name}; each row: median of interleaved rounds")
     return lines
@@ -330,6 +341,10 @@ def main() -> None:
         torch = None
         print("PyTorch is not installed: printing engine numbers only "
               "(pip install torch==2.13.0 for the ratios)")
+    import engine
+    from engine.backends import cpu_parallel
+
+    engine.set_num_threads(args.threads)
     if torch:
         torch.set_num_threads(args.threads)
     cpu_clock = args.clock == "cpu" or (args.clock == "auto" and args.threads == 1)
@@ -351,6 +366,11 @@ def main() -> None:
         label = f"{e / t:.2f}x " + ("(speed)" if row.per else "(time)")
         print(f"{row.name:58s} {row.unit:>9s} {e:10.2f} {t:10.2f} {label:>14s}"
               f" {spread:7.2f}", flush=True)
+    st = cpu_parallel.stats()
+    print(f"\nthreads really used: engine {st['pool_threads'] or 1} (kernel regions: "
+          f"{st['pool']} on the pool, {st['serial']} split but serial, {st['single']} in one "
+          f"part), OpenBLAS {st['blas_threads'] if st['blas_threads'] is not None else '?'} "
+          f"at the end" + (f"; torch {torch.get_num_threads()}" if torch else ""))
     print("\nratio = engine / torch (median of each over the rounds); spread = max - min of the "
           "per-round ratio.\nsamples/s: higher is better (target >= 1.0x); ms: lower is "
           "better (target <= 1.0x).")

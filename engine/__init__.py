@@ -5,6 +5,7 @@ from __future__ import annotations
 from . import nn, optim, train  # noqa: E402  (after Tensor: they build on it)
 from .autograd import enable_grad, is_grad_enabled, no_grad
 from .backends import DeviceError, default_device, devices
+from .backends.cpu_parallel import get_num_threads, set_num_threads
 from .creation import from_numpy, full, full_like, ones, zeros, zeros_like
 from .plan import compile  # noqa: A004 - torch.compile's name: inference plans
 from .random import manual_seed
@@ -16,7 +17,7 @@ __all__ = [
     "Tensor", "no_grad", "enable_grad", "is_grad_enabled", "devices", "default_device",
     "DeviceError", "manual_seed", "cat", "stack", "matmul", "where", "maximum", "minimum",
     "nn", "optim", "train", "fit", "save", "load_state", "full", "zeros", "ones", "full_like",
-    "zeros_like", "from_numpy", "compile",
+    "zeros_like", "from_numpy", "compile", "set_num_threads", "get_num_threads",
 ]
 __version__ = "0.1.0"
 

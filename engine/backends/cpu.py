@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from . import cpu_parallel as parallel
 from .cpu_channels_last import ChannelsLastKernels
 from .cpu_kernels import NumpyKernels
 from .cpu_recurrent import NumpyRecurrentKernels
@@ -101,15 +102,20 @@ class CpuBackend(ChannelsLastKernels, NumpyKernels, NumpyRecurrentKernels):
         dst[...] = src
 
     # -- elementwise ---------------------------------------------------------------------
+    # large ufunc calls run in parts on the threads (parallel.ufunc, cpu_parallel.py)
     def unary(self, op: str, a: np.ndarray) -> np.ndarray:
-        return np.asarray(_UNARY[op](a))
+        if op == "relu" and isinstance(a, np.ndarray):
+            return parallel.ufunc(np.maximum, a, 0, dtype=a.dtype)
+        f = _UNARY[op]
+        return parallel.ufunc(f, a) if isinstance(f, np.ufunc) else np.asarray(f(a))
 
     def binary(self, op: str, a, b) -> np.ndarray:
-        return np.asarray(_BINARY[op](a, b))
+        return parallel.ufunc(_BINARY[op], a, b)
 
     def where(self, cond, a, b) -> np.ndarray:
         if isinstance(b, float) and b == 0.0 and isinstance(a, np.ndarray):
-            return np.multiply(a, cond, dtype=a.dtype)  # masking: ~2x faster than np.where
+            # masking: ~2x faster than np.where
+            return parallel.ufunc(np.multiply, a, cond, dtype=a.dtype)
         if isinstance(a, float) and a == 0.0 and isinstance(b, np.ndarray):
             return np.multiply(b, ~cond, dtype=b.dtype)
         out = np.where(cond, a, b)

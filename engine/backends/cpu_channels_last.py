@@ -26,6 +26,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from . import cpu_parallel as parallel
 from . import cpu_winograd as winograd
 from .window import conv_out_size
 
@@ -263,12 +264,22 @@ class ChannelsLastKernels:
         n, c, h, w = x.shape
         x2 = Wide(nhwc(x).reshape(-1, c))  # (pixels, C) as wide rows, a view
         m = n * h * w
-        mean = x2.colsum() / m
-        y = x2.m - x2.tile(mean)
-        var = x2.dot(y, y) / m  # no squared temporary
+        rows, width = x2.m.shape  # parts of rows on the threads (cpu_parallel), 3 passes
+        mean = parallel.total(parallel.map_slices(rows, width, lambda r: x2.colsum(x2.m[r]))) / m
+        y = np.empty_like(x2.m)
+        tm = x2.tile(mean)
+
+        def centre(r: slice) -> np.ndarray:
+            np.subtract(x2.m[r], tm, out=y[r])
+            return x2.dot(y[r], y[r])  # no squared temporary
+        var = parallel.total(parallel.map_slices(rows, width, centre)) / m
         invstd = (1.0 / np.sqrt(var + eps)).astype(x.dtype, copy=False)
-        y *= x2.tile(invstd * gamma)
-        y += x2.tile(beta)
+        ts, tb = x2.tile(invstd * gamma), x2.tile(beta)
+
+        def scale(r: slice) -> None:
+            y[r] *= ts
+            y[r] += tb
+        parallel.map_slices(rows, width, scale)
         return (y.reshape(n, h, w, c).transpose(0, 3, 1, 2), mean.astype(x.dtype, copy=False),
                 invstd)
 
@@ -279,16 +290,26 @@ class ChannelsLastKernels:
         x2 = Wide(nhwc(x).reshape(-1, c))
         g2 = x2.of(nhwc(gy))
         m = n * h * w
-        gbeta = x2.colsum(g2)
+        rows, width = x2.m.shape
+        sums = parallel.map_slices(rows, width, lambda r: (x2.colsum(g2[r]),
+                                                            x2.dot(g2[r], x2.m[r])))
+        gbeta = parallel.total([a for a, _ in sums])
         # sum(gy * xhat) = invstd * (sum(gy * x) - mean * sum(gy)): no xhat array
-        ggamma = (x2.dot(g2, x2.m) - mean * gbeta) * invstd
+        ggamma = (parallel.total([b for _, b in sums]) - mean * gbeta) * invstd
         # gx = gamma * invstd * (gy - gbeta / m - xhat * ggamma / m)
         #    = x * a + gy * k + b, per channel: three passes and one temporary
         k = gamma * invstd
         a = -(invstd * ggamma / m) * k
-        gx = np.multiply(x2.m, x2.tile(a.astype(x.dtype, copy=False)))
-        gx += x2.tile((-k * gbeta / m - mean * a).astype(x.dtype, copy=False))
-        gx += np.multiply(g2, x2.tile(k.astype(x.dtype, copy=False)))
+        ta = x2.tile(a.astype(x.dtype, copy=False))
+        tb = x2.tile((-k * gbeta / m - mean * a).astype(x.dtype, copy=False))
+        tk = x2.tile(k.astype(x.dtype, copy=False))
+        gx = np.empty_like(x2.m)
+
+        def part(r: slice) -> None:
+            np.multiply(x2.m[r], ta, out=gx[r])
+            gx[r] += tb
+            gx[r] += np.multiply(g2[r], tk)
+        parallel.map_slices(rows, width, part)
         return (gx.reshape(n, h, w, c).transpose(0, 3, 1, 2),
                 ggamma.astype(gamma.dtype, copy=False), gbeta)
 
@@ -303,10 +324,14 @@ class ChannelsLastKernels:
         ho = conv_out_size(h, kernel[0], stride[0], pad[0], dilation[0])
         wo = conv_out_size(w, kernel[1], stride[1], pad[1], dilation[1])
         xp = _padded(x, pad, -np.inf)
-        taps = _pool_taps(xp, kernel, stride, dilation, (ho, wo))
-        best = next(taps).copy()
-        for tap in taps:
-            np.maximum(best, tap, out=best)
+        taps = list(_pool_taps(xp, kernel, stride, dilation, (ho, wo)))
+        best = np.empty(taps[0].shape, dtype=x.dtype)
+
+        def part(r: slice) -> None:  # images in parts on the threads (cpu_parallel)
+            np.copyto(best[r], taps[0][r])
+            for tap in taps[1:]:
+                np.maximum(best[r], tap[r], out=best[r])
+        parallel.map_slices(n, ho * wo * c * len(taps), part)
         return best.transpose(0, 3, 1, 2), _Winners(xp, best, (kernel, stride, dilation, pad))
 
     def maxpool2d_values(self, x, kernel: Pair, stride: Pair, pad: Pair, dilation: Pair):
@@ -333,18 +358,22 @@ class ChannelsLastKernels:
         hit = np.empty(best.shape, dtype=bool)
         taps = list(zip(_pool_taps(argmax.xp, kernel, stride, dilation, best.shape[1:3]),
                         _pool_taps(gxp, kernel, stride, dilation, best.shape[1:3])))
-        for k, (tap, gtap) in enumerate(taps):
-            win = hit
-            if k == 0:
-                win = np.equal(tap, best, out=taken)
-            elif k < len(taps) - 1:
-                np.equal(tap, best, out=hit)
-                np.greater(hit, taken, out=hit)  # hit and not taken: the first maximum wins
-                taken |= hit
-            else:  # the maximum is one of the taps: the last wins where no earlier one did
-                np.logical_not(taken, out=hit)
-            if disjoint:
-                np.multiply(g, win, out=gtap)
-            else:
-                gtap += np.multiply(g, win, dtype=g.dtype)
+
+        def part(r: slice) -> None:  # images in parts on the threads (cpu_parallel)
+            gr, br, tr, hr = g[r], best[r], taken[r], hit[r]
+            for k, (tap, gtap) in enumerate(taps):
+                win = hr
+                if k == 0:
+                    win = np.equal(tap[r], br, out=tr)
+                elif k < len(taps) - 1:
+                    np.equal(tap[r], br, out=hr)
+                    np.greater(hr, tr, out=hr)  # hit and not taken: the first maximum wins
+                    tr |= hr
+                else:  # the maximum is one of the taps: the last wins where no earlier did
+                    np.logical_not(tr, out=hr)
+                if disjoint:
+                    np.multiply(gr, win, out=gtap[r])
+                else:
+                    gtap[r] += np.multiply(gr, win, dtype=g.dtype)
+        parallel.map_slices(n, best[0].size * len(taps), part)
         return gxp[:, ph: ph + h, pw: pw + w].transpose(0, 3, 1, 2)

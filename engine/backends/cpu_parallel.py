@@ -41,6 +41,7 @@ from __future__ import annotations
 import ctypes
 import glob
 import itertools
+import math
 import os
 import sys
 import threading
@@ -50,6 +51,7 @@ from typing import Any
 import numpy as np
 
 GRAIN = 1 << 16  # floats of work per part, at least: below this Python overhead dominates
+ELEMENTWISE = 1 << 18  # floats an elementwise op needs before it is split (a ~1 MB pass)
 MAX_PARTS = 16  # parts per region, at most (dynamic scheduling needs a few per thread)
 ENV = "DEMYSTIFY_NUM_THREADS"
 
@@ -172,13 +174,15 @@ def set_num_threads(n: int | None) -> None:
 
 # -- splitting work ---------------------------------------------------------------------
 
-def split(count: int, cost: float, grain: float = GRAIN, most: int = MAX_PARTS
+def split(count: int, cost: float, grain: float | None = None, most: int | None = None
           ) -> list[range]:
     """`count` items (images, rows, blocks) of `cost` floats of work each, cut into
     contiguous ranges of at least `grain` floats, at most `most` of them, as even as
     possible. Depends only on the sizes, never on the thread count (see Determinism)."""
     if count <= 0:
         return []
+    grain = GRAIN if grain is None else grain
+    most = MAX_PARTS if most is None else most
     parts = int(max(1, min(most, count, (count * cost) // max(grain, 1))))
     edges = [count * i // parts for i in range(parts + 1)]
     return [range(a, b) for a, b in zip(edges, edges[1:])]
@@ -294,14 +298,63 @@ def run(count: int, body: Callable[[int, int], None]) -> None:
         if _pool is None:
             _pool = _Pool(n)
         if _pool.run(count, body):
+            _counts["pool"] += 1
             return
+    _counts["serial" if count > 1 else "single"] += 1
     for i in range(count):
         body(i, 0)
 
 
-def run_ranges(parts: Sequence[range], body: Callable[[range, int], None]) -> None:
-    """`run` over the ranges of `split`: body(range, slot)."""
-    run(len(parts), lambda i, slot: body(parts[i], slot))
+_counts = {"pool": 0, "serial": 0, "single": 0}
+
+
+def stats() -> dict[str, int | None]:
+    """What the kernels really ran on: threads, live pool threads (the caller included),
+    OpenBLAS' thread count now, and regions run on the pool / serially though split in
+    parts (one thread, or the pool busy) / in one part."""
+    return {"threads": get_num_threads(), "pool_threads": 0 if _pool is None else
+            1 + sum(t.is_alive() for t in _pool.workers), "blas_threads": blas_threads(),
+            **_counts}
+
+
+def map_slices(count: int, cost: float, body: Callable[[slice], Any],
+               grain: float | None = None) -> list[Any]:
+    """body(part) for the parts of `split(count, cost)` as slices of the leading axis,
+    spread over the threads; their results in part order."""
+    parts = [slice(r.start, r.stop) for r in split(count, cost, grain)]
+    out: list[Any] = [None] * len(parts)
+
+    def one(i: int, slot: int) -> None:
+        out[i] = body(parts[i])
+    run(len(parts), one)
+    return out
+
+
+def ufunc(f: np.ufunc, *args: Any, dtype: Any = None) -> np.ndarray:
+    """f(*args, dtype=dtype) for a NumPy ufunc, in parts along the leading axis when the
+    result is large (ELEMENTWISE floats) and there are threads; else in one call. Each
+    part's values are what one call gives (elementwise: no rounding order involved), in
+    the same memory order (channels-last stays channels-last)."""
+    arrays = [a for a in args if isinstance(a, np.ndarray)]
+    if get_num_threads() == 1 or not arrays:
+        return np.asarray(f(*args, dtype=dtype))
+    shape = np.broadcast_shapes(*(a.shape for a in arrays))
+    size = math.prod(shape)
+    full = next((a for a in arrays if a.shape == shape), None)
+    if size < ELEMENTWISE or full is None or not shape or shape[0] < 2:
+        return np.asarray(f(*args, dtype=dtype))
+    # an operand with the result's leading axis is cut with it; others broadcast whole
+    cut = [isinstance(a, np.ndarray) and a.ndim == len(shape) and a.shape[0] == shape[0]
+           for a in args]
+    if len({a.strides for a, c in zip(args, cut) if c}) > 1:  # mixed memory orders: NumPy
+        return np.asarray(f(*args, dtype=dtype))  # picks the result's; leave it to NumPy
+    kind = f(*(a[:0] if c else a for a, c in zip(args, cut)), dtype=dtype).dtype
+    out = np.empty_like(full, dtype=kind)
+
+    def part(r: slice) -> None:
+        f(*(a[r] if c else a for a, c in zip(args, cut)), out=out[r], dtype=dtype)
+    map_slices(shape[0], size // shape[0], part)
+    return out
 
 
 def total(partials: Sequence[np.ndarray]) -> np.ndarray:

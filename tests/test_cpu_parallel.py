@@ -1,0 +1,246 @@
+"""The CPU backend's thread pool (engine/backends/cpu_parallel.py) and the kernels on it.
+
+The splitting thresholds are forced down (`tiny_parts`) so that small arrays are cut into
+many parts and the pool really runs them; every kernel is then run on one thread and on
+two and must give *identical* arrays (the parts are cut from the sizes alone, partial
+sums are added in part order). The float64 gradient check runs through the parallel
+kernels, and the fallbacks are checked: one thread, a busy pool (nested and concurrent
+regions), no threads at all (Pyodide), an OpenBLAS held at one thread and given back.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import engine
+from engine import Tensor, fused, nn
+from engine.backends import cpu_parallel as par
+from engine.backends import cpu_winograd
+from engine.backends.cpu import CpuBackend
+from engine.fused import kernels
+from tests.gradcheck import gradcheck
+from tests.test_fused import CASES, _run
+
+RNG = np.random.default_rng(0)
+
+
+@pytest.fixture
+def threads():
+    """Set the engine's thread count for a test; the default is restored after it."""
+    before = par.get_num_threads()
+    yield par.set_num_threads
+    par.set_num_threads(before)
+
+
+@pytest.fixture
+def tiny_parts(monkeypatch):
+    """Every splittable kernel cut into many small parts (and Winograd into many blocks)."""
+    monkeypatch.setattr(par, "GRAIN", 1)
+    monkeypatch.setattr(par, "ELEMENTWISE", 1)
+    monkeypatch.setattr(cpu_winograd, "BLOCK", 1)
+    monkeypatch.setattr(cpu_winograd, "ROWS", 1)
+
+
+def _on(threads, n: int, fn):
+    threads(n)
+    before = dict(par._counts)
+    out = fn()
+    return out, par._counts["pool"] - before["pool"]
+
+
+def _identical(a: list, b: list, what: str) -> None:
+    assert len(a) == len(b), what
+    for i, (x, y) in enumerate(zip(a, b, strict=True)):
+        np.testing.assert_array_equal(x, y, err_msg=f"{what}: result {i}")
+
+
+def channels_last(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+
+# -- the pool itself ---------------------------------------------------------------------
+
+def test_split_covers_the_items_in_order_and_ignores_the_thread_count(threads):
+    for n in (1, 2):
+        threads(n)
+        parts = par.split(10, 1000, grain=3000)
+        assert [list(r) for r in parts] == [[0, 1, 2], [3, 4, 5], [6, 7, 8, 9]]
+    assert par.split(0, 5) == []
+    assert len(par.split(1000, 1.0, grain=1)) == par.MAX_PARTS
+    assert par.split(5, 1.0, grain=1e9) == [range(0, 5)]
+
+
+def test_run_calls_every_part_once_with_a_slot_per_thread(threads):
+    seen: list[tuple[int, int, int]] = []
+    lock = threading.Lock()
+
+    def body(i: int, slot: int) -> None:
+        with lock:
+            seen.append((i, slot, threading.get_ident()))
+    _, pooled = _on(threads, 2, lambda: par.run(40, body))
+    assert pooled == 1
+    assert sorted(i for i, _, _ in seen) == list(range(40))
+    assert {slot for _, slot, _ in seen} <= {0, 1}
+    # a slot is always the same thread: per-thread scratch is never shared
+    owners = {}
+    for _, slot, ident in seen:
+        assert owners.setdefault(slot, ident) == ident
+    assert par.stats()["pool_threads"] == 2
+    seen.clear()
+    _, pooled = _on(threads, 1, lambda: par.run(5, body))
+    assert pooled == 0 and [(i, s) for i, s, _ in seen] == [(i, 0) for i in range(5)]
+    assert par.stats()["pool_threads"] == 0  # one thread: the pool is gone
+
+
+def test_an_error_in_a_part_reaches_the_caller_and_the_pool_goes_on(threads):
+    threads(2)
+
+    def body(i: int, slot: int) -> None:
+        if i == 3:
+            raise ValueError("part 3 failed")
+    with pytest.raises(ValueError, match="part 3 failed"):
+        par.run(8, body)
+    hits = []
+    par.run(4, lambda i, slot: hits.append(i))
+    assert sorted(hits) == [0, 1, 2, 3]
+
+
+def test_nested_and_concurrent_regions_run_serially_and_complete(threads):
+    threads(2)
+    inner_pooled = []
+
+    def outer(i: int, slot: int) -> None:
+        before = par._counts["pool"]
+        out = par.map_slices(6, 1.0, lambda r: r.stop - r.start, grain=1)
+        assert sum(out) == 6
+        inner_pooled.append(par._counts["pool"] - before)
+    par.run(4, outer)
+    assert inner_pooled and not any(inner_pooled)  # nested: in the caller, serially
+
+    results: dict[int, float] = {}
+
+    def session(k: int) -> None:  # two web sessions' kernels at once
+        a = np.arange(5000, dtype=np.float64) + k
+        results[k] = float(par.total(par.map_slices(5000, 1.0, lambda r: a[r].sum(),
+                                                    grain=100)))
+    ts = [threading.Thread(target=session, args=(k,)) for k in range(2)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert results == {k: float((np.arange(5000) + k).sum()) for k in range(2)}
+
+
+def test_no_threads_in_pyodide_and_the_thread_count_setting(threads, monkeypatch):
+    monkeypatch.setattr(sys, "platform", "emscripten")
+    assert not par.threads_available()
+    assert par.default_threads() == 1
+    with pytest.raises(ValueError, match="cannot run threads"):
+        threads(2)
+    threads(1)
+    hits = []
+    par.run(3, lambda i, slot: hits.append((i, slot)))  # the serial path, no pool
+    assert hits == [(0, 0), (1, 0), (2, 0)] and par._pool is None
+    monkeypatch.undo()
+    monkeypatch.setenv(par.ENV, "3")
+    assert par.default_threads() == 3
+    monkeypatch.setenv(par.ENV, "two")
+    with pytest.raises(ValueError, match="DEMYSTIFY_NUM_THREADS='two'"):
+        par.default_threads()
+    monkeypatch.delenv(par.ENV)
+    with pytest.raises(ValueError, match="at least 1"):
+        threads(0)
+    assert engine.set_num_threads is par.set_num_threads
+    engine.set_num_threads(1)
+    assert engine.get_num_threads() == 1
+
+
+def test_openblas_is_held_at_one_thread_while_the_pool_runs(threads):
+    if par.blas().set is None:
+        pytest.skip("NumPy's BLAS here is not an OpenBLAS this module can find")
+    threads(1)
+    before = par.blas_threads()
+    par.blas().set(2)
+    try:
+        threads(2)
+        seen = []
+        par.run(2, lambda i, slot: seen.append(par.blas_threads()))
+        assert seen == [1, 1] and par.blas_threads() == 1
+        threads(1)
+        assert par.blas_threads() == 2  # given back
+    finally:
+        par.blas().set(before)
+
+
+# -- the kernels: two threads give the very arrays one thread gives ---------------------
+
+def test_elementwise_ops_split_keep_values_dtype_and_memory_order(threads, tiny_parts):
+    bk = CpuBackend()
+    x = channels_last(RNG.standard_normal((4, 3, 5, 6), dtype=np.float32))
+    y = RNG.standard_normal((4, 3, 5, 6), dtype=np.float32)
+    bias = RNG.standard_normal((1, 3, 1, 1), dtype=np.float32)
+
+    def ops():
+        return [bk.unary("relu", x), bk.unary("exp", x), bk.unary("sigmoid", x),
+                bk.binary("add", x, y), bk.binary("mul", x, bias), bk.binary("sub", x, 2.0),
+                bk.binary("gt", x, 0.0), bk.where(x > 0, y, 0.0)]
+    one, _ = _on(threads, 1, ops)
+    two, pooled = _on(threads, 2, ops)
+    assert pooled == 5  # relu, exp, mul, sub, gt: sigmoid is composite, add and where mix
+    _identical(one, two, "elementwise")  # memory orders (left to NumPy)
+    for a, b in zip(one, two):
+        assert a.dtype == b.dtype and a.strides == b.strides
+    assert two[0].dtype == np.float32 and two[6].dtype == bool
+    assert two[0].transpose(0, 2, 3, 1).flags.c_contiguous  # channels-last kept
+    np.testing.assert_array_equal(two[4], x * bias)
+
+
+def _conv_bn_pool_step(x: np.ndarray, dtype) -> list[np.ndarray]:
+    engine.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                          nn.MaxPool2d(2), nn.Conv2d(16, 16, 3, padding=1, bias=False),
+                          nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(3, 1, 1))
+    model = model.to(dtype=dtype) if dtype != np.float32 else model
+    xt = Tensor(x, requires_grad=True, dtype=dtype)
+    out = model(xt)
+    (out * out).sum().backward()
+    return [out.numpy(), xt.grad.numpy()] + [p.grad.numpy() for p in model.parameters()]
+
+
+def test_a_conv_bn_pool_step_is_identical_on_one_and_two_threads(threads, tiny_parts,
+                                                                  monkeypatch):
+    monkeypatch.setattr(cpu_winograd, "pays", lambda *shape: True)
+    x = RNG.standard_normal((3, 8, 10, 9), dtype=np.float32)
+    one, _ = _on(threads, 1, lambda: _conv_bn_pool_step(x, np.float32))
+    two, pooled = _on(threads, 2, lambda: _conv_bn_pool_step(x, np.float32))
+    assert pooled >= 10, "the kernels did not run on the pool"
+    _identical(one, two, "conv/bn/pool step")
+
+
+@pytest.mark.parametrize("name,i", CASES, ids=[f"{n}-{i}" for n, i in CASES])
+def test_every_fused_kernel_is_identical_on_two_threads(threads, tiny_parts, name, i):
+    kernel = kernels()[name]
+    sample = kernel.samples(np.random.default_rng(0))[i]
+    one, _ = _on(threads, 1, lambda: _run(kernel, sample, "cpu"))
+    two, _ = _on(threads, 2, lambda: _run(kernel, sample, "cpu"))
+    _identical(one, two, name)
+
+
+def test_gradcheck_through_the_parallel_kernels(threads, tiny_parts, monkeypatch):
+    monkeypatch.setattr(cpu_winograd, "pays", lambda *shape: True)
+    threads(2)
+    x = RNG.standard_normal((2, 8, 4, 4))
+    w = RNG.standard_normal((16, 8, 3, 3)) * 0.3
+    g, b = RNG.standard_normal(16), RNG.standard_normal(16)
+    before = par._counts["pool"]
+
+    def fn(x, w, g, b):
+        y = fused.conv2d(x, w, None, padding=(1, 1))
+        y = fused.batch_norm(y, g, b, axes=(0, 2, 3))[0]
+        return nn.functional.max_pool2d(y.relu(), 2)
+    gradcheck(fn, [x, w, g, b])
+    assert par._counts["pool"] > before
