@@ -116,12 +116,14 @@ class Patches:
         self.pixels, self.k = ho * wo, kh * kw * c
         self.step = max(1, self.ROWS // self.pixels)  # images per block
 
-    def blocks(self):
-        """(first row, last row + 1, the block's patch matrix) for each block of images."""
+    def ranges(self) -> list[tuple[int, int]]:
+        """(first image, last image + 1) of each block."""
         n = self.win.shape[0]
-        for i in range(0, n, self.step):
-            j = min(n, i + self.step)
-            yield i * self.pixels, j * self.pixels, self.win[i:j].reshape(-1, self.k)
+        return [(i, min(n, i + self.step)) for i in range(0, n, self.step)]
+
+    def matrix(self, i: int, j: int) -> np.ndarray:
+        """The patch matrix of images i..j-1 (a copy: the im2col of one block)."""
+        return self.win[i:j].reshape(-1, self.k)
 
 
 def _wmat(w: np.ndarray) -> np.ndarray:
@@ -205,11 +207,16 @@ class ChannelsLastKernels:
         patches = Patches(_padded(x, pad), (kh, kw), stride, dilation, (ho, wo))
         wm = _wmat(w)
         y = np.empty((n * ho * wo, co), dtype=np.result_type(x.dtype, w.dtype))
-        for r0, r1, cols in patches.blocks():
-            np.matmul(cols, wm, out=y[r0:r1])
-        if bias is not None:  # the fused bias: in place on the GEMM output, no second array
-            yw = Wide(y)
-            yw.m += yw.tile(bias)
+        blocks, rows = patches.ranges(), ho * wo
+
+        def block(k: int, slot: int) -> None:  # blocks of images on the threads
+            i, j = blocks[k]
+            yb = y[i * rows: j * rows]
+            np.matmul(patches.matrix(i, j), wm, out=yb)
+            if bias is not None:  # the fused bias: in place on the GEMM output
+                yw = Wide(yb)
+                yw.m += yw.tile(bias)
+        parallel.run(len(blocks), block)
         return y.reshape(n, ho, wo, co).transpose(0, 3, 1, 2), (patches if keep else None)
 
     def conv2d_nhwc_grad(self, gy, cols, w, x_shape, stride: Pair, pad: Pair, dilation: Pair,
@@ -226,10 +233,16 @@ class ChannelsLastKernels:
                                            cols.v if need_w else None)
             return (None if gx is None else gx.transpose(0, 3, 1, 2)), gw, gb
         gw = None
-        if need_w:
-            gwm = np.zeros((co, kh * kw * c), dtype=gy.dtype)
-            for r0, r1, block in cols.blocks():
-                gwm += g2[r0:r1].T @ block
+        if need_w:  # a partial sum per group of blocks (cpu_parallel: thread-independent)
+            blocks, pix = cols.ranges(), cols.pixels
+
+            def group(g: range) -> np.ndarray:
+                gwm = np.zeros((co, kh * kw * c), dtype=gy.dtype)
+                for i, j in blocks[g.start: g.stop]:
+                    gwm += g2[i * pix: j * pix].T @ cols.matrix(i, j)
+                return gwm
+            parts = parallel.split(len(blocks), pix * cols.k)
+            gwm = parallel.total(parallel.map_ranges(parts, group))
             gw = np.ascontiguousarray(gwm.reshape(co, kh, kw, c).transpose(0, 3, 1, 2))
         gx = None
         q = [(k - 1) * d - p for k, d, p in zip((kh, kw), dilation, pad)]
@@ -248,12 +261,16 @@ class ChannelsLastKernels:
                     if (rows := _tap_range(h, ho, i * dilation[0] - pad[0], stride[0]))
                     and (cols_ := _tap_range(wd, wo, j * dilation[1] - pad[1], stride[1]))]
             step = max(1, Patches.ROWS // (ho * wo))
-            for b0 in range(0, n, step):
+            starts = range(0, n, step)
+
+            def block(k: int, slot: int) -> None:  # blocks of images on the threads
+                b0 = starts[k]
                 b1 = min(n, b0 + step)
                 gcols = (g2[b0 * ho * wo: b1 * ho * wo] @ wt).reshape(b1 - b0, ho, wo, kh, kw, c)
                 part = gxh[b0:b1]
                 for i, j, rows, cols_ in taps:
                     part[:, rows[1], cols_[1]] += gcols[:, rows[0], cols_[0], i, j]
+            parallel.run(len(starts), block)
             gx = gxh.transpose(0, 3, 1, 2)
         return gx, gw, gb
 

@@ -317,17 +317,22 @@ def stats() -> dict[str, int | None]:
             **_counts}
 
 
-def map_slices(count: int, cost: float, body: Callable[[slice], Any],
-               grain: float | None = None) -> list[Any]:
-    """body(part) for the parts of `split(count, cost)` as slices of the leading axis,
-    spread over the threads; their results in part order."""
-    parts = [slice(r.start, r.stop) for r in split(count, cost, grain)]
+def map_ranges(parts: Sequence[range], body: Callable[[range], Any]) -> list[Any]:
+    """body(part) for each range (from `split`), spread over the threads; the results in
+    part order."""
     out: list[Any] = [None] * len(parts)
 
     def one(i: int, slot: int) -> None:
         out[i] = body(parts[i])
     run(len(parts), one)
     return out
+
+
+def map_slices(count: int, cost: float, body: Callable[[slice], Any],
+               grain: float | None = None) -> list[Any]:
+    """`map_ranges` over `split(count, cost)`, each part given as a slice of the leading
+    axis (of `count` images or rows)."""
+    return map_ranges(split(count, cost, grain), lambda r: body(slice(r.start, r.stop)))
 
 
 def ufunc(f: np.ufunc, *args: Any, dtype: Any = None) -> np.ndarray:
