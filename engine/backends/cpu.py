@@ -102,20 +102,27 @@ class CpuBackend(ChannelsLastKernels, NumpyKernels, NumpyRecurrentKernels):
         dst[...] = src
 
     # -- elementwise ---------------------------------------------------------------------
-    # large ufunc calls run in parts on the threads (parallel.ufunc, cpu_parallel.py)
+    # large ufunc calls run in parts on the threads (parallel.ufunc, cpu_parallel.py);
+    # small ones (inference on one image) pay one size test for it
     def unary(self, op: str, a: np.ndarray) -> np.ndarray:
-        if op == "relu" and isinstance(a, np.ndarray):
-            return parallel.ufunc(np.maximum, a, 0, dtype=a.dtype)
-        f = _UNARY[op]
-        return parallel.ufunc(f, a) if isinstance(f, np.ufunc) else np.asarray(f(a))
+        if getattr(a, "size", 0) >= parallel.ELEMENTWISE:
+            if op == "relu":
+                return parallel.ufunc(np.maximum, a, 0, dtype=a.dtype)
+            if isinstance(_UNARY[op], np.ufunc):
+                return parallel.ufunc(_UNARY[op], a)
+        return np.asarray(_UNARY[op](a))
 
     def binary(self, op: str, a, b) -> np.ndarray:
-        return parallel.ufunc(_BINARY[op], a, b)
+        if max(getattr(a, "size", 0), getattr(b, "size", 0)) >= parallel.ELEMENTWISE:
+            return parallel.ufunc(_BINARY[op], a, b)
+        return np.asarray(_BINARY[op](a, b))
 
     def where(self, cond, a, b) -> np.ndarray:
         if isinstance(b, float) and b == 0.0 and isinstance(a, np.ndarray):
             # masking: ~2x faster than np.where
-            return parallel.ufunc(np.multiply, a, cond, dtype=a.dtype)
+            if a.size >= parallel.ELEMENTWISE:
+                return parallel.ufunc(np.multiply, a, cond, dtype=a.dtype)
+            return np.multiply(a, cond, dtype=a.dtype)
         if isinstance(a, float) and a == 0.0 and isinstance(b, np.ndarray):
             return np.multiply(b, ~cond, dtype=b.dtype)
         out = np.where(cond, a, b)

@@ -340,9 +340,10 @@ def ufunc(f: np.ufunc, *args: Any, dtype: Any = None) -> np.ndarray:
     result is large (ELEMENTWISE floats) and there are threads; else in one call. Each
     part's values are what one call gives (elementwise: no rounding order involved), in
     the same memory order (channels-last stays channels-last)."""
+    if (_threads or get_num_threads()) == 1 or not any(
+            isinstance(a, np.ndarray) and a.size >= ELEMENTWISE for a in args):
+        return np.asarray(f(*args) if dtype is None else f(*args, dtype=dtype))  # the usual
     arrays = [a for a in args if isinstance(a, np.ndarray)]
-    if get_num_threads() == 1 or not arrays:
-        return np.asarray(f(*args, dtype=dtype))
     shape = np.broadcast_shapes(*(a.shape for a in arrays))
     size = math.prod(shape)
     full = next((a for a in arrays if a.shape == shape), None)
