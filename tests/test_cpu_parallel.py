@@ -18,7 +18,7 @@ import pytest
 
 import engine
 from engine import Tensor, fused, nn
-from engine.backends import cpu_channels_last, cpu_winograd
+from engine.backends import cpu_channels_last, cpu_kernels, cpu_winograd
 from engine.backends import cpu_parallel as par
 from engine.backends.cpu import CpuBackend
 from engine.fused import kernels
@@ -44,6 +44,7 @@ def tiny_parts(monkeypatch):
     monkeypatch.setattr(cpu_winograd, "BLOCK", 1)
     monkeypatch.setattr(cpu_winograd, "ROWS", 1)
     monkeypatch.setattr(cpu_channels_last.Patches, "ROWS", 1)  # im2col: a block per image
+    monkeypatch.setattr(cpu_kernels, "GEMM_BLOCK", 7)  # NCHW: GEMMs in 7-column blocks
 
 
 def _on(threads, n: int, fn):
@@ -223,6 +224,24 @@ def test_a_conv_bn_pool_step_is_identical_on_one_and_two_threads(threads, tiny_p
     two, pooled = _on(threads, 2, lambda: _conv_bn_pool_step(x))
     assert pooled >= 10, "the kernels did not run on the pool"
     _identical(one, two, "conv/bn/pool step")
+
+
+def test_a_lenet_step_on_the_nchw_kernels_is_identical_on_one_and_two_threads(threads,
+                                                                              tiny_parts):
+    x = RNG.standard_normal((3, 1, 12, 12), dtype=np.float32)
+
+    def step() -> list[np.ndarray]:
+        engine.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                              nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                              nn.Linear(16, 10))
+        out = model(Tensor(x))
+        (out * out).sum().backward()
+        return [out.numpy()] + [p.grad.numpy() for p in model.parameters()]
+    one, _ = _on(threads, 1, step)
+    two, pooled = _on(threads, 2, step)
+    assert pooled >= 6, "the NCHW kernels did not run on the pool"
+    _identical(one, two, "LeNet step")
 
 
 @pytest.mark.parametrize("name,i", CASES, ids=[f"{n}-{i}" for n, i in CASES])

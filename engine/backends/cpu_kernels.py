@@ -14,6 +14,7 @@ import weakref
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from . import cpu_parallel as parallel
 from .window import conv_out_size
 
 Pair = tuple[int, int]
@@ -47,9 +48,12 @@ def _group_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     g, m, _ = a.shape
     n, chunk = b.shape[2], GEMM_BLOCK
     out = np.empty((g, m, n), dtype=np.result_type(a.dtype, b.dtype))
-    for i in range(g):
-        for j in range(0, n, chunk):
-            np.matmul(a[i], b[i][:, j: j + chunk], out=out[i][:, j: j + chunk])
+    blocks = [(i, j) for i in range(g) for j in range(0, n, chunk)]
+
+    def block(k: int, slot: int) -> None:  # the blocks on the threads (cpu_parallel)
+        i, j = blocks[k]
+        np.matmul(a[i], b[i][:, j: j + chunk], out=out[i][:, j: j + chunk])
+    parallel.run(len(blocks), block)
     return out
 
 
@@ -59,10 +63,16 @@ def _matmul_nt(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     conv1's weight gradient, 6x25 over 64*28*28 pixels, 1.40 ms whole, 0.35 ms in chunks
     of 4096 that stay in cache; no difference for long-M shapes)."""
     chunk = GEMM_BLOCK
-    out = a[:, :chunk] @ b[:, :chunk].T
-    for i in range(chunk, a.shape[1], chunk):
-        out += a[:, i: i + chunk] @ b[:, i: i + chunk].T
-    return out
+    starts = range(0, a.shape[1], chunk)
+
+    def group(r: range) -> np.ndarray:  # a partial sum per group of chunks (cpu_parallel)
+        out = a[:, starts[r.start]: starts[r.start] + chunk] @ \
+            b[:, starts[r.start]: starts[r.start] + chunk].T
+        for i in starts[r.start + 1: r.stop]:
+            out += a[:, i: i + chunk] @ b[:, i: i + chunk].T
+        return out
+    return parallel.total(parallel.map_ranges(
+        parallel.split(len(starts), chunk * (a.shape[0] + b.shape[0])), group))
 
 
 def _pad_hw(x: np.ndarray, pad: Pair, value: float = 0.0) -> np.ndarray:
@@ -185,21 +195,27 @@ class NumpyKernels:
 
     def _conv2d_grad_input_batch_inner(self, gy, w, x_shape, stride, pad, dilation):
         """col2im with the batch innermost: the GEMM writes the patch gradients as
-        (kH, kW, C, Ho, Wo, N), so each tap's strided addition into the (C, H, W, N) input
+        (C, kH, kW, Ho, Wo, N), so each tap's strided addition into the (C, H, W, N) input
         gradient moves runs of Wo*N floats instead of Wo (measured on LeNet-5's conv2 at
         batch 64: 1.3 ms -> 0.4 ms); the result is transposed back to NCHW once."""
         co, c, kh, kw = w.shape
         n, _, h, wd = x_shape
         ho, wo = gy.shape[2], gy.shape[3]
         (sh, sw), (dh, dw), (ph, pw) = stride, dilation, pad
-        wm = w.transpose(2, 3, 1, 0).reshape(kh * kw * c, co)  # rows (tap row, tap col, c)
+        wm = w.transpose(1, 2, 3, 0).reshape(c * kh * kw, co)  # rows (c, tap row, tap col)
         gm = np.ascontiguousarray(gy.transpose(1, 2, 3, 0)).reshape(co, ho * wo * n)
-        gcols = (wm @ gm).reshape(kh, kw, c, ho, wo, n)
         gxp = np.zeros((c, h + 2 * ph, wd + 2 * pw, n), dtype=gy.dtype)
-        for i in range(kh):
-            for j in range(kw):
-                gxp[:, i * dh: i * dh + sh * (ho - 1) + 1: sh,
-                    j * dw: j * dw + sw * (wo - 1) + 1: sw] += gcols[i, j]
+
+        def part(r: slice) -> None:  # input channels in parts on the threads: each its
+            # GEMM rows and its planes of gxp (cpu_parallel)
+            gcols = (wm[r.start * kh * kw: r.stop * kh * kw] @ gm).reshape(
+                r.stop - r.start, kh, kw, ho, wo, n)
+            g = gxp[r]
+            for i in range(kh):
+                for j in range(kw):
+                    g[:, i * dh: i * dh + sh * (ho - 1) + 1: sh,
+                      j * dw: j * dw + sw * (wo - 1) + 1: sw] += gcols[:, i, j]
+        parallel.map_slices(c, kh * kw * ho * wo * n * (co + 1), part)
         return np.ascontiguousarray(gxp[:, ph: ph + h, pw: pw + wd].transpose(3, 0, 1, 2))
 
     # -- pooling -------------------------------------------------------------------------
@@ -209,17 +225,22 @@ class NumpyKernels:
         ho = conv_out_size(h, kh, stride[0], pad[0], dilation[0])
         wo = conv_out_size(w, kw, stride[1], pad[1], dilation[1])
         win = _windows(_pad_hw(x, pad, -np.inf), kernel, stride, dilation, (ho, wo))
-        # taps-major contiguous copy, then one pass per tap over contiguous memory
-        taps = np.ascontiguousarray(win.transpose(2, 3, 0, 1, 4, 5)).reshape(kh * kw, n, c,
-                                                                              ho, wo)
-        best = taps[0].copy()
+        best = np.empty((n, c, ho, wo), dtype=x.dtype)
         off = np.zeros(best.shape, dtype=np.int32)  # flat offset of the winning tap
-        better = np.empty(best.shape, dtype=bool)
-        for k in range(1, kh * kw):
-            i, j = divmod(k, kw)
-            np.greater(taps[k], best, out=better)  # strict: the first maximum wins, like torch
-            np.maximum(best, taps[k], out=best)
-            off += better * (np.int32(i * dilation[0] * w + j * dilation[1]) - off)  # no putmask
+
+        def part(r: slice) -> None:  # images in parts on the threads (cpu_parallel)
+            # taps-major contiguous copy, then one pass per tap over contiguous memory
+            taps = np.ascontiguousarray(win[r].transpose(2, 3, 0, 1, 4, 5))
+            b, o = best[r], off[r]
+            b[...] = taps[0, 0]
+            better = np.empty(b.shape, dtype=bool)
+            for k in range(1, kh * kw):
+                i, j = divmod(k, kw)
+                tap = taps[i, j]
+                np.greater(tap, b, out=better)  # strict: the first maximum wins, like torch
+                np.maximum(b, tap, out=b)
+                o += better * (np.int32(i * dilation[0] * w + j * dilation[1]) - o)  # no putmask
+        parallel.map_slices(n, c * ho * wo * kh * kw, part)
         rows = np.arange(ho, dtype=np.int32) * stride[0] - pad[0]
         cols = np.arange(wo, dtype=np.int32) * stride[1] - pad[1]
         return best, off + (rows * w)[:, None] + cols
