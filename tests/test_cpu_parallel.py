@@ -267,3 +267,19 @@ def test_gradcheck_through_the_parallel_kernels(threads, tiny_parts, monkeypatch
         return nn.functional.max_pool2d(y.relu(), 2)
     gradcheck(fn, [x, w, g, b])
     assert par._counts["pool"] > before
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no os.fork here")
+def test_a_forked_child_starts_its_own_pool(threads):
+    import os
+
+    threads(2)
+    par.run(2, lambda i, slot: None)  # the parent's pool exists
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's workers are gone, a region must still finish
+        hits = []
+        par.run(6, lambda i, slot: hits.append(i))
+        os._exit(0 if sorted(hits) == list(range(6)) and par.stats()["pool_threads"] == 2
+                 else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

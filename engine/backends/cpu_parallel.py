@@ -287,6 +287,17 @@ class _Pool:
             blas().set(self.blas_before)
 
 
+def _forget_pool() -> None:
+    """In a forked child the workers do not exist: start a fresh pool when needed (the
+    OpenBLAS count the parent held stays as it was)."""
+    global _pool
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def run(count: int, body: Callable[[int, int], None]) -> None:
     """Call body(part, slot) for every part in range(count), spread over the threads;
     `slot` (0 .. threads - 1) names the calling thread, for its scratch (`PerThread`).
