@@ -65,6 +65,11 @@ def _matmul_nt(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
+def _batch_inner(n: int, groups: int) -> bool:
+    """Whether the NCHW convolution's im2col puts the batch innermost (see `_cols`)."""
+    return groups == 1 and n > 1
+
+
 def _pad_hw(x: np.ndarray, pad: Pair, value: float = 0.0) -> np.ndarray:
     if pad == (0, 0):
         return x
@@ -120,11 +125,12 @@ class NumpyKernels:
         N) order, batch innermost, as the input gradient's col2im: x is transposed to
         (C, H, W, N) once, in the copy that pads it, and the patch copy then moves runs of
         Wo*N floats instead of Wo (measured on LeNet-5's conv2 at batch 64: forward 1.24
-        -> 1.04 ms). Groups: pixels in (N, Ho, Wo) order."""
+        -> 1.04 ms). Groups, or one image (where it would only add two transposes):
+        pixels in (N, Ho, Wo) order."""
         n, c, h, w = x.shape
         ho = conv_out_size(h, kernel[0], stride[0], pad[0], dilation[0])
         wo = conv_out_size(w, kernel[1], stride[1], pad[1], dilation[1])
-        if groups == 1:
+        if _batch_inner(n, groups):
             (ph, pw), (kh, kw) = pad, kernel
             xt = np.zeros((c, h + 2 * ph, w + 2 * pw, n), dtype=x.dtype)
             xt[:, ph: ph + h, pw: pw + w] = x.transpose(1, 2, 3, 0)
@@ -162,14 +168,14 @@ class NumpyKernels:
         cols, ho, wo = self._cached_cols(x, (kh, kw), stride, pad, dilation, groups)
         wm = w.reshape(groups, co // groups, cg * kh * kw)
         y = _group_matmul(wm, cols)
-        if groups == 1:  # pixels batch innermost (see _cols)
+        if _batch_inner(n, groups):  # pixels batch innermost (see _cols)
             return np.ascontiguousarray(y.reshape(co, ho, wo, n).transpose(3, 0, 1, 2))
         return np.ascontiguousarray(y.reshape(co, n, ho, wo).transpose(1, 0, 2, 3))
 
     def _gy_mat(self, gy, groups: int):
         """gy as (G, C_out/G, pixels), pixels in `_cols`' order."""
         n, co, ho, wo = gy.shape
-        if groups == 1:
+        if _batch_inner(n, groups):
             return self._gy_batch_inner(gy)[None]
         return np.ascontiguousarray(gy.transpose(1, 0, 2, 3)).reshape(groups, co // groups,
                                                                        n * ho * wo)
