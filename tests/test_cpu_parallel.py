@@ -29,9 +29,12 @@ RNG = np.random.default_rng(0)
 
 
 @pytest.fixture
-def threads():
-    """Set the engine's thread count for a test; the default is restored after it."""
+def threads(monkeypatch):
+    """Set the engine's thread count for a test; the default is restored after it. The
+    back-off to serial on a busy machine is off, so the pool's use can be asserted."""
+    monkeypatch.setattr(par, "ADAPTIVE", False)
     before = par.get_num_threads()
+    par.set_num_threads(1)  # a fresh pool, no back-off pending
     yield par.set_num_threads
     par.set_num_threads(before)
 
@@ -283,3 +286,23 @@ def test_a_forked_child_starts_its_own_pool(threads):
                  else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_regions_back_off_to_serial_while_the_workers_wait_for_a_core(threads, monkeypatch):
+    threads(2)
+    par.run(2, lambda i, slot: None)
+    backoff = par._pool.backoff
+    monkeypatch.setattr(par, "ADAPTIVE", True)
+    for _ in range(backoff.WINDOW):  # as if the caller waited 9 ms for every 1 it worked
+        backoff.record(0.001, 0.009)
+    before = dict(par._counts)
+    hits = []
+    for _ in range(backoff.SERIAL):
+        par.run(4, lambda i, slot: hits.append(slot))
+    assert par._counts["serial"] - before["serial"] == backoff.SERIAL
+    assert set(hits) == {0}  # all in the caller
+    par.run(4, lambda i, slot: None)  # then the pool is tried again
+    assert par._counts["pool"] == before["pool"] + 1
+    for _ in range(backoff.WINDOW):  # a pool that keeps up: no back-off
+        backoff.record(0.009, 0.001)
+    assert backoff.serial_left == 0

@@ -23,7 +23,9 @@ How a region runs (`run`):
   1.8x slower in parallel than serial while BLAS ran two threads between the regions).
   So every GEMM outside the kernels' own regions runs on one thread too;
 - one region at a time: a region started inside another (nested) or from a second Python
-  thread while the pool is busy runs serially in its caller, with the same results.
+  thread while the pool is busy runs serially in its caller, with the same results;
+- while other processes hold the cores the workers need, regions run serially for a
+  while (`_Backoff`), then the pool is tried again.
 
 Determinism. A kernel that sums over parts (a weight gradient, a column sum) keeps one
 partial sum per *part*, never per thread, and adds them in part order; parts are cut from
@@ -45,6 +47,7 @@ import math
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -53,6 +56,7 @@ import numpy as np
 GRAIN = 1 << 16  # floats of work per part, at least: below this Python overhead dominates
 ELEMENTWISE = 1 << 18  # floats an elementwise op needs before it is split (a ~1 MB pass)
 MAX_PARTS = 16  # parts per region, at most (dynamic scheduling needs a few per thread)
+ADAPTIVE = True  # back off to serial while the workers get no core (`_Backoff`)
 ENV = "DEMYSTIFY_NUM_THREADS"
 
 
@@ -229,11 +233,47 @@ class _Job:
                         self.done.set()
 
 
+class _Backoff:
+    """Serial for a while when the workers are not getting a core.
+
+    Why: a part a worker has taken cannot be taken back, so when another process holds
+    the core the worker waits for, the caller waits out the OS's time slice at the end of
+    each region (measured: two threads 0.77-0.92x of one with one other busy process on
+    the 2 cores). So the time the caller spends waiting after its own share is summed
+    over WINDOW regions; above SHARE of the regions' time, the next SERIAL regions run in
+    the caller alone, then the pool is tried again. The results are the same either way
+    (see Determinism); only the speed changes."""
+
+    WINDOW, SHARE, SERIAL = 32, 0.3, 256
+
+    def __init__(self) -> None:
+        self.worked = self.waited = 0.0
+        self.regions = self.serial_left = 0
+
+    def record(self, worked: float, waited: float) -> None:
+        self.worked += worked
+        self.waited += waited
+        self.regions += 1
+        if self.regions >= self.WINDOW:
+            if ADAPTIVE and self.waited > self.SHARE * (self.worked + self.waited):
+                self.serial_left = self.SERIAL
+            self.worked = self.waited = 0.0
+            self.regions = 0
+
+    def serial(self) -> bool:
+        """Whether this region should run serially (and count it)."""
+        if self.serial_left > 0:
+            self.serial_left -= 1
+            return True
+        return False
+
+
 class _Pool:
     """size - 1 daemon workers; the caller of `run` is the size-th thread (slot 0)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
+        self.backoff = _Backoff()
         self.blas_before = blas().threads()
         if self.blas_before is not None and self.blas_before > 1:
             blas().set(1)
@@ -262,7 +302,7 @@ class _Pool:
 
     def run(self, count: int, body: Callable[[int, int], None]) -> bool:
         """Run the job on the pool; False (nothing run) if the pool is busy."""
-        if not self.busy.acquire(blocking=False):
+        if self.backoff.serial() or not self.busy.acquire(blocking=False):
             return False
         try:
             job = _Job(count, body)
@@ -270,8 +310,11 @@ class _Pool:
                 self.job = job
                 self.generation += 1
                 self.wake.notify_all()
+            t0 = time.perf_counter()
             job.work(0)
+            t1 = time.perf_counter()
             job.done.wait()
+            self.backoff.record(t1 - t0, time.perf_counter() - t1)
             self.job = None
             if job.error is not None:
                 raise job.error
