@@ -310,6 +310,7 @@ def restore_steps(image: np.ndarray, mask: np.ndarray, *, method: str = "fm",
         pixel_features,
         pixel_fm,
         predict_pixel_fm,
+        predict_residual_at,
         predict_residual_fm,
         residual_values,
         set_groups,
@@ -382,8 +383,12 @@ def restore_steps(image: np.ndarray, mask: np.ndarray, *, method: str = "fm",
         stage2 = fit_residual_fm(xc(held), x[vy, vx] - smooth_v[vy, vx],
                                  device=device, ridge=0.1)
         my, mx = np.nonzero(miss)
-        vals = xc(residual_values(smooth, fm_img, feats.support, my, mx, nl))
-        corr = predict_residual_fm(stage2, vals)
+
+        def correction() -> np.ndarray:   # the second FM's at the missing pixels
+            return predict_residual_at(stage2, smooth, fm_img, feats.support, my, mx, nl,
+                                       cross=nl is not None)
+
+        corr = correction()
         out = smooth.copy()
         # its own gate is full from half the expected support on: the second FM sees the
         # support among its features (and at 95% loss the support is noisy: the first
@@ -417,8 +422,7 @@ def restore_steps(image: np.ndarray, mask: np.ndarray, *, method: str = "fm",
             # recomputed, as fm_img now holds the truth there
             set_groups(held, nl[vy, vx] - smooth_v[vy, vx], sup[vy, vx])
             stage2 = fit_residual_fm(held, tv, device=device, ridge=0.1)
-            corr = predict_residual_fm(stage2, set_groups(
-                vals, nl[my, mx] - smooth[my, mx], sup[my, mx]))
+            corr = correction()
             out[my, mx] = np.clip(smooth[my, mx] + a[my, mx, None] * corr, 0.0, 1.0)
             secs["non-local"] += time.perf_counter() - t0
             # the last group round from every observed pixel, the held-out ones too (no
@@ -429,8 +433,7 @@ def restore_steps(image: np.ndarray, mask: np.ndarray, *, method: str = "fm",
             yield "stage", "non-local patch groups from every observed pixel"
             t0 = time.perf_counter()
             nl = regroup(x, obs, out, nl, stride=final_stride)
-            corr = predict_residual_fm(stage2, set_groups(
-                vals, nl[my, mx] - smooth[my, mx], sup[my, mx]))
+            corr = correction()
             out[my, mx] = np.clip(smooth[my, mx] + a[my, mx, None] * corr, 0.0, 1.0)
             secs["non-local"] += time.perf_counter() - t0
     out = np.where(obs[..., None], x, out)
