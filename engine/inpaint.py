@@ -351,8 +351,9 @@ def restore_steps(image: np.ndarray, mask: np.ndarray, *, method: str = "fm",
         # the damage is strokes or holes (gate 0: the correction is not applied there)
         yield "stage", "non-local patch groups (low-rank completion)"
         t1 = time.perf_counter()
-        from .fm.groups import nonlocal_estimate
-        nl = nonlocal_estimate(x, fit_obs, smooth_v, rounds=nonlocal_rounds, coarse=0.25)
+        from .fm.groups import nonlocal_fill
+        nl, nl_rank = nonlocal_fill(x, fit_obs, smooth_v, rounds=nonlocal_rounds,
+                                    coarse=0.25, held=val_px)
         secs["non-local"] = time.perf_counter() - t1
     held = (residual_values(smooth_v, fm_img, feats.support, vy, vx, nl)
             if val_px.any() else None)
@@ -417,7 +418,7 @@ def restore_steps(image: np.ndarray, mask: np.ndarray, *, method: str = "fm",
                 c2 = predict_residual_fm(m2, held[f])
                 guide[vy[f], vx[f]] = np.clip(smooth_v[vy[f], vx[f]]
                                               + gate2[vy[f], vx[f], None] * c2, 0.0, 1.0)
-            nl = regroup(x, fit_obs, guide, nl)
+            nl = regroup(x, fit_obs, guide, nl, rank=nl_rank)
             # only the groups' columns change (set_groups); the held-out pixels' are not
             # recomputed, as fm_img now holds the truth there
             set_groups(held, nl[vy, vx] - smooth_v[vy, vx], sup[vy, vx])
@@ -432,7 +433,7 @@ def restore_steps(image: np.ndarray, mask: np.ndarray, *, method: str = "fm",
             # loss on the three bench images (2 seeds)
             yield "stage", "non-local patch groups from every observed pixel"
             t0 = time.perf_counter()
-            nl = regroup(x, obs, out, nl, stride=final_stride)
+            nl = regroup(x, obs, out, nl, stride=final_stride, rank=nl_rank)
             corr = correction()
             out[my, mx] = np.clip(smooth[my, mx] + a[my, mx, None] * corr, 0.0, 1.0)
             secs["non-local"] += time.perf_counter() - t0
