@@ -139,6 +139,26 @@ class PixelFeatures:
             out[:, :, j] = (sy - sm[:, None] * b) / self._norm
         return out
 
+    def filtered(self, py: np.ndarray, px: np.ndarray, W: np.ndarray) -> np.ndarray:
+        """(n, C) sum_j W[c, j] * values(py, px)[:, c, j]: per-channel filters (C, J)
+        applied without building the (n, C, J) values (at 512x512 and 80% loss those
+        were ~40 MB per batch; this is ~4x faster)."""
+        pad = self.radius * self.cell
+        b = self.base[py, px]
+        wp = self._sm.shape[1]
+        sy_rows, sm_flat = self._sy.reshape(-1, self._sy.shape[2]), self._sm.reshape(-1)
+        at = (py + pad) * wp + (px + pad)
+        acc_y, acc_m = np.zeros_like(b), np.zeros_like(b)
+        for j, (dy, dx) in enumerate(self.offsets.tolist()):
+            i = at + (dy * self.cell * wp + dx * self.cell)
+            sy, sm = np.take(sy_rows, i, axis=0), np.take(sm_flat, i)
+            if dy == 0 and dx == 0:   # the centre cell, without the pixel itself
+                sy = sy - self._own[py, px]
+                sm = sm - self._obs[py, px]
+            acc_y += sy * W[:, j]
+            acc_m += sm[:, None] * W[:, j]
+        return (acc_y - acc_m * b) / self._norm
+
     def rows(self, py: np.ndarray, px: np.ndarray, ch: np.ndarray
              ) -> tuple[np.ndarray, np.ndarray]:
         """Padded FM rows (idx, val) of shape (n, 1 + J) for (pixel, channel) triples."""
@@ -240,7 +260,7 @@ def predict_pixel_fm(fm: FactorizationMachine, feats: PixelFeatures, py: np.ndar
     out = np.empty((len(py), feats.n_context))
     for s in range(0, len(py), batch):
         sl = slice(s, s + batch)
-        out[sl] = np.einsum("ncj,cj->nc", feats.values(py[sl], px[sl]), W) + bias
+        out[sl] = feats.filtered(py[sl], px[sl], W) + bias
     return out + feats.base[py, px]
 
 
