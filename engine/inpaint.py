@@ -263,16 +263,16 @@ def restore_steps(image: np.ndarray, mask: np.ndarray, *, method: str = "fm",
                   epochs: int = 8, n_train: int = 8_000, device: str | None = None,
                   cancel: Callable[[], bool] | None = None,
                   max_pixels: int = MAX_PIXELS, nonlocal_rounds: int = 3,
-                  nonlocal_refine: bool = True, final_stride: int = 4
+                  nonlocal_refine: bool = True, final_stride: int = 6
                   ) -> Iterator[tuple[str, Any]]:
     """restore() as a generator of events, for a page that shows progress (and, in the
     browser, yields to its event loop in between): ("stage", text), ("epoch", (epoch,
     epochs, loss)) after each FM epoch, and last ("done", Restoration). cancel() is asked
     after each epoch; True stops the fit there and restores with the FM reached.
     final_stride: the reference-patch grid of the last group round (every observed pixel);
-    that round runs 4 EM steps from the groups' fill (with 6: +0.005 dB on baboon at 80%
-    loss, at 1.5x its CPU). Every 4th patch: +0.05 dB there over every 6th, for ~0.5 s
-    more CPU at 512x512."""
+    that round runs 4 EM steps from the groups' fill (6 steps: +0.005 dB on baboon at 80%
+    loss, at 1.5x its CPU). Every 4th patch: +0.04 dB there (+1.01 / +1.00 dB over
+    biharmonic, seeds 0 / 1), for ~1.8 s more CPU at 512x512 (20% of the slowest case)."""
     if method not in METHODS:
         raise InpaintError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
     if not (blend == "auto" or (isinstance(blend, (int, float)) and 0.0 <= blend <= 1.0)):
@@ -449,7 +449,7 @@ def restore(image: np.ndarray, mask: np.ndarray, *, method: str = "fm", iters: i
             n_train: int = 8_000, device: str | None = None,
             progress: Callable[[int, int, float], bool | None] | None = None,
             max_pixels: int = MAX_PIXELS, nonlocal_rounds: int = 3,
-            nonlocal_refine: bool = True, final_stride: int = 4) -> Restoration:
+            nonlocal_refine: bool = True, final_stride: int = 6) -> Restoration:
     """Restore the pixels where `mask` is True and keep every part (see inpaint()).
 
     progress(epoch, epochs, loss) runs after each FM epoch; returning False cancels the
