@@ -50,10 +50,10 @@ def _group_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     out = np.empty((g, m, n), dtype=np.result_type(a.dtype, b.dtype))
     blocks = [(i, j) for i in range(g) for j in range(0, n, chunk)]
 
-    def block(k: int, slot: int) -> None:  # the blocks on the threads (cpu_parallel)
-        i, j = blocks[k]
-        np.matmul(a[i], b[i][:, j: j + chunk], out=out[i][:, j: j + chunk])
-    parallel.run(len(blocks), block)
+    def part(r: range) -> None:  # runs of blocks on the threads (cpu_parallel)
+        for i, j in blocks[r.start: r.stop]:
+            np.matmul(a[i], b[i][:, j: j + chunk], out=out[i][:, j: j + chunk])
+    parallel.map_ranges(parallel.split(len(blocks), m * a.shape[2] * chunk // 4), part)
     return out
 
 

@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 
 GRAIN = 1 << 16  # floats of work per part, at least: below this Python overhead dominates
+# (1 << 18, measured A/B: ResNet-9 step 275 -> 300 ms, LeNet-5 10.9 -> 10.2 ms; kept 1 << 16)
 ELEMENTWISE = 1 << 18  # floats an elementwise op needs before it is split (a ~1 MB pass)
 MAX_PARTS = 16  # parts per region, at most (dynamic scheduling needs a few per thread)
 ADAPTIVE = True  # back off to serial while the workers get no core (`_Backoff`)
