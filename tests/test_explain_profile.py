@@ -39,6 +39,18 @@ def test_layer_outputs_follow_the_sequential():
     assert m.training  # its mode is restored after
 
 
+def test_read_layers_is_probabilities_and_the_kept_outputs_from_one_pass():
+    m = small_cnn()
+    x = np.random.default_rng(1).random((2, 1, 8, 8)).astype(np.float32)
+    probs, outs = explain.read_layers(m, x, lambda name, layer, out: out.ndim == 4)
+    np.testing.assert_allclose(probs, explain.probabilities(m, x), rtol=1e-6)
+    every = dict(explain.layer_outputs(m, x))
+    assert [n for n, _ in outs] == ["0: Conv2d", "1: ReLU", "2: MaxPool2d"]
+    for name, out in outs:
+        np.testing.assert_array_equal(out, every[name])
+    assert m.training
+
+
 def test_activations_run_in_eval_mode_and_restore_the_mode():
     m = nn.Sequential(nn.Linear(3, 8), nn.Dropout(0.9), nn.ReLU(), nn.Linear(8, 2))
     x = np.ones((4, 3), np.float32)
