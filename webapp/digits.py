@@ -86,10 +86,11 @@ def tile(maps: np.ndarray, cols: int) -> np.ndarray:
 
 
 def _image_fig(title: str, width: int, height: int, palette: str) -> tuple[object, object]:
+    # no axes, grids or tools at all (hidden ones are still models the page serialises
+    # and the browser builds views for: 66 of the page's 197, with the bars' tools; and a
+    # drag panned the image)
     fig = figure(title=title, width=width, height=height, x_range=(0, 1), y_range=(0, 1),
-                 toolbar_location=None)
-    fig.axis.visible = False
-    fig.grid.visible = False
+                 toolbar_location=None, tools="", x_axis_type=None, y_axis_type=None)
     src = ColumnDataSource({"image": [np.full((2, 2), np.nan)], "dw": [1], "dh": [1]})
     mapper = LinearColorMapper(palette=palette, low=0, high=1, nan_color=(0, 0, 0, 0))
     fig.image(image="image", x=0, y=0, dw="dw", dh="dh", source=src, color_mapper=mapper)
@@ -110,7 +111,7 @@ class DigitsPage(pn.viewable.Viewer):
         self.bars_src = ColumnDataSource({"digit": CLASSES, "p": [0.0] * 10,
                                           "color": ["#8c959f"] * 10})
         bars = figure(x_range=CLASSES, y_range=(0, 1), height=220, width=360,
-                      title="probability per class", toolbar_location=None)
+                      title="probability per class", toolbar_location=None, tools="")
         bars.vbar(x="digit", top="p", width=0.8, color="color", source=self.bars_src)
         bars.xgrid.visible = False
         self.input_fig, self.input_src = _image_fig("network input (28x28)", 200, 200,
