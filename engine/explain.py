@@ -11,6 +11,7 @@ and `pca_2d`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +20,7 @@ import numpy as np
 from . import nn
 from .nn.utils import evaluating
 from .nn.utils import model_device as _device
-from .tensor import Tensor
+from .tensor import Tensor, cat
 from .train import predict
 
 
@@ -50,16 +51,23 @@ def read_layers(model: nn.Sequential, x: np.ndarray,
 def _run_layers(model: nn.Sequential, x: np.ndarray,
                 keep: Callable[[str, Any, Tensor], bool]
                 ) -> tuple[np.ndarray, list[tuple[str, np.ndarray]]]:
-    """The last layer's output and the kept layers' outputs. The whole pass is encoded
-    before the first readback, so the device runs it in one submission."""
+    """The last layer's output and the kept layers' outputs, read back at once: the whole
+    pass and then one flat copy of the outputs are encoded before the one readback."""
     h = Tensor(np.ascontiguousarray(x, np.float32), device=_device(model))
-    kept = []
+    names, kept = [], []
     with evaluating(model):
         for name, layer in model.named_children():
             h = layer(h)
             if keep(name, layer, h):
-                kept.append((f"{name}: {type(layer).__name__}", h))
-    return h.numpy(), [(name, out.numpy()) for name, out in kept]
+                names.append(f"{name}: {type(layer).__name__}")
+                kept.append(h)
+        if not kept:
+            return h.numpy(), []
+        outs = [h, *kept]
+        flat = cat([t.reshape(-1) for t in outs]).numpy()
+    ends = np.cumsum([math.prod(t.shape) for t in outs])
+    arrays = [piece.reshape(t.shape) for piece, t in zip(np.split(flat, ends[:-1]), outs)]
+    return arrays[0], list(zip(names, arrays[1:]))
 
 
 def occlusion_saliency(model: Any, image: np.ndarray, target: int, patch: int = 8,
