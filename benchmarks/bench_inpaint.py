@@ -86,7 +86,7 @@ def main() -> None:
     ap.add_argument("--masks", default=",".join(MASKS))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--final-stride", type=int, default=6,
-                    help="restore()'s final_stride (4: denser last group round, ~3.5 s more)")
+                    help="restore()'s final_stride (4: denser last group round, ~1.8 s more)")
     a = ap.parse_args()
     from skimage.metrics import peak_signal_noise_ratio as psnr
     from skimage.metrics import structural_similarity as ssim

@@ -269,9 +269,10 @@ def restore_steps(image: np.ndarray, mask: np.ndarray, *, method: str = "fm",
     browser, yields to its event loop in between): ("stage", text), ("epoch", (epoch,
     epochs, loss)) after each FM epoch, and last ("done", Restoration). cancel() is asked
     after each epoch; True stops the fit there and restores with the FM reached.
-    final_stride: the reference-patch grid of the last group round (every observed pixel):
-    4 gains another +0.03-0.12 dB at 50-80% loss but ~2 s more CPU at 512x512, past the
-    10 s budget."""
+    final_stride: the reference-patch grid of the last group round (every observed pixel);
+    that round runs 4 EM steps from the groups' fill (6 steps: +0.005 dB on baboon at 80%
+    loss, at 1.5x its CPU). Every 4th patch: +0.04 dB there (+1.01 / +1.00 dB over
+    biharmonic, seeds 0 / 1), for ~1.8 s more CPU at 512x512 (20% of the slowest case)."""
     if method not in METHODS:
         raise InpaintError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
     if not (blend == "auto" or (isinstance(blend, (int, float)) and 0.0 <= blend <= 1.0)):
@@ -310,6 +311,7 @@ def restore_steps(image: np.ndarray, mask: np.ndarray, *, method: str = "fm",
         pixel_features,
         pixel_fm,
         predict_pixel_fm,
+        predict_residual_at,
         predict_residual_fm,
         residual_values,
         set_groups,
@@ -350,8 +352,9 @@ def restore_steps(image: np.ndarray, mask: np.ndarray, *, method: str = "fm",
         # the damage is strokes or holes (gate 0: the correction is not applied there)
         yield "stage", "non-local patch groups (low-rank completion)"
         t1 = time.perf_counter()
-        from .fm.groups import nonlocal_estimate
-        nl = nonlocal_estimate(x, fit_obs, smooth_v, rounds=nonlocal_rounds, coarse=0.25)
+        from .fm.groups import nonlocal_fill
+        nl, nl_rank = nonlocal_fill(x, fit_obs, smooth_v, rounds=nonlocal_rounds,
+                                    coarse=0.25, held=val_px)
         secs["non-local"] = time.perf_counter() - t1
     held = (residual_values(smooth_v, fm_img, feats.support, vy, vx, nl)
             if val_px.any() else None)
@@ -382,8 +385,12 @@ def restore_steps(image: np.ndarray, mask: np.ndarray, *, method: str = "fm",
         stage2 = fit_residual_fm(xc(held), x[vy, vx] - smooth_v[vy, vx],
                                  device=device, ridge=0.1)
         my, mx = np.nonzero(miss)
-        vals = xc(residual_values(smooth, fm_img, feats.support, my, mx, nl))
-        corr = predict_residual_fm(stage2, vals)
+
+        def correction() -> np.ndarray:   # the second FM's at the missing pixels
+            return predict_residual_at(stage2, smooth, fm_img, feats.support, my, mx, nl,
+                                       cross=nl is not None)
+
+        corr = correction()
         out = smooth.copy()
         # its own gate is full from half the expected support on: the second FM sees the
         # support among its features (and at 95% loss the support is noisy: the first
@@ -412,13 +419,12 @@ def restore_steps(image: np.ndarray, mask: np.ndarray, *, method: str = "fm",
                 c2 = predict_residual_fm(m2, held[f])
                 guide[vy[f], vx[f]] = np.clip(smooth_v[vy[f], vx[f]]
                                               + gate2[vy[f], vx[f], None] * c2, 0.0, 1.0)
-            nl = regroup(x, fit_obs, guide, nl)
+            nl = regroup(x, fit_obs, guide, nl, rank=nl_rank)
             # only the groups' columns change (set_groups); the held-out pixels' are not
             # recomputed, as fm_img now holds the truth there
             set_groups(held, nl[vy, vx] - smooth_v[vy, vx], sup[vy, vx])
             stage2 = fit_residual_fm(held, tv, device=device, ridge=0.1)
-            corr = predict_residual_fm(stage2, set_groups(
-                vals, nl[my, mx] - smooth[my, mx], sup[my, mx]))
+            corr = correction()
             out[my, mx] = np.clip(smooth[my, mx] + a[my, mx, None] * corr, 0.0, 1.0)
             secs["non-local"] += time.perf_counter() - t0
             # the last group round from every observed pixel, the held-out ones too (no
@@ -428,9 +434,8 @@ def restore_steps(image: np.ndarray, mask: np.ndarray, *, method: str = "fm",
             # loss on the three bench images (2 seeds)
             yield "stage", "non-local patch groups from every observed pixel"
             t0 = time.perf_counter()
-            nl = regroup(x, obs, out, nl, stride=final_stride)
-            corr = predict_residual_fm(stage2, set_groups(
-                vals, nl[my, mx] - smooth[my, mx], sup[my, mx]))
+            nl = regroup(x, obs, out, nl, stride=final_stride, rank=nl_rank, iters=4)
+            corr = correction()
             out[my, mx] = np.clip(smooth[my, mx] + a[my, mx, None] * corr, 0.0, 1.0)
             secs["non-local"] += time.perf_counter() - t0
     out = np.where(obs[..., None], x, out)

@@ -113,3 +113,49 @@ def test_first_maximum_wins_on_ties():
     fused.max_pool2d(t, kernel=(2, 2), stride=(2, 2)).sum().backward()
     np.testing.assert_array_equal(t.grad.numpy()[0, :, 0, 0], [1, 1])
     assert t.grad.numpy().sum() == 2
+
+
+@pytest.mark.parametrize("scale, shift", [(3.0, 2.0), (0.03, 5.0)])  # one pass; around mean
+def test_batch_norm_matches_the_nchw_kernels(scale, shift):
+    """The channels-last batch norm (one-pass statistics, or two where the mean dwarfs the
+    spread) against the NCHW kernels, forward and gradient, on odd sizes."""
+    from engine.backends.cpu import CpuBackend
+
+    b = CpuBackend()
+    x = channels_last(r(3, 5, 7, 3) * scale + shift)
+    gamma, beta, gy = r(5), r(5), channels_last(r(3, 5, 7, 3))
+    got = b.batch_norm_train(x, gamma, beta, (0, 2, 3), 1e-5)
+    want = b.batch_norm_train(np.ascontiguousarray(x), gamma, beta, (0, 2, 3), 1e-5)
+    assert is_channels_last(got[0])
+    grads = [b.batch_norm_grad(g, a, gamma, got[1], got[2], (0, 2, 3))
+             for g, a in ((gy, x), (np.ascontiguousarray(gy), np.ascontiguousarray(x)))]
+    for g, w in zip([*got, *grads[0]], [*want, *grads[1]], strict=True):
+        assert g.dtype == w.dtype
+        np.testing.assert_allclose(g, w, rtol=2e-4, atol=2e-4 * max(1.0, np.abs(w).max()))
+
+
+def test_tiled_2x2_pool_matches_the_general_paths(monkeypatch):
+    """The 2x2 stride-2 phase path (`_phase_max`) against the general channels-last taps
+    and the NCHW kernels, forward and gradient, on odd N and C and on many ties (values
+    in {0, 1, 2}): bit for bit, the first maximum in row-major order winning."""
+    from engine.backends import cpu_channels_last as cl
+    from engine.backends.cpu import CpuBackend
+
+    b, geo = CpuBackend(), ((2, 2), (2, 2), (0, 0), (1, 1))
+    x = channels_last(RNG.integers(0, 3, (3, 5, 6, 10)).astype(np.float32))
+    gy = channels_last(r(3, 5, 3, 5))
+
+    def pool(a):
+        y, kept = b.maxpool2d(a, *geo)
+        return y, b.maxpool2d_grad(gy, kept, a.shape), kept
+
+    y, gx, kept = pool(x)
+    assert isinstance(kept, cl._Phases) and is_channels_last(gx)
+    np.testing.assert_array_equal(b.maxpool2d_values(x, *geo), y)
+    nchw = pool(np.ascontiguousarray(x))
+    monkeypatch.setattr(cl, "_phases", lambda *a: False)
+    taps = pool(x)
+    assert isinstance(taps[2], cl._Winners)
+    for want in (nchw, taps):
+        np.testing.assert_array_equal(y, want[0])
+        np.testing.assert_array_equal(gx, want[1])

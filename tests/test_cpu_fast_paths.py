@@ -44,3 +44,27 @@ def test_linear_traces_as_its_reference_ops():
         y = fused.linear(x, w, b)
     assert [r[0] for r in tr.records] == [functions.Permute, functions.MatMul, functions.Add]
     np.testing.assert_array_equal(y.numpy(), fused.linear(x, w, b).numpy())  # bit-identical
+
+
+def test_nchw_conv_gradients_share_gy_only_while_it_is_the_same_array():
+    """The NCHW convolution's input and weight gradients share one batch-innermost copy
+    of gy (`_gy_batch_inner`): a different gy, even of the same shape, must get its own,
+    and the one-image layout (pixels (N, Ho, Wo)) must give what the batch-innermost does."""
+    from engine.backends.cpu import CpuBackend
+
+    rng = np.random.default_rng(2)
+    b = CpuBackend()
+    p = ((1, 1), (1, 1), (1, 1), 1)
+    x = rng.standard_normal((3, 4, 6, 5))
+    w = rng.standard_normal((5, 4, 3, 3))
+    gy1, gy2 = rng.standard_normal((2, 3, 5, 6, 5))
+    b.conv2d_grad_input(gy1, w, x.shape, *p)  # remembers gy1's copy
+    got = b.conv2d_grad_weight(gy2, x, w.shape, *p)
+    want = sum(b.conv2d_grad_weight(gy2[i:i + 1], x[i:i + 1], w.shape, *p) for i in range(3))
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(b.conv2d_grad_weight(gy1, x, w.shape, *p),
+                               sum(b.conv2d_grad_weight(gy1[i:i + 1], x[i:i + 1], w.shape, *p)
+                                   for i in range(3)), rtol=1e-10, atol=1e-10)
+    y = b.conv2d(x, w, *p)
+    np.testing.assert_allclose(y, np.concatenate([b.conv2d(x[i:i + 1], w, *p) for i in range(3)]),
+                               rtol=1e-10, atol=1e-10)

@@ -218,6 +218,34 @@ def test_cross_channel_appends_the_other_channels_corrections() -> None:
     np.testing.assert_array_equal(cross_channel(v[:, :1]), v[:, :1])
 
 
+@pytest.mark.parametrize("cross", [False, True])
+@pytest.mark.parametrize("with_groups", [False, True])
+def test_residual_prediction_without_rows_matches_the_rows(cross: bool,
+                                                           with_groups: bool) -> None:
+    """predict_residual_at (features gathered column by column, no (n, C, F) rows) gives
+    predict_residual_fm's numbers on residual_values (and cross_channel) rows, borders
+    included; an FM of the wrong width is refused."""
+    from engine.fm.image import (
+        cross_channel,
+        fit_residual_fm,
+        predict_residual_at,
+        predict_residual_fm,
+        residual_values,
+    )
+
+    rng = np.random.default_rng(3)
+    sm, fi, nl = (rng.random((17, 13, 3)) for _ in range(3))
+    sup = rng.random((17, 13))
+    py, px = np.r_[0, 16, rng.integers(0, 17, 200)], np.r_[0, 12, rng.integers(0, 13, 200)]
+    v = residual_values(sm, fi, sup, py, px, nl if with_groups else None)
+    v = cross_channel(v) if cross else v
+    fm = fit_residual_fm(v, rng.normal(size=(len(py), 3)), ridge=0.1)
+    got = predict_residual_at(fm, sm, fi, sup, py, px, nl if with_groups else None, cross)
+    np.testing.assert_allclose(got, predict_residual_fm(fm, v), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="features"):
+        predict_residual_at(fm, sm, fi, sup, py, px, nl, not cross)
+
+
 def test_second_fm_features_never_see_the_held_out_pixel() -> None:
     """The second FM learns on held-out pixels: its features there come from a smooth fill
     and a first FM that never saw them. Changing a held-out pixel's value leaves its own

@@ -8,10 +8,12 @@ import pytest
 from engine.fm.groups import (
     _double,
     _half,
+    choose_rank,
     complete_groups,
     group_rank,
     match_patches,
     nonlocal_estimate,
+    nonlocal_fill,
     regroup,
 )
 from engine.inpaint import _biharmonic, _push_pull, psnr, random_mask, restore
@@ -121,6 +123,47 @@ def test_rank_follows_the_observed_share_and_restore_reports_the_fill() -> None:
     np.testing.assert_array_equal(dense.result[~m], img[~m])
     off = restore(img, m, epochs=2, nonlocal_rounds=0)
     assert off.nonlocal_fill is None
+
+
+def test_rank_is_chosen_on_the_held_out_pixels_only() -> None:
+    """choose_rank keeps the rank unless twice it errs less on the held-out pixels, and
+    returns that rank's fill; nonlocal_fill with held-out pixels is nonlocal_estimate at
+    the rank it chose (the held-out values decide only that choice), at full resolution
+    and with a half-resolution start (where the coarse level chooses)."""
+    x = np.zeros((6, 6, 1))
+    held = np.zeros((6, 6), bool)
+    held[2, 3] = True
+
+    def score(e: np.ndarray) -> float:
+        return float(((e[held] - x[held]) ** 2).mean())
+
+    fills = {2: np.full_like(x, 0.1), 4: np.full_like(x, 0.2)}
+    fills[4][2, 3] = 0.05             # worse everywhere but on the held-out pixel
+    assert choose_rank(fills.__getitem__, score, 2, 16)[::2] == (4, True)
+    fills[4][2, 3] = 0.15
+    r, est, rich = choose_rank(fills.__getitem__, score, 2, 16)
+    assert (r, rich) == (2, False) and est is fills[2]
+    assert choose_rank({8: x}.__getitem__, score, 8, 9)[0] == 8   # no room below k
+    img = _texture(40, 40)
+    obs = ~random_mask(img.shape, 0.5, seed=1)
+    held = obs & (np.random.default_rng(0).random(obs.shape) < 0.1)
+    fit = obs & ~held
+    start = np.clip(_biharmonic(_push_pull(np.where(fit[..., None], img, 0), fit), fit), 0, 1)
+    kw = dict(patch=6, k=8, stride=4, rounds=2)
+    est, rank = nonlocal_fill(img, fit, start, held=held, **kw)
+    assert rank in (group_rank(fit.mean(), 8), 2 * group_rank(fit.mean(), 8))
+    np.testing.assert_array_equal(est, nonlocal_estimate(img, fit, start, rank=rank, **kw))
+    np.testing.assert_array_equal(est[fit], img[fit])
+    assert nonlocal_fill(img, fit, start, **kw)[1] == group_rank(fit.mean(), 8)
+    big = np.tile(img, (2, 2, 1))                 # 80x80 at 80% loss: one coarse level
+    obs = ~random_mask(big.shape, 0.8, seed=2)
+    held = obs & (np.random.default_rng(1).random(obs.shape) < 0.2)
+    fit = obs & ~held
+    start = np.clip(_biharmonic(_push_pull(np.where(fit[..., None], big, 0), fit), fit), 0, 1)
+    kw = dict(patch=6, k=8, stride=4, rounds=1, coarse=0.25)
+    est, rank = nonlocal_fill(big, fit, start, held=held, **kw)
+    assert rank in (group_rank(fit.mean(), 8), 2 * group_rank(fit.mean(), 8))
+    np.testing.assert_array_equal(est, nonlocal_estimate(big, fit, start, rank=rank, **kw))
 
 
 def test_half_resolution_round_trip() -> None:

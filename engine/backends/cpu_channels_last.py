@@ -67,8 +67,11 @@ class Wide:
         return np.tile(v, self.k)
 
     def colsum(self, m: np.ndarray | None = None) -> np.ndarray:
-        """Per-channel sums of this matrix (or of `m`, seen the same way)."""
-        return (self.m if m is None else m).sum(axis=0).reshape(self.k, self.c).sum(axis=0)
+        """Per-channel sums of this matrix (or of `m`, seen the same way): a BLAS
+        vector-matrix product with ones, about 2x faster than `sum(axis=0)` (measured on
+        131072 x 32: 1.29 -> 0.64 ms)."""
+        m = self.m if m is None else m
+        return (np.ones(len(m), dtype=m.dtype) @ m).reshape(self.k, self.c).sum(axis=0)
 
     def dot(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Per-channel sums of a * b (wide views), with no product array."""
@@ -163,6 +166,55 @@ class _Winners:
 
     def __init__(self, xp: np.ndarray, best: np.ndarray, geometry: tuple) -> None:
         self.xp, self.best, self.geometry = xp, best, geometry
+
+
+class _Phases:
+    """What a 2x2 stride-2 max pooling's gradient needs: which of the 4 phases (pixel
+    (2i + a, 2j + b) is phase 2a + b) won each output, one byte per output value."""
+
+    __slots__ = ("idx", "shape")
+
+    def __init__(self, idx: np.ndarray, shape: tuple) -> None:
+        self.idx, self.shape = idx, shape
+
+
+def _phases(x: np.ndarray, kernel: Pair, stride: Pair, pad: Pair, dilation: Pair) -> bool:
+    """2x2 windows, stride 2, that tile the input (most CNNs' pooling)."""
+    return (tuple(kernel) == tuple(stride) == (2, 2) and tuple(pad) == (0, 0)
+            and tuple(dilation) == (1, 1) and x.shape[2] % 2 == 0 and x.shape[3] % 2 == 0)
+
+
+def _phase_views(a: np.ndarray) -> list[np.ndarray]:
+    """The 4 phases of NHWC `a` (a view each): a[:, a::2, b::2] for (a, b) in row-major order."""
+    n, h, w, c = a.shape
+    a6 = a.reshape(n, h // 2, 2, w // 2, 2, c)
+    return [a6[:, :, i, :, j] for i in (0, 1) for j in (0, 1)]
+
+
+def _phase_max(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """2x2 max pooling of NHWC x and its winning phase. A later phase takes over only
+    where it is strictly greater, so the first maximum in row-major order wins, as in the
+    general path and PyTorch; as the phase number only grows, 'take over' is a maximum of
+    bytes, not a masked store."""
+    taps = _phase_views(x)
+    best = taps[0].copy()
+    idx = np.zeros(best.shape, dtype=np.uint8)
+    better = np.empty(best.shape, dtype=bool)
+    for k, tap in enumerate(taps[1:], 1):
+        np.greater(tap, best, out=better)
+        np.maximum(best, tap, out=best)
+        np.maximum(idx, better.view(np.uint8) * np.uint8(k), out=idx)
+    return best, idx
+
+
+def _phase_max_grad(g: np.ndarray, k: _Phases) -> np.ndarray:
+    """Each phase of the input gradient is gy where that phase won, else 0: 4 strided
+    stores that tile the input, so nothing is zeroed first and there is no scatter."""
+    gx = np.empty(k.shape, dtype=g.dtype)
+    hit = np.empty(k.idx.shape, dtype=bool)
+    for phase, view in enumerate(_phase_views(gx)):
+        np.multiply(g, np.equal(k.idx, phase, out=hit), out=view)
+    return gx
 
 
 def _pool_taps(xp: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair, out_hw: Pair):
@@ -263,12 +315,24 @@ class ChannelsLastKernels:
         n, c, h, w = x.shape
         x2 = Wide(nhwc(x).reshape(-1, c))  # (pixels, C) as wide rows, a view
         m = n * h * w
+        # one pass for the statistics: var = E[x^2] - mean^2, both sums read x only, and
+        # normalise + affine fused as y = x * scale + shift: 4 passes, one array. Where the
+        # mean dwarfs the spread, both forms cancel away float32 digits (y by ~|mean|/std
+        # ulps): then the statistics and y are computed around the mean (5 passes).
         mean = x2.colsum() / m
-        y = x2.m - x2.tile(mean)
-        var = x2.dot(y, y) / m  # no squared temporary
+        var = np.maximum(x2.dot(x2.m, x2.m) / m - mean * mean, 0)
+        centred = bool(np.any(var < 1e-2 * mean * mean))
+        if centred:
+            y = x2.m - x2.tile(mean)
+            var = x2.dot(y, y) / m
         invstd = (1.0 / np.sqrt(var + eps)).astype(x.dtype, copy=False)
-        y *= x2.tile(invstd * gamma)
-        y += x2.tile(beta)
+        scale = (invstd * gamma).astype(x.dtype, copy=False)
+        if centred:
+            y *= x2.tile(scale)
+            y += x2.tile(beta)
+        else:
+            y = np.multiply(x2.m, x2.tile(scale))
+            y += x2.tile((beta - mean * scale).astype(x.dtype, copy=False))
         return (y.reshape(n, h, w, c).transpose(0, 3, 1, 2), mean.astype(x.dtype, copy=False),
                 invstd)
 
@@ -293,12 +357,19 @@ class ChannelsLastKernels:
                 ggamma.astype(gamma.dtype, copy=False), gbeta)
 
     # -- max pooling ----------------------------------------------------------------------
-    def maxpool2d(self, x, kernel: Pair, stride: Pair, pad: Pair, dilation: Pair):
-        """The maximum over strided NHWC tap views (C contiguous floats per pixel), with no
-        argmax array: the gradient finds the winning taps again by comparing the padded
-        input (kept, a reference when there is no padding) with the output."""
+    def maxpool2d(self, x, kernel: Pair, stride: Pair, pad: Pair, dilation: Pair,
+                  keep: bool = True):
+        """The maximum over strided NHWC tap views (C contiguous floats per pixel). For
+        2x2 stride-2 windows the winning phase is kept (one byte per output, see
+        `_phase_max`); otherwise no argmax array: the gradient finds the winning taps again
+        by comparing the padded input (kept, a reference when there is no padding) with
+        the output."""
         if not is_channels_last(x):
             return super().maxpool2d(x, kernel, stride, pad, dilation)
+        if keep and _phases(x, kernel, stride, pad, dilation):
+            x4 = nhwc(x)
+            best, idx = _phase_max(x4)
+            return best.transpose(0, 3, 1, 2), _Phases(idx, x4.shape)
         n, c, h, w = x.shape
         ho = conv_out_size(h, kernel[0], stride[0], pad[0], dilation[0])
         wo = conv_out_size(w, kernel[1], stride[1], pad[1], dilation[1])
@@ -312,9 +383,11 @@ class ChannelsLastKernels:
     def maxpool2d_values(self, x, kernel: Pair, stride: Pair, pad: Pair, dilation: Pair):
         if not is_channels_last(x):
             return super().maxpool2d_values(x, kernel, stride, pad, dilation)
-        return self.maxpool2d(x, kernel, stride, pad, dilation)[0]  # it keeps no argmax
+        return self.maxpool2d(x, kernel, stride, pad, dilation, keep=False)[0]
 
     def maxpool2d_grad(self, gy, argmax, x_shape):
+        if isinstance(argmax, _Phases):
+            return _phase_max_grad(nhwc(gy), argmax).transpose(0, 3, 1, 2)
         if not isinstance(argmax, _Winners):
             return super().maxpool2d_grad(gy, argmax, x_shape)
         kernel, stride, dilation, (ph, pw) = argmax.geometry
