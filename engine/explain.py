@@ -2,14 +2,17 @@
 
 What the web app shows next to a prediction, computed here so the app only draws:
 `probabilities` (softmax of a classifier's logits), `layer_outputs` (each layer of a
-Sequential on one input), `occlusion_saliency` (how much the true class's probability
-drops when a patch is greyed out), `gradient_saliency` (|d score / d pixel|),
-`activations` (what every hidden unit computes on a batch), `unit_stats` (dead and
-saturated units per activation layer) and `pca_2d`.
+Sequential on one input), `read_layers` (both from one pass, only the layers asked
+for), `occlusion_saliency` (how much the true class's probability drops when a patch is
+greyed out), `gradient_saliency` (|d score / d pixel|), `activations` (what every hidden
+unit computes on a batch), `unit_stats` (dead and saturated units per activation layer)
+and `pca_2d`.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -17,7 +20,7 @@ import numpy as np
 from . import nn
 from .nn.utils import evaluating
 from .nn.utils import model_device as _device
-from .tensor import Tensor
+from .tensor import Tensor, cat
 from .train import predict
 
 
@@ -30,13 +33,41 @@ def probabilities(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarra
 def layer_outputs(model: nn.Sequential, x: np.ndarray) -> list[tuple[str, np.ndarray]]:
     """(layer name, output) for every layer of a Sequential run on batch x (in eval mode;
     the model's mode is restored after)."""
+    return _run_layers(model, x, lambda name, layer, out: True)[1]
+
+
+def read_layers(model: nn.Sequential, x: np.ndarray,
+                keep: Callable[[str, Any, Tensor], bool]
+                ) -> tuple[np.ndarray, list[tuple[str, np.ndarray]]]:
+    """`probabilities(model, x)` and the `layer_outputs` that keep(name, layer, output)
+    selects, from one forward pass: on a GPU each output read back is a round trip to
+    the device (in a browser, a Promise), so a page that shows two feature maps reads
+    three arrays, not every layer's and the logits again."""
+    logits, outs = _run_layers(model, x, keep)
+    probs = nn.functional.softmax(Tensor(logits), dim=-1).numpy().astype(np.float64)
+    return probs, outs
+
+
+def _run_layers(model: nn.Sequential, x: np.ndarray,
+                keep: Callable[[str, Any, Tensor], bool]
+                ) -> tuple[np.ndarray, list[tuple[str, np.ndarray]]]:
+    """The last layer's output and the kept layers' outputs, read back at once: the whole
+    pass and then one flat copy of the outputs are encoded before the one readback."""
     h = Tensor(np.ascontiguousarray(x, np.float32), device=_device(model))
-    outs = []
+    names, kept = [], []
     with evaluating(model):
         for name, layer in model.named_children():
             h = layer(h)
-            outs.append((f"{name}: {type(layer).__name__}", h.numpy()))
-    return outs
+            if keep(name, layer, h):
+                names.append(f"{name}: {type(layer).__name__}")
+                kept.append(h)
+        if not kept:
+            return h.numpy(), []
+        outs = [h, *kept]
+        flat = cat([t.reshape(-1) for t in outs]).numpy()
+    ends = np.cumsum([math.prod(t.shape) for t in outs])
+    arrays = [piece.reshape(t.shape) for piece, t in zip(np.split(flat, ends[:-1]), outs)]
+    return arrays[0], list(zip(names, arrays[1:]))
 
 
 def occlusion_saliency(model: Any, image: np.ndarray, target: int, patch: int = 8,
@@ -140,5 +171,5 @@ def grid_2d(xlim: tuple[float, float], ylim: tuple[float, float], n: int = 80
     return np.stack([gx.ravel(), gy.ravel()], 1).astype(np.float32), np.array(gx.shape)
 
 
-__all__ = ["probabilities", "layer_outputs", "occlusion_saliency", "gradient_saliency",
-           "activations", "unit_flags", "unit_stats", "pca_2d", "grid_2d"]
+__all__ = ["probabilities", "layer_outputs", "read_layers", "occlusion_saliency",
+           "gradient_saliency", "activations", "unit_flags", "unit_stats", "pca_2d", "grid_2d"]

@@ -39,6 +39,36 @@ def test_layer_outputs_follow_the_sequential():
     assert m.training  # its mode is restored after
 
 
+def test_read_layers_is_probabilities_and_the_kept_outputs_from_one_pass():
+    m = small_cnn()
+    x = np.random.default_rng(1).random((2, 1, 8, 8)).astype(np.float32)
+    probs, outs = explain.read_layers(m, x, lambda name, layer, out: out.ndim == 4)
+    np.testing.assert_allclose(probs, explain.probabilities(m, x), rtol=1e-6)
+    every = dict(explain.layer_outputs(m, x))
+    assert [n for n, _ in outs] == ["0: Conv2d", "1: ReLU", "2: MaxPool2d"]
+    for name, out in outs:
+        np.testing.assert_array_equal(out, every[name])
+    assert m.training
+
+
+def test_read_layers_on_the_gpu_matches_the_cpu():
+    """On a GPU the outputs come back in one readback (a flat copy of them all), which
+    the host splits again: each piece must be its own layer's output."""
+    from tests.gpu_helpers import gpu_backend_or_skip
+
+    gpu_backend_or_skip()
+    m = small_cnn()
+    x = np.random.default_rng(2).random((2, 1, 8, 8)).astype(np.float32)
+    keep = lambda name, layer, out: name in ("1", "2")  # noqa: E731
+    probs, outs = explain.read_layers(m, x, keep)
+    gprobs, gouts = explain.read_layers(m.to("gpu"), x, keep)
+    np.testing.assert_allclose(gprobs, probs, rtol=1e-4, atol=1e-6)
+    assert [n for n, _ in gouts] == [n for n, _ in outs] == ["1: ReLU", "2: MaxPool2d"]
+    for (_, g), (_, c) in zip(gouts, outs):
+        assert g.shape == c.shape
+        np.testing.assert_allclose(g, c, rtol=1e-4, atol=1e-5)
+
+
 def test_activations_run_in_eval_mode_and_restore_the_mode():
     m = nn.Sequential(nn.Linear(3, 8), nn.Dropout(0.9), nn.ReLU(), nn.Linear(8, 2))
     x = np.ones((4, 3), np.float32)

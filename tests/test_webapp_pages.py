@@ -21,9 +21,72 @@ def test_digits_reads_a_drawn_one():
     img[40:240, 130:150] = 0
     x, probs, layers = digits.read_digit(png_data_url(img))
     assert x.shape == (28, 28) and int(np.argmax(probs)) == 1
-    assert [o.shape for n, o in layers if "ReLU" in n][:2] == [(1, 6, 28, 28), (1, 16, 10, 10)]
-    tiled = digits.tile(layers[1][1][0], 6)
+    # only the two feature maps the page shows are read back
+    assert [(n, o.shape) for n, o in layers] == [("1: ReLU", (1, 6, 28, 28)),
+                                                 ("4: ReLU", (1, 16, 10, 10))]
+    tiled = digits.tile(layers[0][1][0], 6)
     assert tiled.shape == (28, 6 * 30 - 2)
+
+
+def test_digits_prime_reads_a_sample_then_the_drawing_that_came_meanwhile(monkeypatch):
+    """The static site runs DigitsPage._prime after the page is written (the one-time
+    costs of a first reading). A drawing made while it runs is read right after it and
+    shown; the sample's own result is never shown."""
+    import asyncio
+    import threading
+
+    calls: list[str] = []
+    first_running, release = threading.Event(), threading.Event()
+    real = digits.read_digit
+
+    def read(url: str):
+        calls.append(url)
+        if len(calls) == 1:
+            first_running.set()
+            assert release.wait(60), "the sample reading was never released"
+        return real(url)
+
+    monkeypatch.setattr(digits, "read_digit", read)
+    page = digits.DigitsPage()
+    img = np.full((280, 280), 255, np.uint8)
+    img[40:240, 130:150] = 0
+    url = png_data_url(img)
+
+    async def main() -> None:
+        task = asyncio.ensure_future(page._prime())
+        while not first_running.is_set():
+            await asyncio.sleep(0.01)
+        assert page.prediction is None
+        page.canvas.image = url  # drawn while the sample is being read
+        release.set()
+        await asyncio.wait_for(task, 60)
+
+    asyncio.run(main())
+    assert calls == [digits.sample_drawing(), url]
+    assert page.prediction == 1 and not page._reading
+
+
+def test_after_render_jobs_run_in_order_and_a_failure_stops_none(monkeypatch):
+    import asyncio
+
+    from webapp import warmup
+
+    ran: list[str] = []
+
+    async def ok(name: str) -> None:
+        ran.append(name)
+
+    async def broken() -> None:
+        raise RuntimeError("no GPU")
+
+    monkeypatch.setattr(warmup, "_AFTER_RENDER", [])
+    warmup.after_render(broken)  # not in a browser: nothing is queued
+    assert warmup._AFTER_RENDER == []
+    monkeypatch.setattr(warmup.sys, "platform", "emscripten")
+    for job in (lambda: ok("a"), broken, lambda: ok("b")):
+        warmup.after_render(job)
+    asyncio.run(warmup.run_after_render())
+    assert ran == ["a", "b"] and warmup._AFTER_RENDER == []
 
 
 def test_digits_reads_only_the_newest_drawing(monkeypatch):

@@ -1,5 +1,10 @@
-"""GPU warm-ups for the static site: a page's first result, run once on zeros while the
-page's worker is still importing Panel and building the page.
+"""Warm-ups for the static site, so a page's first result does not pay one-time costs.
+
+Two moments: `WARM_UPS` run once on zeros while the page's worker is still importing
+Panel (the GPU's pipelines), and the jobs pages queue with `after_render`, run once the
+page's document is written, while the browser draws it and the worker would wait idle
+(the digits page reads a sample drawing: Pillow's import, the model's load, the first
+readbacks).
 
 On WebGPU the first use of each compute pipeline compiles it in the browser's GPU
 process, and on a software adapter (SwiftShader) that takes seconds: the first drawn
@@ -12,7 +17,9 @@ import Panel: the site runs it before Panel's settings are applied.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+import sys
+from collections.abc import Awaitable, Callable
 
 import numpy as np
 
@@ -40,3 +47,24 @@ def digits(device: str) -> None:
 
 # page slug -> warm-up (a page with none starts as before)
 WARM_UPS: dict[str, Callable[[str], None]] = {"digits": digits}
+
+
+_AFTER_RENDER: list[Callable[[], Awaitable[None]]] = []
+
+
+def after_render(job: Callable[[], Awaitable[None]]) -> None:
+    """Queue `job` (an async callable) for when the static page's document is written
+    (`run_after_render`, which the site's boot code calls). Only in the browser: a
+    server has no such moment (and would queue a job for every session)."""
+    if sys.platform == "emscripten":
+        _AFTER_RENDER.append(job)
+
+
+async def run_after_render() -> None:
+    """Run the queued jobs one after the other; a failure costs only the head start."""
+    while _AFTER_RENDER:
+        job = _AFTER_RENDER.pop(0)
+        try:
+            await job()
+        except Exception as exc:  # noqa: BLE001
+            logging.getLogger("demystify.webapp").warning("warm-up %r failed: %s", job, exc)

@@ -23,7 +23,8 @@ PANEL_POST = "await write_doc()"
 
 
 def python_code(slug: str, page_module: str, title: str, panel_cdn_root: str | None) -> str:
-    """What the worker runs: boot.py, Panel's document set-up, the page, Panel's render."""
+    """What the worker runs: boot.py, Panel's document set-up, the page, Panel's render,
+then the page's after-render warm-ups (webapp.warmup)."""
     return "\n".join([
         (ASSETS / "boot.py").read_text(encoding="utf-8"),
         f"await _demystify_boot({panel_cdn_root!r}, {slug!r})",
@@ -42,6 +43,7 @@ def python_code(slug: str, page_module: str, title: str, panel_cdn_root: str | N
         f"_demystify_rendered = {PANEL_POST}",
         '_demystify_progress("mark", "document written")',
         "_demystify_forget_held_events()",
+        "_demystify_after_render()",
         "_demystify_rendered"])
 
 

@@ -93,6 +93,26 @@ def _demystify_forget_held_events() -> None:
         callbacks._held_events = []
 
 
+def _demystify_after_render() -> None:
+    """Start the jobs the page queued for after its render (webapp.warmup.after_render):
+    they run once this code has handed the document over and the worker has posted it,
+    while the browser draws the page."""
+    import asyncio
+
+    async def run() -> None:
+        await asyncio.sleep(0)  # the worker posts the document first
+        try:
+            from webapp.warmup import run_after_render
+        except ImportError:
+            return
+        _demystify_progress("mark", "after-render warm-up started")
+        await run_after_render()
+        _demystify_progress("mark", "after-render warm-up done")
+
+    global _demystify_after_render_task  # held, so the task is not collected
+    _demystify_after_render_task = asyncio.ensure_future(run())
+
+
 def _demystify_warm_up(slug: str) -> None:
     """Encode the page's first GPU work now (webapp.warmup), so the browser compiles its
     pipelines while Python goes on importing Panel; a failure costs only the head start."""
