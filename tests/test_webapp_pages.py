@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -28,13 +29,9 @@ def test_digits_reads_a_drawn_one():
     assert tiled.shape == (28, 6 * 30 - 2)
 
 
-def test_digits_prime_reads_a_sample_then_the_drawing_that_came_meanwhile(monkeypatch):
-    """The static site runs DigitsPage._prime after the page is written (the one-time
-    costs of a first reading). A drawing made while it runs is read right after it and
-    shown; the sample's own result is never shown."""
-    import asyncio
-    import threading
-
+def hold_first_reading(monkeypatch) -> tuple[list[str], threading.Event, threading.Event]:
+    """digits.read_digit recording its calls, the first one held until `release` is set
+    (`first_running` says it has started): a reading that takes as long as a test needs."""
     calls: list[str] = []
     first_running, release = threading.Event(), threading.Event()
     real = digits.read_digit
@@ -43,10 +40,20 @@ def test_digits_prime_reads_a_sample_then_the_drawing_that_came_meanwhile(monkey
         calls.append(url)
         if len(calls) == 1:
             first_running.set()
-            assert release.wait(60), "the sample reading was never released"
+            assert release.wait(60), "the first reading was never released"
         return real(url)
 
     monkeypatch.setattr(digits, "read_digit", read)
+    return calls, first_running, release
+
+
+def test_digits_prime_reads_a_sample_then_the_drawing_that_came_meanwhile(monkeypatch):
+    """The static site runs DigitsPage._prime after the page is written (the one-time
+    costs of a first reading). A drawing made while it runs is read right after it and
+    shown; the sample's own result is never shown."""
+    import asyncio
+
+    calls, first_running, release = hold_first_reading(monkeypatch)
     page = digits.DigitsPage()
     img = np.full((280, 280), 255, np.uint8)
     img[40:240, 130:150] = 0
@@ -94,20 +101,8 @@ def test_digits_reads_only_the_newest_drawing(monkeypatch):
     are not each read in turn (in the browser they all ran at once, and the last one's
     result came after all of them); the newest is read next, and shown."""
     import asyncio
-    import threading
 
-    calls: list[str] = []
-    first_running, release = threading.Event(), threading.Event()
-    real = digits.read_digit
-
-    def read(url: str):
-        calls.append(url)
-        if len(calls) == 1:
-            first_running.set()
-            assert release.wait(60), "the first reading was never released"
-        return real(url)
-
-    monkeypatch.setattr(digits, "read_digit", read)
+    calls, first_running, release = hold_first_reading(monkeypatch)
     page = digits.DigitsPage()
     urls = []
     for width in (4, 8, 12, 20):  # the stroke growing; the last is a 1
