@@ -164,6 +164,21 @@ def test_no_threads_in_pyodide_and_the_thread_count_setting(threads, monkeypatch
     assert engine.get_num_threads() == 1
 
 
+def test_a_thread_that_cannot_start_leaves_the_serial_path(threads, monkeypatch):
+    """Where Thread.start raises (a sandbox, a thread limit; the web app's Pyodide
+    simulation), the first region runs serially and the engine stays on one thread."""
+    def no_threads(self):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", no_threads)
+    threads(2)
+    blas_before = par.blas_threads()
+    hits = []
+    par.run(3, lambda i, slot: hits.append((i, slot)))
+    assert hits == [(0, 0), (1, 0), (2, 0)] and par._pool is None
+    assert par.get_num_threads() == 1 and par.blas_threads() == blas_before
+
+
 def test_openblas_is_held_at_one_thread_while_the_pool_runs(threads):
     if par.blas().set is None:
         pytest.skip("NumPy's BLAS here is not an OpenBLAS this module can find")

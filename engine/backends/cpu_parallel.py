@@ -286,8 +286,12 @@ class _Pool:
         self.workers = [threading.Thread(target=self._loop, args=(slot,), daemon=True,
                                          name=f"engine-cpu-{slot}")
                         for slot in range(1, size)]
-        for t in self.workers:
-            t.start()
+        try:
+            for t in self.workers:
+                t.start()
+        except RuntimeError:  # "can't start new thread": a sandbox, a thread limit
+            self.close()
+            raise
 
     def _loop(self, slot: int) -> None:
         seen = 0
@@ -347,12 +351,15 @@ def run(count: int, body: Callable[[int, int], None]) -> None:
     `slot` (0 .. threads - 1) names the calling thread, for its scratch (`PerThread`).
     Parts must write disjoint outputs. Serial (slot 0, in order) with one thread, one
     part, or when the pool is busy (nested or concurrent regions)."""
-    global _pool
+    global _pool, _threads
     n = get_num_threads()
     if n > 1 and count > 1:
         if _pool is None:
-            _pool = _Pool(n)
-        if _pool.run(count, body):
+            try:
+                _pool = _Pool(n)
+            except RuntimeError:  # threads cannot start here after all: serial from now on
+                _threads = 1
+        if _pool is not None and _pool.run(count, body):
             _counts["pool"] += 1
             return
     _counts["serial" if count > 1 else "single"] += 1
