@@ -8,6 +8,7 @@ case says otherwise (reductions over many terms are summed in a different order)
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,16 @@ rng = np.random.default_rng(0)
 @pytest.fixture(scope="module", autouse=True)
 def gpu():
     return gpu_backend_or_skip()
+
+
+@pytest.fixture(autouse=True)
+def same_data_in_any_order(request):
+    """Each test draws its data from its own seed (its name's), not from where the shared
+    stream stood after the tests before it on this worker: training compares float32 paths
+    over several steps, where a near-tie (a max-pool winner, a ReLU at 0) on some draws
+    moves a few weights by 1e-5; CI's order once picked such a draw."""
+    global rng
+    rng = np.random.default_rng(zlib.crc32(request.node.name.encode()))
 
 
 def randn(*shape: int, positive: bool = False) -> np.ndarray:
