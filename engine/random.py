@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import threading
 from collections.abc import Iterator
 
 import numpy as np
 
-_rng = np.random.default_rng(0)
+# The process's stream is made on first use, not at import: `np.random` loads NumPy's eight
+# compiled random modules, 0.2 s of a static page's start in the browser (a page that only
+# loads trained weights never draws; see nn.init.no_init).
+_rng: np.random.Generator | None = None
+_rng_lock = threading.Lock()
 _private: contextvars.ContextVar[np.random.Generator | None] = contextvars.ContextVar(
     "engine_random_private", default=None)
 
@@ -32,8 +37,15 @@ def manual_seed(seed: int) -> None:
 
 def generator() -> np.random.Generator:
     """The stream in use here: the private one inside `seeded`, else the process's."""
+    global _rng
     private = _private.get()
-    return _rng if private is None else private
+    if private is not None:
+        return private
+    if _rng is None:
+        with _rng_lock:
+            if _rng is None:
+                _rng = np.random.default_rng(0)
+    return _rng
 
 
 @contextlib.contextmanager

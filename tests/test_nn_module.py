@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -256,6 +257,31 @@ def test_seed_makes_layers_reproducible():
     a = nn.Linear(5, 5).weight.numpy()
     engine.manual_seed(42)
     np.testing.assert_array_equal(a, nn.Linear(5, 5).weight.numpy())
+
+
+def test_no_init_keeps_zeros_and_leaves_the_stream_alone():
+    engine.manual_seed(7)
+    expected = nn.Linear(4, 3).weight.numpy()
+    engine.manual_seed(7)
+    with nn.init.no_init():  # a model whose weights are loaded next
+        skipped = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Linear(4, 3), nn.Embedding(5, 2))
+    for name, p in skipped.named_parameters():
+        assert not p.numpy().any(), name
+    np.testing.assert_array_equal(nn.Linear(4, 3).weight.numpy(), expected)  # no draw
+    assert nn.Linear(4, 3).weight.numpy().any()  # outside the block layers draw again
+
+
+def test_importing_the_engine_does_not_import_numpys_random_module():
+    """The stream is made on first use (np.random costs a static page's start 0.2 s);
+    loading the shipped LeNet-5 draws nothing either."""
+    import subprocess
+    import sys
+
+    code = ("import sys, engine.models as m; m.load_lenet5('webapp/models/lenet5.onnx'); "
+            "print('numpy.random' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() == "False"
 
 
 def test_clip_grad_value_and_norm_returns_tensor():

@@ -25,7 +25,7 @@ import pytest
 
 from tests.browser_helpers import NODE_PYODIDE, ROOT, require
 from tests.site_helpers import online_version
-from tools.site import build_site, bytecode, pyodide_dist, wheels
+from tools.site import build_site, bundle, bytecode, pyodide_dist, wheels
 from tools.site.common import BuildError, absolute_urls
 
 
@@ -187,6 +187,43 @@ def test_offline_build_vendors_the_folders_own_release_and_no_url(tmp_path):
     panel_dist = out / "static" / "panel" / JS_VERSION / "dist"  # PANEL_CDN_ROOT's layout
     assert (panel_dist / "panel.min.js").is_file() and (panel_dist / "css").is_dir()
     assert (out / "static" / "bokeh" / "bokeh.min.js").is_file()
+
+
+def test_the_tar_holds_back_the_later_packages_and_leaves_out_stubs(tmp_path):
+    def wheel(name: str, files: list[str]) -> Path:
+        path = tmp_path / f"{name}-1.0-py3-none-any.whl"
+        with zipfile.ZipFile(path, "w") as zf:
+            for rel in files + [f"{name}-1.0.dist-info/METADATA"]:
+                zf.writestr(rel, f"# {rel}")
+        return path
+
+    panel = wheel("panel", ["panel/__init__.py", "panel/__init__.pyi", "panel/py.typed",
+                            "panel/models/card.ts"])
+    narwhals = wheel("narwhals", ["narwhals/__init__.py", "narwhals/stable/v1.py"])
+    ext = wheel("typing_extensions", ["typing_extensions.py"])
+    numpy = wheel("numpy", ["numpy/__init__.py", "numpy/_core/include/numpy/npy.h"])
+    overlay = tmp_path / "overlay.zip"
+    with zipfile.ZipFile(overlay, "w") as zf:  # the release's bytecode, in its own zip
+        for rel in ("narwhals/__pycache__/__init__.cpython-313.pyc",
+                    "__pycache__/typing_extensions.cpython-313.pyc",
+                    "numpy/__pycache__/__init__.cpython-313.pyc"):
+            zf.writestr(rel, b"pyc")
+    start, later = bundle.write([panel, narwhals, ext, numpy], overlay, tmp_path / "out")
+    assert start.name.startswith("site-packages-") and later.name.startswith("later-")
+    with tarfile.open(start) as tf:
+        first = set(tf.getnames())
+    with tarfile.open(later) as tf:
+        rest = set(tf.getnames())
+    assert first == {"panel/__init__.py", "panel/models/card.ts", "numpy/__init__.py",
+                     "numpy/__pycache__/__init__.cpython-313.pyc",
+                     # every package's metadata from the start
+                     "panel-1.0.dist-info/METADATA", "narwhals-1.0.dist-info/METADATA",
+                     "typing_extensions-1.0.dist-info/METADATA", "numpy-1.0.dist-info/METADATA"}
+    assert rest == {"narwhals/__init__.py", "narwhals/stable/v1.py",
+                    "narwhals/__pycache__/__init__.cpython-313.pyc", "typing_extensions.py",
+                    "__pycache__/typing_extensions.cpython-313.pyc"}
+    start2, later2 = bundle.write([panel, numpy], None, tmp_path / "out2")
+    assert later2 is None and start2.is_file()
 
 
 def test_a_wheel_the_release_lacks_stops_the_build_naming_it(tmp_path):

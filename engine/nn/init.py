@@ -7,13 +7,32 @@ gives the same weights on every device. Each function writes into the tensor in 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
+from collections.abc import Iterator
 
 import numpy as np
 
 from ..autograd import no_grad
 from ..random import generator
 from ..tensor import Tensor
+
+_skip: contextvars.ContextVar[bool] = contextvars.ContextVar("engine_init_skip",
+                                                             default=False)
+
+
+@contextlib.contextmanager
+def no_init() -> Iterator[None]:
+    """Layers built inside keep their zero-filled parameters instead of drawing random
+    ones (`torch.nn.utils.skip_init`'s idea): for a model whose weights are loaded next,
+    which then never imports `np.random` (0.2 s of a static page's start) nor draws from
+    the engine's stream. Per thread and asyncio task."""
+    token = _skip.set(True)
+    try:
+        yield
+    finally:
+        _skip.reset(token)
 
 
 def _fill(tensor: Tensor, values: np.ndarray) -> Tensor:
@@ -70,16 +89,22 @@ def ones_(tensor: Tensor) -> Tensor:
 
 
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
+    if _skip.get():
+        return tensor
     return _fill(tensor, generator().uniform(a, b, tensor.shape))
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
+    if _skip.get():
+        return tensor
     return _fill(tensor, generator().normal(mean, std, tensor.shape))
 
 
 def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0,
                   b: float = 2.0) -> Tensor:
     """Normal(mean, std) redrawn until inside [a, b] (a and b are absolute bounds)."""
+    if _skip.get():
+        return tensor
     rng = generator()
     out = rng.normal(mean, std, tensor.shape)
     bad = (out < a) | (out > b)
@@ -124,6 +149,8 @@ def orthogonal_(tensor: Tensor, gain: float = 1.0) -> Tensor:
     """A (semi-)orthogonal matrix (Saxe et al. 2013), flattened over trailing dims."""
     if tensor.ndim < 2:
         raise ValueError(f"orthogonal_: needs at least 2 dims, got shape {tensor.shape}")
+    if _skip.get():
+        return tensor
     rows = tensor.shape[0]
     cols = tensor.size // rows
     flat = generator().normal(0.0, 1.0, (rows, cols))

@@ -125,13 +125,14 @@ def build_site(args: argparse.Namespace) -> dict[str, Any]:
     # from the CDN through Pyodide's loader, as do other archives and their dependencies
     tarred = _tarred(release, copied, from_release) if release is not None else []
     loader = [n for n in from_release if n not in tarred]
-    start = bundle.write(wheels + [release.verified_wheel(n) for n in tarred],
-                         out / overlay if overlay else None, wheels_dir)
+    start, later = bundle.write(wheels + [release.verified_wheel(n) for n in tarred],
+                                out / overlay if overlay else None, wheels_dir)
     gone = [out / "pyodide" / release.lock[n]["file_name"] for n in tarred] if release else []
     for done in wheels + ([out / overlay] if overlay else []) + gone:  # in the tar now
         done.unlink()
     copied = [n for n in copied if n not in tarred]
     start_url = f"./wheels/{start.name}"
+    later_url = f"./wheels/{later.name}" if later else None
     for rel in data_files():
         (out / "data" / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, out / "data" / rel)
@@ -143,10 +144,11 @@ def build_site(args: argparse.Namespace) -> dict[str, Any]:
     for page in pages:
         prefetch = [(rel, f"./data/{rel}") for rel in page.opened]
         lazy = [(rel, f"./data/{rel}") for rel in data_files() if rel not in page.opened]
-        own = [u for u in (stdlib, start_url) if u]
+        own = [u for u in (stdlib, start_url, later_url) if u]
         downloads = _downloads(release or compiler, index, loader, prefetch, out, own)
         config = {"page": page.slug, "pyodideVersion": version, "indexURL": index,
                   "packages": loader, "expect": loader, "sitePackages": start_url,
+                  "laterPackages": later_url, "later": list(bundle.LATER),
                   "bundled": tarred + [w.name.split("-")[0] for w in wheels],
                   "data": {"prefetch": prefetch, "lazy": lazy}, "stdLibURL": stdlib,
                   "downloads": downloads, "totalBytes": sum(n for _, n in downloads),
@@ -170,7 +172,7 @@ def build_site(args: argparse.Namespace) -> dict[str, Any]:
         vendor.rewrite_offline(out, written)
     info = {"mode": "offline" if release else "online", "pyodide": version,
             "pages": [p.slug for p in pages], "wheels": sorted(w.name for w in wheels),
-            "site_packages": start_url, "bundled_packages": tarred,
+            "site_packages": start_url, "later_packages": later_url, "bundled_packages": tarred,
             "pyodide_packages": copied, "from_release": from_release, "repacked": repack,
             "excluded": sorted(BROWSER_EXCLUDED), "pwa": bool(args.pwa),
             "prefetch": {p.slug: p.opened for p in pages},

@@ -50,6 +50,34 @@ def _demystify_lazy_http_patch() -> None:
     pyodide_http.patch_all = patch_all
 
 
+def _demystify_later_packages() -> None:
+    """The packages the site writes only once the page is drawn (tools/site/bundle.py:
+    LATER): the first import of one before that writes them at once (waiting for their
+    tar if it is still on its way), then Python finds it as any other."""
+    import importlib
+    import importlib.abc
+
+    import js
+
+    names = set(js.demystifyLaterNames.to_py())
+    if not names:
+        return
+
+    class WriteLaterOnImport(importlib.abc.MetaPathFinder):
+        def find_spec(self, name: str, path: object = None, target: object = None):
+            if name.partition(".")[0] not in names:
+                return None
+            sys.meta_path.remove(self)
+            if not js.demystifyWriteLater():
+                from pyodide.ffi import run_sync
+
+                run_sync(js.demystifyLaterReady())
+            importlib.invalidate_caches()
+            return None  # the usual finders find it now
+
+    sys.meta_path.insert(0, WriteLaterOnImport())
+
+
 def _demystify_quiet_cancelled_tasks() -> None:
     """Pyodide 0.28's event loop calls `fut.exception()` on every finished task, which
     raises CancelledError for a cancelled one (Panel cancels its throttled busy-indicator
@@ -138,6 +166,7 @@ async def _demystify_boot(panel_cdn_root: str | None, slug: str) -> None:
 
         os.environ["PANEL_CDN_ROOT"] = str(js.URL.new(panel_cdn_root, js.location.href).href)
     os.environ.setdefault("DEMYSTIFY_DEVICE", "auto")
+    _demystify_later_packages()
     _demystify_quiet_cancelled_tasks()
     _demystify_lazy_http_patch()
     _demystify_progress("gpu", "Starting the engine on WebGPU")

@@ -81,13 +81,14 @@ async function fetchTar(url) {
   const bytes = new Uint8Array(await new Response(body).arrayBuffer());
   if (cache) {  // once the page is drawn (copying it costs time); a full or refused cache
     // costs only the next visit's time
-    keepTar = () => cache.put(url, new Response(bytes)).then(() => cache.keys()).then(
-      (keys) => Promise.all(keys.filter((r) => r.url !== url).map((r) => cache.delete(r))))
-      .catch(() => null);
+    keepTars.push(() => cache.put(url, new Response(bytes)).then(() => cache.keys()).then(
+      (keys) => Promise.all(keys.filter((r) => !TAR_URLS.includes(r.url))
+        .map((r) => cache.delete(r)))).catch(() => null));
   }
   return bytes;
 }
-let keepTar = null;
+const keepTars = [];
+const TAR_URLS = [CONFIG.sitePackages, CONFIG.laterPackages].filter(Boolean).map(abs);
 
 // Write the files of a tar (ustar, with pax headers for long names) under `root`. Written
 // by hand: a worker has no tar reader, and Pyodide's own unpacker is the Python-side
@@ -127,6 +128,26 @@ function untar(bytes, root, FS) {
   return files;
 }
 
+// The packages no page imports before its first render (tools/site/bundle.py: LATER):
+// fetched with the rest, written once the page is drawn, or at once when Python imports
+// one of them first (boot.py's finder calls demystifyWriteLater; it returns false while
+// the tar is still on its way, and demystifyLaterReady() waits for it).
+let laterTar = null, laterWritten = !CONFIG.laterPackages, laterSite = null;
+const laterFetch = CONFIG.laterPackages ?
+  fetchTar(abs(CONFIG.laterPackages)).then((bytes) => { laterTar = bytes; }) : null;
+self.demystifyWriteLater = () => {
+  if (laterWritten) return true;
+  if (!laterTar || !laterSite) return false;
+  laterWritten = true;
+  const files = untar(laterTar, laterSite, self.pyodide.FS);
+  laterTar = null;
+  report("mark", `later packages written (${files} files)`);
+  return true;
+};
+self.demystifyLaterNames = CONFIG.laterPackages ? CONFIG.later : [];
+self.demystifyLaterReady = () => (laterFetch || Promise.resolve()).then(
+  () => self.demystifyWriteLater());
+
 const PACKAGES = CONFIG.packages.length + (CONFIG.bundled || []).length;
 const normName = (n) => n.toLowerCase().replace(/[-_.]+/g, "-");
 
@@ -154,6 +175,7 @@ async function startApplication() {
     report("python", "Python is running; placing the demo files");
     const site = pyodide.runPython(
       "import os, sysconfig; os.path.normpath(sysconfig.get_path('purelib'))");
+    laterSite = site;
     if (own) {  // the site's packages (offline: all of them) and the bytecode
       const files = untar(await own, site, pyodide.FS);
       pyodide.runPython("import importlib; importlib.invalidate_caches()");
@@ -175,7 +197,13 @@ async function startApplication() {
     const [docs_json, render_items, root_ids] = await pyodide.runPythonAsync(CONFIG.code);
     report("render", "Drawing the page");
     self.postMessage({type: "render", docs_json, render_items, root_ids});
-    if (keepTar) setTimeout(keepTar, 0);
+    if (laterFetch) {  // while the page draws what was posted; then importable
+      await laterFetch;
+      if (self.demystifyWriteLater()) {
+        pyodide.runPython("import importlib; importlib.invalidate_caches()");
+      }
+    }
+    for (const keep of keepTars) setTimeout(keep, 0);
   } catch (e) {
     const lines = String(e).trim().split("\n");
     report("error", lines[lines.length - 1], {detail: String(e)});
