@@ -131,13 +131,13 @@ class DigitsPage(pn.viewable.Viewer):
         self._layout = pn.Column(
             self.error,
             pn.FlexBox(
-                pn.Column(pn.pane.Markdown("**Draw a digit** (mouse, finger or pen)"),
+                pn.Column(pn.pane.HTML("<p><b>Draw a digit</b> (mouse, finger or pen)</p>"),
                           self.canvas),
                 pn.Column(self.result, pn.pane.Bokeh(bars)),
                 pn.pane.Bokeh(self.input_fig),
             ),
-            pn.pane.Markdown("### How a CNN sees it: the output of each convolution "
-                             "(after ReLU), brighter = stronger"),
+            pn.pane.HTML("<h3>How a CNN sees it: the output of each convolution (after "
+                         "ReLU), brighter = stronger</h3>"),
             *(pn.pane.Bokeh(f) for f in self.map_figs),
             sizing_mode="stretch_width",
         )

@@ -78,6 +78,21 @@ def _demystify_later_packages() -> None:
     sys.meta_path.insert(0, WriteLaterOnImport())
 
 
+async def _demystify_write_later() -> None:
+    """Write the packages held back from the start (the finder above writes them sooner
+    if an import asks): once the page is drawn and its first result came, so neither
+    waits for their files."""
+    import importlib
+
+    import js
+
+    if not getattr(js, "demystifyWriteLater", None) or not js.demystifyLaterNames.length:
+        return
+    if not js.demystifyWriteLater():
+        await js.demystifyLaterReady()
+    importlib.invalidate_caches()
+
+
 def _demystify_quiet_cancelled_tasks() -> None:
     """Pyodide 0.28's event loop calls `fut.exception()` on every finished task, which
     raises CancelledError for a cancelled one (Panel cancels its throttled busy-indicator
@@ -132,10 +147,14 @@ def _demystify_after_render() -> None:
         try:
             from webapp.warmup import run_after_render
         except ImportError:
-            return
-        _demystify_progress("mark", "after-render warm-up started")
-        await run_after_render()
-        _demystify_progress("mark", "after-render warm-up done")
+            run_after_render = None
+        try:
+            if run_after_render is not None:
+                _demystify_progress("mark", "after-render warm-up started")
+                await run_after_render()
+                _demystify_progress("mark", "after-render warm-up done")
+        finally:
+            await _demystify_write_later()
 
     global _demystify_after_render_task  # held, so the task is not collected
     _demystify_after_render_task = asyncio.ensure_future(run())

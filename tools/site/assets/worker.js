@@ -129,9 +129,9 @@ function untar(bytes, root, FS) {
 }
 
 // The packages no page imports before its first render (tools/site/bundle.py: LATER):
-// fetched with the rest, written once the page is drawn, or at once when Python imports
-// one of them first (boot.py's finder calls demystifyWriteLater; it returns false while
-// the tar is still on its way, and demystifyLaterReady() waits for it).
+// fetched with the rest, written after the page's after-render jobs (boot.py), or at once
+// when Python imports one of them first (boot.py's finder). demystifyWriteLater returns
+// false while the tar is still on its way; demystifyLaterReady() waits for it.
 let laterTar = null, laterWritten = !CONFIG.laterPackages, laterSite = null;
 const laterFetch = CONFIG.laterPackages ?
   fetchTar(abs(CONFIG.laterPackages)).then((bytes) => { laterTar = bytes; }) : null;
@@ -197,12 +197,6 @@ async function startApplication() {
     const [docs_json, render_items, root_ids] = await pyodide.runPythonAsync(CONFIG.code);
     report("render", "Drawing the page");
     self.postMessage({type: "render", docs_json, render_items, root_ids});
-    if (laterFetch) {  // while the page draws what was posted; then importable
-      await laterFetch;
-      if (self.demystifyWriteLater()) {
-        pyodide.runPython("import importlib; importlib.invalidate_caches()");
-      }
-    }
     for (const keep of keepTars) setTimeout(keep, 0);
   } catch (e) {
     const lines = String(e).trim().split("\n");
