@@ -17,8 +17,8 @@ written only after the page's after-render jobs, or at once by the first import 
 for one (assets/boot.py). Files Python never reads at run time (type stubs, C headers and
 sources) are left out of both. Why: writing the files into Pyodide's file system one by
 one is a step of every start; the start tar has 2899 files instead of 3749 (537 come
-later), and the step took a median 0.84 s instead of 1.25 s of nine warm Digits visits
-each (load 2.5-7, `bench site` A/B).
+later): a median 0.45 s instead of 0.55 s of six warm Digits visits (load 2.5-4.9;
+0.84 against 1.25 s at load 2.5-7.6, `bench site` A/B).
 
 Each name carries a digest of the contents, so a browser never reuses an old copy after
 the site is rebuilt."""
