@@ -257,7 +257,8 @@ class Restoration:
     cancelled: bool = False
     blend: float | None = None  # the FM's least-squares weight on the held-out pixels
     second: Any = None          # the second FM (on the smooth fill's residuals), if fitted
-    nonlocal_fill: np.ndarray | None = None   # the patch groups' low-rank fill, if computed
+    nonlocal_fill: np.ndarray | None = None   # the last group round's low-rank fill, if computed
+    # (from 10% observed on: matched on and completed from the blend, so it carries the FMs)
 
 
 def restore_steps(image: np.ndarray, mask: np.ndarray, *, method: str = "fm",
