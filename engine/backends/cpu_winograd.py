@@ -45,6 +45,7 @@ G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0
 GG = np.kron(G, G)  # (16, 9): G g G^T of a flattened 3x3 g
 AT = np.array([[1.0, 1.0, 1.0, 0.0], [0.0, 1.0, -1.0, -1.0]])
 AA = np.kron(AT, AT)  # (4, 16): A^T m A of a flattened 4x4 m
+SIGNS = np.kron([1.0, 1.0, 1.0, -1.0], [1.0, 1.0, 1.0, -1.0])  # per tile position: `_grad_tiles`
 BLOCK = 1 << 19  # floats of transformed tiles (input and output) per block of images
 ROWS = 256  # ... but at least this many tiles: shorter GEMMs run slower (measured at 256
 # channels, 4x4: 64 tiles a block 23.5 ms forward, 512 tiles 20.2 ms; im2col 29.5 ms)
@@ -85,21 +86,23 @@ def _bt(d0, d1, d2, d3, out: np.ndarray) -> None:
 
 def _b(g: np.ndarray, out: np.ndarray, t: int, axis: int) -> None:
     """The adjoint of `_bt`: g[:, 0..3] (tiles) back onto phases out[:, 0..1] (t + 1 long
-    on `axis`), adding where neighbouring tiles share taps."""
+    on `axis`), adding where neighbouring tiles share taps. B's rows give, at phase j,
+    even p0[j] = g0[j] + (g1 + g2 - g0)[j - 1] and odd p1[j] = (g1 - g2 + g3)[j] - g3[j - 1]:
+    six passes, the sums built in place."""
     lo = (slice(None),) * axis + (slice(0, t),)
     hi = (slice(None),) * axis + (slice(1, t + 1),)
+    first = (slice(None),) * axis + (slice(0, 1),)
     last = (slice(None),) * axis + (slice(t, t + 1),)
     g0, g1, g2, g3 = g[:, 0], g[:, 1], g[:, 2], g[:, 3]
     p0, p1 = out[:, 0], out[:, 1]
-    p0[last] = 0
-    p0[lo] = g0  # tap 0 of tile j, even phase j
+    p0[first] = 0
+    np.add(g1, g2, out=p0[hi])  # taps 1, 2 of tile j - 1 and minus its tap 0 ...
+    p0[hi] -= g0
+    p0[lo] += g0  # ... and tap 0 of tile j
     p1[last] = 0
-    np.subtract(g1, g2, out=p1[lo])  # tap 1: odd phase j
+    np.subtract(g1, g2, out=p1[lo])  # taps 1, 2, 3 of tile j ...
     p1[lo] += g3
-    p0[hi] -= g0  # tap 2: even phase j + 1
-    p0[hi] += g1
-    p0[hi] += g2
-    p1[hi] -= g3  # tap 3: odd phase j + 1
+    p1[hi] -= g3  # ... and tap 3 of tile j - 1
 
 
 class Geometry:
@@ -197,27 +200,27 @@ def _output(m: np.ndarray, b: int, geo: Geometry, bias, y: np.ndarray, q: np.nda
             dst[...] = q6[i, j][:, : dst.shape[1], : dst.shape[2]]
 
 
-def _grad_tiles(gy: np.ndarray, geo: Geometry, gp: np.ndarray, r: np.ndarray,
-                dm: np.ndarray) -> np.ndarray:
-    """dM = A gy_tile A^T (the adjoint of `_output`) of NHWC block gy: (16, tiles, C_out);
-    tiles past the output's edge see zeros (gp's borders)."""
+def _grad_tiles(gy: np.ndarray, geo: Geometry, dm: np.ndarray) -> np.ndarray:
+    """SIGNS * dM, dM = A gy_tile A^T (the adjoint of `_output`), of NHWC block gy, as
+    (16, tiles, C_out) in scratch dm (4, 4, >= tiles, C_out; zeroed when made: tiles past
+    the output's edge see zeros).
+
+    Why the signs: A's columns are (1, 1, 1, 0) and (0, 1, -1, -1), so along each axis dM's
+    taps 0 and 3 are a phase of gy and minus the other one. With tap 3 negated (SIGNS, a
+    flip of both dM and the operand it meets in each GEMM, exact) taps 0 and 3 *are* the
+    phases: gy is copied straight into them and taps 1, 2 are their sum and difference,
+    two passes per axis where plain dM takes a copy, a negation and a scratch array more."""
     b, co = gy.shape[0], gy.shape[-1]
-    th, tw = geo.th, geo.tw
+    d = dm[:, :, : b * geo.th * geo.tw].reshape(4, 4, b, geo.th, geo.tw, co)
     for pr in range(2):
         for pc in range(2):
             src = gy[:, pr::2, pc::2]
-            gp[pr, pc, :b, : src.shape[1], : src.shape[2]] = src
-    g0, g1, rb = gp[0, :, :b], gp[1, :, :b], r[:, :, :b]  # A along the tile's rows
-    rb[0] = g0
-    np.add(g0, g1, out=rb[1])
-    np.subtract(g0, g1, out=rb[2])
-    np.negative(g1, out=rb[3])
-    d = dm[:, :, : b * th * tw].reshape(4, 4, b, th, tw, co)  # ... and columns
-    c0, c1 = rb[:, 0], rb[:, 1]
-    d[:, 0] = c0
-    np.add(c0, c1, out=d[:, 1])
-    np.subtract(c0, c1, out=d[:, 2])
-    np.negative(c1, out=d[:, 3])
+            d[3 * pr, 3 * pc, :, : src.shape[1], : src.shape[2]] = src
+    e = d[:, ::3]  # along the tile's rows, for column taps 0 and 3
+    np.add(e[0], e[3], out=e[1])
+    np.subtract(e[0], e[3], out=e[2])
+    np.add(d[:, 0], d[:, 3], out=d[:, 1])  # ... and along the columns, for all 4 rows
+    np.subtract(d[:, 0], d[:, 3], out=d[:, 2])
     return d.reshape(16, -1, co)
 
 
@@ -267,11 +270,10 @@ def conv3x3_grad(gy: np.ndarray, w: np.ndarray, x_shape: tuple, pad: tuple[int, 
     if need_x:
         gx = np.empty((geo.n, geo.h, geo.w, c), dtype=dtype)
         ut = filter_tiles(w.astype(dtype, copy=False)).transpose(0, 2, 1)
+        ut = ut * SIGNS.astype(dtype)[:, None, None]  # meets SIGNS * dM: dV exactly
 
     def make() -> tuple:
-        return (np.zeros((2, 2, geo.step, th, tw, co), dtype=dtype),  # gp: borders stay 0
-                np.empty((4, 2, geo.step, th, tw, co), dtype=dtype),
-                np.empty((4, 4, geo.step * th * tw, co), dtype=dtype),
+        return (np.zeros((4, 4, geo.step * th * tw, co), dtype=dtype),  # borders stay 0
                 InputTiles(geo, c, dtype) if need_x else None,
                 np.empty((16, geo.step * th * tw, c), dtype=dtype) if need_x else None)
     scratch = parallel.PerThread(make)
@@ -283,10 +285,10 @@ def conv3x3_grad(gy: np.ndarray, w: np.ndarray, x_shape: tuple, pad: tuple[int, 
     du = [np.zeros((16, c, co), dtype=dtype) for _ in groups] if v is not None else None
 
     def group(g: int, slot: int) -> None:
-        gp, r, dm, tiles, dv = scratch[slot]
+        dm, tiles, dv = scratch[slot]
         for k in groups[g]:
             i, j, t0, t1 = blocks[k]
-            d = _grad_tiles(gy[i:j], geo, gp, r, dm)
+            d = _grad_tiles(gy[i:j], geo, dm)
             if du is not None:
                 du[g] += np.matmul(v[k].transpose(0, 2, 1), d)
             if need_x:
@@ -295,5 +297,5 @@ def conv3x3_grad(gy: np.ndarray, w: np.ndarray, x_shape: tuple, pad: tuple[int, 
                 tiles.backward(dvb, gx[i:j])
     parallel.run(len(groups), group)
     if du is not None:
-        du = parallel.total(du)
+        du = parallel.total(du) * SIGNS.astype(dtype)[:, None, None]  # dU from SIGNS * dU
     return gx, (None if du is None else filter_grad(du))
