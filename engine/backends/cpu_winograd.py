@@ -28,11 +28,16 @@ How the transforms stay cheap in NumPy (they are memory passes; the GEMMs run ne
   (a ufunc over runs of only C floats is ~6x slower);
 - blocks of images (about `BLOCK` floats of tiles at a time): the phases, the transformed
   tiles and the products of one block stay in cache between the transforms and the GEMMs;
-- the bias is added at tile position (1, 1) only: A^T e_1 = (1, 1) reaches all 4 outputs.
+- the bias is added at tile position (1, 1) only: A^T e_1 = (1, 1) reaches all 4 outputs;
+- the output transform is one GEMM (`_output`: 16 products -> 4 outputs, BLAS streaming
+  through m once), and dM is kept with signs flipped (`_grad_tiles`) so that half of it
+  is gy's phases copied in place.
 In fp32 the results differ from im2col's by rounding only (the constants are 0, +-1/2,
 +-1). F(4x4, 3x3) was not tried: it would cut the GEMMs' work from 1/2.25 to 1/4 of
 im2col's, but with constants up to 8 its transforms take about twice the NumPy passes per
 transformed value (counted), and here the transforms already cost as much as the GEMMs.
+Its fp32 error, measured on random 3x3 filters over 16-128 channels, is ~16x F(2x2)'s
+(~5e-6 vs 3e-7 of the largest output).
 """
 
 from __future__ import annotations
