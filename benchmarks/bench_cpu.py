@@ -319,8 +319,7 @@ def machine(np: Any, torch: Any, threads: int, clock_name: str) -> list[str]:
              f"{platform.release()}, Python {platform.python_version()}",
              f"engine: NumPy {np.__version__} ({blas}), {kernels} kernel thread(s) "
              f"(engine.get_num_threads), OpenBLAS on {blas_note} now"
-             + (" (held at 1 inside the engine's kernels while they use more)"
-                if kernels > 1 else "")]
+             + " (the engine holds it at 1 from its first kernel on)"]
     if torch:
         lines.append(f"torch: {torch.__version__}, {torch.get_num_threads()} intra-op "
                      f"thread(s) (torch.get_num_threads), {torch.get_num_interop_threads()} "

@@ -26,7 +26,11 @@ from .train import predict
 
 def probabilities(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """softmax(model(x)) as a host (N, classes) float array, in eval mode."""
-    logits = predict(model, np.asarray(x, np.float32), batch_size)
+    return _softmax(predict(model, np.asarray(x, np.float32), batch_size))
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    """The engine's own softmax on host logits, as float64 (what the pages plot)."""
     return nn.functional.softmax(Tensor(logits), dim=-1).numpy().astype(np.float64)
 
 
@@ -44,8 +48,7 @@ def read_layers(model: nn.Sequential, x: np.ndarray,
     the device (in a browser, a Promise), so a page that shows two feature maps reads
     three arrays, not every layer's and the logits again."""
     logits, outs = _run_layers(model, x, keep)
-    probs = nn.functional.softmax(Tensor(logits), dim=-1).numpy().astype(np.float64)
-    return probs, outs
+    return _softmax(logits), outs
 
 
 def _run_layers(model: nn.Sequential, x: np.ndarray,

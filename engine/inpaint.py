@@ -26,7 +26,9 @@ held-out pixels) corrects (2) by (3), (3b) and (2)'s local shape, each channel a
 the other channels' corrections, scaled by how much of the FM's neighbourhood is
 observed (0 inside holes: there the result is (2)); (5) from 10% observed on, the groups
 are matched again on (4)'s blend and the second FM refitted, then a last group round
-from every observed pixel (the held-out ones too) feeds (4)'s correction. With a
+from every observed pixel (the held-out ones too), matched on and completed from the
+blend, feeds (4)'s correction; the result is the mean of that correction and the
+round's fill. With a
 fixed `blend` weight, (4) is instead that blend of (2) and (3).
 """
 
@@ -255,7 +257,8 @@ class Restoration:
     cancelled: bool = False
     blend: float | None = None  # the FM's least-squares weight on the held-out pixels
     second: Any = None          # the second FM (on the smooth fill's residuals), if fitted
-    nonlocal_fill: np.ndarray | None = None   # the patch groups' low-rank fill, if computed
+    nonlocal_fill: np.ndarray | None = None   # the last group round's low-rank fill, if computed
+    # (from 10% observed on: matched on and completed from the blend, so it carries the FMs)
 
 
 def restore_steps(image: np.ndarray, mask: np.ndarray, *, method: str = "fm",
@@ -263,16 +266,19 @@ def restore_steps(image: np.ndarray, mask: np.ndarray, *, method: str = "fm",
                   epochs: int = 8, n_train: int = 8_000, device: str | None = None,
                   cancel: Callable[[], bool] | None = None,
                   max_pixels: int = MAX_PIXELS, nonlocal_rounds: int = 3,
-                  nonlocal_refine: bool = True, final_stride: int = 6
+                  nonlocal_refine: bool = True, final_stride: int | None = None
                   ) -> Iterator[tuple[str, Any]]:
     """restore() as a generator of events, for a page that shows progress (and, in the
     browser, yields to its event loop in between): ("stage", text), ("epoch", (epoch,
     epochs, loss)) after each FM epoch, and last ("done", Restoration). cancel() is asked
     after each epoch; True stops the fit there and restores with the FM reached.
     final_stride: the reference-patch grid of the last group round (every observed pixel);
-    that round runs 4 EM steps from the groups' fill (6 steps: +0.005 dB on baboon at 80%
-    loss, at 1.5x its CPU). Every 4th patch: +0.04 dB there (+1.01 / +1.00 dB over
-    biharmonic, seeds 0 / 1), for ~1.8 s more CPU at 512x512 (20% of the slowest case)."""
+    that round runs 4 EM steps from the blend (6 steps: +0.005 dB on baboon at 80% loss,
+    at 1.5x its CPU). None: every 5th patch where the groups' rank is at most 4, every
+    6th at rank 8 (fruits at 50% loss), where each group costs ~30% more and the 5th
+    would put the slowest case past the time budget. Every 5th instead of every 6th:
+    baboon at 80% loss +0.03 dB (with the round from the blend: +1.03 / +1.01 over
+    biharmonic, seeds 0 / 1), for ~0.6 s more CPU at 512x512."""
     if method not in METHODS:
         raise InpaintError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
     if not (blend == "auto" or (isinstance(blend, (int, float)) and 0.0 <= blend <= 1.0)):
@@ -431,12 +437,22 @@ def restore_steps(image: np.ndarray, mask: np.ndarray, *, method: str = "fm",
             # fit follows; the second FM keeps the weights it learned where the groups
             # had not seen them), matched on the blend: the groups the fits saw lack
             # 2-10% of the observed pixels. With cross_channel: +0.06-0.13 dB at 50-80%
-            # loss on the three bench images (2 seeds)
+            # loss on the three bench images (2 seeds). The round is completed from the
+            # blend too (one more EM pass of the groups' model from the best estimate)
+            # and the result is the mean of the second FM's correction by it and that
+            # fill: two estimates of different kinds (a filter learned on held-out
+            # pixels, a low-rank model of look-alike patches; alone each is 0.02-0.1 dB
+            # below the mean). With every 5th patch, over main's last round from the
+            # groups' own fill on every 6th: 50% loss +0.06-0.13 dB, 80% +0.03-0.06 dB
+            # (seeds 0 and 1) on the three bench images
             yield "stage", "non-local patch groups from every observed pixel"
             t0 = time.perf_counter()
-            nl = regroup(x, obs, out, nl, stride=final_stride, rank=nl_rank, iters=4)
+            if final_stride is None:   # every 5th patch where a group is cheap (rank <= 4)
+                final_stride = 5 if nl_rank <= 4 else 6
+            nl = regroup(x, obs, out, out, stride=final_stride, rank=nl_rank, iters=4)
             corr = correction()
             out[my, mx] = np.clip(smooth[my, mx] + a[my, mx, None] * corr, 0.0, 1.0)
+            out[my, mx] += 0.5 * a[my, mx, None] * (nl[my, mx] - out[my, mx])
             secs["non-local"] += time.perf_counter() - t0
     out = np.where(obs[..., None], x, out)
     yield "done", Restoration(out, fm_img, smooth, a, hist, model, feats, secs, cancelled,
@@ -449,7 +465,7 @@ def restore(image: np.ndarray, mask: np.ndarray, *, method: str = "fm", iters: i
             n_train: int = 8_000, device: str | None = None,
             progress: Callable[[int, int, float], bool | None] | None = None,
             max_pixels: int = MAX_PIXELS, nonlocal_rounds: int = 3,
-            nonlocal_refine: bool = True, final_stride: int = 6) -> Restoration:
+            nonlocal_refine: bool = True, final_stride: int | None = None) -> Restoration:
     """Restore the pixels where `mask` is True and keep every part (see inpaint()).
 
     progress(epoch, epochs, loss) runs after each FM epoch; returning False cancels the

@@ -1,6 +1,7 @@
 """The CPU fast paths' shortcuts (issue 18) against their references: the LSTM scan's
-skipped GEMMs when an input or the initial state wants no gradient, and `fused.linear`,
-which traces (ONNX export, cached plans) as the reference's three ops."""
+skipped GEMMs when an input or the initial state wants no gradient, `fused.linear`,
+which traces (ONNX export, cached plans) as the reference's three ops, the tiled 2x2 max
+pooling against the general one, and ReLU against a row of zeros."""
 
 from __future__ import annotations
 
@@ -68,3 +69,53 @@ def test_nchw_conv_gradients_share_gy_only_while_it_is_the_same_array():
     y = b.conv2d(x, w, *p)
     np.testing.assert_allclose(y, np.concatenate([b.conv2d(x[i:i + 1], w, *p) for i in range(3)]),
                                rtol=1e-10, atol=1e-10)
+
+
+def test_tiled_2x2_max_pooling_matches_the_general_path_ties_included(monkeypatch):
+    """The 2x2 stride-2 pooling of a contiguous NCHW input (`_tiled_max_argmax`) against
+    the general tap loop: the same maxima, the same winners (the first maximum in
+    row-major order, where ReLU's zeros and repeated values tie), as flat offsets through
+    `np.asarray`, and the same gradient."""
+    from engine.backends import cpu_kernels
+    from engine.backends.cpu import CpuBackend
+
+    rng = np.random.default_rng(3)
+    b = CpuBackend()
+    geo = ((2, 2), (2, 2), (0, 0), (1, 1))
+    for shape, dtype in (((3, 2, 6, 8), np.float32), ((2, 3, 4, 10), np.float64)):
+        x = np.maximum(rng.integers(-3, 3, shape), 0).astype(dtype)  # many ties, zeros
+        x[0, 0, :2, :2] = 2.0  # a window of four equal values: phase 0 wins
+        x[0, 1, :2, :2] = [[0, 1], [1, 0]]  # top-right before bottom-left
+        best, arg = b.maxpool2d(x, *geo)
+        assert isinstance(arg, cpu_kernels.TiledArgmax)
+        with monkeypatch.context() as m:
+            m.setattr(cpu_kernels, "_tiles_2x2", lambda *args: False)
+            want_best, want_arg = b.maxpool2d(x, *geo)
+        np.testing.assert_array_equal(best, want_best)
+        np.testing.assert_array_equal(np.asarray(arg), want_arg)
+        assert best.dtype == x.dtype and np.asarray(arg).dtype == np.int32
+        gy = rng.standard_normal(best.shape).astype(dtype)
+        got = b.maxpool2d_grad(gy, arg, x.shape)
+        np.testing.assert_array_equal(got, b.maxpool2d_grad(gy, want_arg, x.shape))
+        assert got.dtype == dtype
+    odd = rng.standard_normal((1, 1, 5, 6))  # windows that do not tile: the general path
+    assert not isinstance(b.maxpool2d(odd, *geo)[1], cpu_kernels.TiledArgmax)
+
+
+def test_relu_against_a_row_of_zeros_gives_numpys_maximum():
+    """`cpu._relu` compares C-contiguous arrays with a cached row of zeros (NumPy's SIMD
+    loop); every shape, dtype and memory order must give np.maximum(a, 0)."""
+    from engine.backends import cpu
+
+    rng = np.random.default_rng(4)
+    for shape in ((64, 6, 28, 28), (3, 1100), (2049,), (4, 3, 300), (7, 5)):
+        for dtype in (np.float32, np.float64):
+            a = rng.standard_normal(shape).astype(dtype)
+            got = cpu._relu(a)
+            np.testing.assert_array_equal(got, np.maximum(a, 0))
+            assert got.dtype == dtype and got.shape == a.shape
+    a = rng.standard_normal((40, 50)).astype(np.float32).T  # not C-contiguous
+    np.testing.assert_array_equal(cpu._relu(a), np.maximum(a, 0))
+    out = np.empty((3, 1100), np.float32)
+    a = rng.standard_normal((3, 1100)).astype(np.float32)
+    assert cpu._relu(a, out) is out and np.array_equal(out, np.maximum(a, 0))

@@ -119,3 +119,29 @@ def test_gradcheck_through_winograd(pad, monkeypatch):
     b = RNG.standard_normal(16)
     gradcheck(lambda x, w, b: F.conv2d(x, w, b, 1, pad), [x, w, b])
     assert calls, "the gradient check did not go through Winograd"
+
+
+@pytest.mark.parametrize("hw", [(6, 8), (5, 7)])  # whole tiles (one interleaving copy), cut
+def test_output_and_its_adjoint_are_the_tile_formulas(hw):
+    """`_output` (one GEMM with kron(A^T, A^T)) is y = A^T m A + bias tile by tile, and
+    `_grad_tiles` is SIGNS * (A gy_tile A^T), gy zero past the output's edge."""
+    b, co = 2, 3
+    geo = cpu_winograd.Geometry((b, 1, hw[0] + 2, hw[1] + 2), (0, 0), 1 + co)
+    th, tw = geo.th, geo.tw
+    at = cpu_winograd.AT
+    m = RNG.standard_normal((16, b * th * tw, co))
+    bias = RNG.standard_normal(co)
+    y = np.empty((b, *hw, co))
+    cpu_winograd._output(m.copy(), b, geo, bias, y, np.empty(m.size // 4))
+    tiles = np.einsum("ia,abtc,jb->tijc", at, m.reshape(4, 4, -1, co), at) + bias
+    full = tiles.reshape(b, th, tw, 2, 2, co).transpose(0, 1, 3, 2, 4, 5)
+    np.testing.assert_allclose(y, full.reshape(b, 2 * th, 2 * tw, co)[:, : hw[0], : hw[1]],
+                               rtol=1e-12, atol=1e-12)
+    gy = RNG.standard_normal((b, *hw, co))
+    padded = np.zeros((b, 2 * th, 2 * tw, co))
+    padded[:, : hw[0], : hw[1]] = gy
+    gtiles = padded.reshape(b, th, 2, tw, 2, co).transpose(0, 1, 3, 2, 4, 5).reshape(-1, 2, 2, co)
+    want = np.einsum("ia,tijc,jb->abtc", at, gtiles, at).reshape(16, -1, co)
+    got = cpu_winograd._grad_tiles(gy, geo, np.zeros((4, 4, b * th * tw, co)))
+    np.testing.assert_allclose(got, cpu_winograd.SIGNS[:, None, None] * want, rtol=1e-12,
+                               atol=1e-12)

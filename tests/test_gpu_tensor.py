@@ -35,7 +35,9 @@ def same_data_in_any_order(request):
     """Each test draws its data from its own seed (its name's), not from where the shared
     stream stood after the tests before it on this worker: training compares float32 paths
     over several steps, where a near-tie (a max-pool winner, a ReLU at 0) on some draws
-    moves a few weights by 1e-5; CI's order once picked such a draw."""
+    moves a few weights by 1e-5; CI's order once picked such a draw. (Measured for the
+    LeNet-5 check: 2 of 150 seeds exceed its tolerance, by 10-30x; its own seed's worst
+    weight is at 2e-4 of it, on one engine thread and on two.)"""
     global rng
     rng = np.random.default_rng(zlib.crc32(request.node.name.encode()))
 

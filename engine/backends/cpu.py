@@ -56,6 +56,30 @@ def _sigmoid(a: np.ndarray) -> np.ndarray:
     return np.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(a.dtype, copy=False)
 
 
+_ZERO_ROWS: dict[tuple[int, np.dtype], np.ndarray] = {}
+
+
+def _relu(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """max(a, 0). NumPy's SIMD maximum loop runs only on two array operands: against the
+    scalar 0 a ~3x slower loop runs (measured: LeNet-5's conv1 output, 301k floats,
+    0.23 -> 0.08 ms). So a C-contiguous array is viewed as rows of its trailing dims (at
+    least 256 floats) and compared with one cached row of zeros; the values are the same."""
+    if a.size < 1024 or not a.flags.c_contiguous or a.dtype.kind != "f":
+        return np.maximum(a, 0, out=out, dtype=a.dtype)
+    k = 1
+    for d in reversed(a.shape):
+        k *= d
+        if k >= 256:
+            break
+    zeros = _ZERO_ROWS.get((k, a.dtype))
+    if zeros is None:
+        zeros = _ZERO_ROWS[(k, a.dtype)] = np.zeros(k, a.dtype)
+    if out is None:
+        out = np.empty_like(a)
+    np.maximum(a.reshape(-1, k), zeros, out=out.reshape(-1, k))
+    return out
+
+
 _UNARY = {
     "neg": np.negative,
     "exp": np.exp,
@@ -63,7 +87,7 @@ _UNARY = {
     "sqrt": np.sqrt,
     "abs": np.abs,
     "sign": np.sign,
-    "relu": lambda a: np.maximum(a, 0, dtype=a.dtype),
+    "relu": _relu,
     "tanh": np.tanh,
     "sigmoid": _sigmoid,
     "erf": lambda a: _erf(a).astype(a.dtype, copy=False),
@@ -106,6 +130,11 @@ class CpuBackend(ChannelsLastKernels, NumpyKernels, NumpyRecurrentKernels):
     # small ones (inference on one image) pay one size test for it
     def unary(self, op: str, a: np.ndarray) -> np.ndarray:
         if getattr(a, "size", 0) >= parallel.ELEMENTWISE:
+            if op == "relu" and a.flags.c_contiguous and a.shape[0] > 1:
+                out = np.empty_like(a)  # in parts of the leading axis, each as `_relu`
+                parallel.map_slices(a.shape[0], a.size // a.shape[0],
+                                    lambda r: _relu(a[r], out[r]))
+                return out
             if op == "relu":
                 return parallel.ufunc(np.maximum, a, 0, dtype=a.dtype)
             if isinstance(_UNARY[op], np.ufunc):

@@ -15,13 +15,17 @@ How a region runs (`run`):
 - the calling thread works too, and parts are handed out one at a time from a shared
   counter (dynamic scheduling): on a busy machine, a worker that the OS does not schedule
   costs at most the part it holds, never half the work;
-- OpenBLAS is held at one thread while the pool exists (ctypes, through the library
-  NumPy loaded; no threadpoolctl), and given its own count back when the engine returns
-  to one thread. Not only per region: after each threaded call OpenBLAS' threads spin
-  for a while (its THREAD_TIMEOUT) before they sleep, and a spinning BLAS thread takes
-  the core a pool worker needs (measured in a ResNet-9 step: the 4x4 layers' backward
-  1.8x slower in parallel than serial while BLAS ran two threads between the regions).
-  So every GEMM outside the kernels' own regions runs on one thread too;
+- OpenBLAS is held at one thread from the engine's first kernel region on, on any
+  thread count (ctypes, through the library NumPy loaded; no threadpoolctl). Not only
+  per region: after each threaded call OpenBLAS' threads spin for a while (its
+  THREAD_TIMEOUT) before they sleep, and a spinning BLAS thread takes the core a pool
+  worker needs (measured in a ResNet-9 step: the 4x4 layers' backward 1.8x slower in
+  parallel than serial while BLAS ran two threads between the regions). So every GEMM
+  outside the kernels' own regions runs on one thread too. On one engine thread as well:
+  OpenBLAS' own threads cut a GEMM into tiles by their count, and edge tiles round
+  differently (measured: LeNet-5's conv1 output 4.8e-7 apart on one engine thread with
+  OpenBLAS on two and on two with it on one; on ~1% of random batches that flipped a
+  max-pool near-tie, and the runs' weights parted by 1e-4 within four steps);
 - one region at a time: a region started inside another (nested) or from a second Python
   thread while the pool is busy runs serially in its caller, with the same results;
 - while other processes hold the cores the workers need, regions run serially for a
@@ -30,7 +34,7 @@ How a region runs (`run`):
 Determinism. A kernel that sums over parts (a weight gradient, a column sum) keeps one
 partial sum per *part*, never per thread, and adds them in part order; parts are cut from
 the problem's size alone (`split`), never from the thread count. So results are the same
-on any number of threads, and in the serial fallback.
+on any number of threads, and in the serial fallback (BLAS on one thread throughout).
 
 Threads: `set_num_threads(n)` (like `torch.set_num_threads`), else the environment
 variable DEMYSTIFY_NUM_THREADS, else the cores this process may run on. Where threads
@@ -117,6 +121,17 @@ def blas() -> _Blas:
 def blas_threads() -> int | None:
     """OpenBLAS' current thread count (None: not OpenBLAS, or not found)."""
     return blas().threads()
+
+
+_blas_held = False
+
+
+def hold_blas() -> None:
+    """OpenBLAS on one thread from now on (see "How a region runs"); once per process."""
+    global _blas_held
+    _blas_held = True
+    if threads_available() and (blas_threads() or 1) > 1:  # Pyodide: no OpenBLAS to hold
+        blas().set(1)
 
 
 # -- the thread count ------------------------------------------------------------------
@@ -275,9 +290,6 @@ class _Pool:
     def __init__(self, size: int) -> None:
         self.size = size
         self.backoff = _Backoff()
-        self.blas_before = blas().threads()
-        if self.blas_before is not None and self.blas_before > 1:
-            blas().set(1)
         self.busy = threading.Lock()
         self.wake = threading.Condition()
         self.job: _Job | None = None
@@ -331,13 +343,11 @@ class _Pool:
         with self.wake:
             self.closed = True
             self.wake.notify_all()
-        if self.blas_before is not None and self.blas_before > 1:
-            blas().set(self.blas_before)
 
 
 def _forget_pool() -> None:
     """In a forked child the workers do not exist: start a fresh pool when needed (the
-    OpenBLAS count the parent held stays as it was)."""
+    OpenBLAS count the parent held stays held)."""
     global _pool
     _pool = None
 
@@ -352,6 +362,8 @@ def run(count: int, body: Callable[[int, int], None]) -> None:
     Parts must write disjoint outputs. Serial (slot 0, in order) with one thread, one
     part, or when the pool is busy (nested or concurrent regions)."""
     global _pool, _threads
+    if not _blas_held:
+        hold_blas()
     n = get_num_threads()
     if n > 1 and count > 1:
         if _pool is None:

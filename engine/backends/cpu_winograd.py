@@ -28,11 +28,16 @@ How the transforms stay cheap in NumPy (they are memory passes; the GEMMs run ne
   (a ufunc over runs of only C floats is ~6x slower);
 - blocks of images (about `BLOCK` floats of tiles at a time): the phases, the transformed
   tiles and the products of one block stay in cache between the transforms and the GEMMs;
-- the bias is added at tile position (1, 1) only: A^T e_1 = (1, 1) reaches all 4 outputs.
+- the bias is added at tile position (1, 1) only: A^T e_1 = (1, 1) reaches all 4 outputs;
+- the output transform is one GEMM (`_output`: 16 products -> 4 outputs, BLAS streaming
+  through m once), and dM is kept with signs flipped (`_grad_tiles`) so that half of it
+  is gy's phases copied in place.
 In fp32 the results differ from im2col's by rounding only (the constants are 0, +-1/2,
 +-1). F(4x4, 3x3) was not tried: it would cut the GEMMs' work from 1/2.25 to 1/4 of
 im2col's, but with constants up to 8 its transforms take about twice the NumPy passes per
 transformed value (counted), and here the transforms already cost as much as the GEMMs.
+Its fp32 error, measured on random 3x3 filters over 16-128 channels, is ~16x F(2x2)'s
+(~5e-6 vs 3e-7 of the largest output).
 """
 
 from __future__ import annotations
@@ -43,6 +48,9 @@ from . import cpu_parallel as parallel
 
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 GG = np.kron(G, G)  # (16, 9): G g G^T of a flattened 3x3 g
+AT = np.array([[1.0, 1.0, 1.0, 0.0], [0.0, 1.0, -1.0, -1.0]])
+AA = np.kron(AT, AT)  # (4, 16): A^T m A of a flattened 4x4 m
+SIGNS = np.kron([1.0, 1.0, 1.0, -1.0], [1.0, 1.0, 1.0, -1.0])  # per tile position: `_grad_tiles`
 BLOCK = 1 << 19  # floats of transformed tiles (input and output) per block of images
 ROWS = 256  # ... but at least this many tiles: shorter GEMMs run slower (measured at 256
 # channels, 4x4: 64 tiles a block 23.5 ms forward, 512 tiles 20.2 ms; im2col 29.5 ms)
@@ -83,21 +91,23 @@ def _bt(d0, d1, d2, d3, out: np.ndarray) -> None:
 
 def _b(g: np.ndarray, out: np.ndarray, t: int, axis: int) -> None:
     """The adjoint of `_bt`: g[:, 0..3] (tiles) back onto phases out[:, 0..1] (t + 1 long
-    on `axis`), adding where neighbouring tiles share taps."""
+    on `axis`), adding where neighbouring tiles share taps. B's rows give, at phase j,
+    even p0[j] = g0[j] + (g1 + g2 - g0)[j - 1] and odd p1[j] = (g1 - g2 + g3)[j] - g3[j - 1]:
+    six passes, the sums built in place."""
     lo = (slice(None),) * axis + (slice(0, t),)
     hi = (slice(None),) * axis + (slice(1, t + 1),)
+    first = (slice(None),) * axis + (slice(0, 1),)
     last = (slice(None),) * axis + (slice(t, t + 1),)
     g0, g1, g2, g3 = g[:, 0], g[:, 1], g[:, 2], g[:, 3]
     p0, p1 = out[:, 0], out[:, 1]
-    p0[last] = 0
-    p0[lo] = g0  # tap 0 of tile j, even phase j
+    p0[first] = 0
+    np.add(g1, g2, out=p0[hi])  # taps 1, 2 of tile j - 1 and minus its tap 0 ...
+    p0[hi] -= g0
+    p0[lo] += g0  # ... and tap 0 of tile j
     p1[last] = 0
-    np.subtract(g1, g2, out=p1[lo])  # tap 1: odd phase j
+    np.subtract(g1, g2, out=p1[lo])  # taps 1, 2, 3 of tile j ...
     p1[lo] += g3
-    p0[hi] -= g0  # tap 2: even phase j + 1
-    p0[hi] += g1
-    p0[hi] += g2
-    p1[hi] -= g3  # tap 3: odd phase j + 1
+    p1[hi] -= g3  # ... and tap 3 of tile j - 1
 
 
 class Geometry:
@@ -171,56 +181,57 @@ class InputTiles:
             gx[:, rx, cx] = ph[pr, pc][:, ri, ci]
 
 
-def _output(m: np.ndarray, b: int, geo: Geometry, bias, y: np.ndarray) -> None:
-    """y = A^T m A (+ bias) of one block's products m (16, tiles, C_out), into NHWC y."""
+def _output(m: np.ndarray, b: int, geo: Geometry, bias, y: np.ndarray, q: np.ndarray) -> None:
+    """y = A^T m A (+ bias) of one block's products m (16, tiles, C_out, contiguous), into
+    NHWC y, through scratch q (4 * tiles * C_out floats).
+
+    One GEMM, not two passes of adds: the 2x2 outputs of every tile and channel are
+    kron(A^T, A^T) (4 x 16) times its 16 products, i.e. (tiles * C_out, 16) @ (16, 4) over
+    m seen flat, which BLAS streams through in one read of m (measured, 16->32 channels at
+    32x32, batch 128: 9.9 -> 6.8 ms with the copies below). The zeros and +-1 of A make
+    its sums those of the adds, up to rounding order."""
     co = m.shape[-1]
-    m = m.reshape(4, 4, -1, co)
     if bias is not None:
-        m[1, 1] += bias
-    r = np.empty((2, 4) + m.shape[2:], dtype=m.dtype)  # A^T along the tile's rows
-    np.add(m[0], m[1], out=r[0])
-    r[0] += m[2]
-    np.subtract(m[1], m[2], out=r[1])
-    r[1] -= m[3]
-    q = np.empty((2, 2, b, geo.th, geo.tw, co), dtype=m.dtype)  # ... and columns
-    rr = r.reshape(2, 4, b, geo.th, geo.tw, co)
-    np.add(rr[:, 0], rr[:, 1], out=q[:, 0])
-    q[:, 0] += rr[:, 2]
-    np.subtract(rr[:, 1], rr[:, 2], out=q[:, 1])
-    q[:, 1] -= rr[:, 3]
+        m[5] += bias  # tile position (1, 1)
+    q4 = q[: m.size // 4].reshape(4, -1)
+    np.matmul(m.reshape(16, -1).T, AA.T.astype(m.dtype, copy=False), out=q4.T)
+    q6 = q4.reshape(2, 2, b, geo.th, geo.tw, co)
+    if (geo.ho, geo.wo) == (2 * geo.th, 2 * geo.tw):  # whole tiles: one interleaving copy
+        y.reshape(b, geo.th, 2, geo.tw, 2, co)[...] = q6.transpose(2, 3, 0, 4, 1, 5)
+        return
     for i in range(2):  # the four output phases back in place (strided copies)
         for j in range(2):
             dst = y[:, i::2, j::2]
-            dst[...] = q[i, j][:, : dst.shape[1], : dst.shape[2]]
+            dst[...] = q6[i, j][:, : dst.shape[1], : dst.shape[2]]
 
 
-def _grad_tiles(gy: np.ndarray, geo: Geometry, gp: np.ndarray, r: np.ndarray,
-                dm: np.ndarray) -> np.ndarray:
-    """dM = A gy_tile A^T (the adjoint of `_output`) of NHWC block gy: (16, tiles, C_out);
-    tiles past the output's edge see zeros (gp's borders)."""
+def _grad_tiles(gy: np.ndarray, geo: Geometry, dm: np.ndarray) -> np.ndarray:
+    """SIGNS * dM, dM = A gy_tile A^T (the adjoint of `_output`), of NHWC block gy, as
+    (16, tiles, C_out) in scratch dm (4, 4, >= tiles, C_out; zeroed when made: tiles past
+    the output's edge see zeros).
+
+    Why the signs: A's columns are (1, 1, 1, 0) and (0, 1, -1, -1), so along each axis dM's
+    taps 0 and 3 are a phase of gy and minus the other one. With tap 3 negated (SIGNS, a
+    flip of both dM and the operand it meets in each GEMM, exact) taps 0 and 3 *are* the
+    phases: gy is copied straight into them and taps 1, 2 are their sum and difference,
+    two passes per axis where plain dM takes a copy, a negation and a scratch array more."""
     b, co = gy.shape[0], gy.shape[-1]
-    th, tw = geo.th, geo.tw
+    d = dm[:, :, : b * geo.th * geo.tw].reshape(4, 4, b, geo.th, geo.tw, co)
     for pr in range(2):
         for pc in range(2):
             src = gy[:, pr::2, pc::2]
-            gp[pr, pc, :b, : src.shape[1], : src.shape[2]] = src
-    g0, g1, rb = gp[0, :, :b], gp[1, :, :b], r[:, :, :b]  # A along the tile's rows
-    rb[0] = g0
-    np.add(g0, g1, out=rb[1])
-    np.subtract(g0, g1, out=rb[2])
-    np.negative(g1, out=rb[3])
-    d = dm[:, :, : b * th * tw].reshape(4, 4, b, th, tw, co)  # ... and columns
-    c0, c1 = rb[:, 0], rb[:, 1]
-    d[:, 0] = c0
-    np.add(c0, c1, out=d[:, 1])
-    np.subtract(c0, c1, out=d[:, 2])
-    np.negative(c1, out=d[:, 3])
+            d[3 * pr, 3 * pc, :, : src.shape[1], : src.shape[2]] = src
+    e = d[:, ::3]  # along the tile's rows, for column taps 0 and 3
+    np.add(e[0], e[3], out=e[1])
+    np.subtract(e[0], e[3], out=e[2])
+    np.add(d[:, 0], d[:, 3], out=d[:, 1])  # ... and along the columns, for all 4 rows
+    np.subtract(d[:, 0], d[:, 3], out=d[:, 2])
     return d.reshape(16, -1, co)
 
 
 def conv3x3(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, pad: tuple[int, int],
             keep: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """(y as (N, Ho, Wo, C_out), V (16, tiles, C_in) if `keep`): the stride-1 3x3
+    """(y as (N, Ho, Wo, C_out), V (16, tiles, C_in) per block if `keep`): the stride-1 3x3
     correlation of NCHW-shaped x (any memory order) with w (C_out, C_in, 3, 3). V, 4x the
     input, is what the weight gradient needs: kept, it costs less than transforming again."""
     co, c = w.shape[:2]
@@ -228,28 +239,34 @@ def conv3x3(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, pad: tuple[in
     xh = x.transpose(0, 2, 3, 1)
     dtype = np.result_type(x.dtype, w.dtype)
     u = filter_tiles(w.astype(dtype, copy=False))
-    kept = np.empty((16, geo.n * geo.th * geo.tw, c), dtype=dtype) if keep else None
-    y = np.empty((geo.n, geo.ho, geo.wo, co), dtype=dtype)
-    scratch = parallel.PerThread(lambda: (InputTiles(geo, c, dtype), np.empty(
-        (16, geo.step * geo.th * geo.tw, co), dtype=dtype)))
     blocks = list(geo.blocks())
+    # V block by block (what the weight gradient reads block by block): arrays of ~BLOCK
+    # floats that malloc reuses, where one (16, all tiles, C) array can pass glibc's mmap
+    # threshold (32 MB: 16->32 channels at 32x32, batch 128) and page-fault anew each step
+    kept = [np.empty((16, t1 - t0, c), dtype=dtype) for _, _, t0, t1 in blocks] if keep \
+        else None
+    y = np.empty((geo.n, geo.ho, geo.wo, co), dtype=dtype)
+    rows = geo.step * geo.th * geo.tw
+    scratch = parallel.PerThread(lambda: (InputTiles(geo, c, dtype),
+                                          np.empty(16 * rows * co, dtype=dtype),
+                                          np.empty(4 * rows * co, dtype=dtype)))
 
     def block(k: int, slot: int) -> None:  # each block writes its own rows of y and V
         i, j, t0, t1 = blocks[k]
-        tiles, m = scratch[slot]
-        v = tiles.forward(xh[i:j], None if kept is None else kept[:, t0:t1])
-        mb = m[:, : t1 - t0]
+        tiles, m, q = scratch[slot]
+        v = tiles.forward(xh[i:j], None if kept is None else kept[k])
+        mb = m[: 16 * (t1 - t0) * co].reshape(16, t1 - t0, co)
         np.matmul(v, u, out=mb)
-        _output(mb, j - i, geo, bias, y[i:j])
+        _output(mb, j - i, geo, bias, y[i:j], q)
     parallel.run(len(blocks), block)
     return y, kept
 
 
 def conv3x3_grad(gy: np.ndarray, w: np.ndarray, x_shape: tuple, pad: tuple[int, int],
-                 need_x: bool, v: np.ndarray | None = None
+                 need_x: bool, v: list[np.ndarray] | None = None
                  ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """(gx as (N, H, W, C_in) if `need_x`, gw if the forward's tiles `v` are given) from
-    NCHW-shaped gy, block by block."""
+    """(gx as (N, H, W, C_in) if `need_x`, gw if the forward's tiles `v` (one array per
+    block) are given) from NCHW-shaped gy, block by block."""
     co, c = w.shape[:2]
     geo = Geometry(x_shape, pad, c + co)
     th, tw, dtype = geo.th, geo.tw, gy.dtype
@@ -258,11 +275,10 @@ def conv3x3_grad(gy: np.ndarray, w: np.ndarray, x_shape: tuple, pad: tuple[int, 
     if need_x:
         gx = np.empty((geo.n, geo.h, geo.w, c), dtype=dtype)
         ut = filter_tiles(w.astype(dtype, copy=False)).transpose(0, 2, 1)
+        ut = ut * SIGNS.astype(dtype)[:, None, None]  # meets SIGNS * dM: dV exactly
 
     def make() -> tuple:
-        return (np.zeros((2, 2, geo.step, th, tw, co), dtype=dtype),  # gp: borders stay 0
-                np.empty((4, 2, geo.step, th, tw, co), dtype=dtype),
-                np.empty((4, 4, geo.step * th * tw, co), dtype=dtype),
+        return (np.zeros((4, 4, geo.step * th * tw, co), dtype=dtype),  # borders stay 0
                 InputTiles(geo, c, dtype) if need_x else None,
                 np.empty((16, geo.step * th * tw, c), dtype=dtype) if need_x else None)
     scratch = parallel.PerThread(make)
@@ -274,17 +290,17 @@ def conv3x3_grad(gy: np.ndarray, w: np.ndarray, x_shape: tuple, pad: tuple[int, 
     du = [np.zeros((16, c, co), dtype=dtype) for _ in groups] if v is not None else None
 
     def group(g: int, slot: int) -> None:
-        gp, r, dm, tiles, dv = scratch[slot]
+        dm, tiles, dv = scratch[slot]
         for k in groups[g]:
             i, j, t0, t1 = blocks[k]
-            d = _grad_tiles(gy[i:j], geo, gp, r, dm)
+            d = _grad_tiles(gy[i:j], geo, dm)
             if du is not None:
-                du[g] += np.matmul(v[:, t0:t1].transpose(0, 2, 1), d)
+                du[g] += np.matmul(v[k].transpose(0, 2, 1), d)
             if need_x:
                 dvb = dv[:, : t1 - t0]
                 np.matmul(d, ut, out=dvb)
                 tiles.backward(dvb, gx[i:j])
     parallel.run(len(groups), group)
     if du is not None:
-        du = parallel.total(du)
+        du = parallel.total(du) * SIGNS.astype(dtype)[:, None, None]  # dU from SIGNS * dU
     return gx, (None if du is None else filter_grad(du))

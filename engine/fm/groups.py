@@ -109,36 +109,37 @@ def complete_groups(x: np.ndarray, obs: np.ndarray, est: np.ndarray, groups: Pat
         m = len(f)
         # row gathers (10x faster than 2-d fancy indexing), by np.take (4x faster than [])
         yo = np.take(yo_img, f, axis=0).reshape(m, k, P * c)
-        fill = np.take(fill_img, f)[..., None]
-        z = np.take(est_img, f, axis=0).reshape(m, k, P * c)
+        fill = np.take(fill_img, f)[..., None]               # (m, k, P, 1)
+        zi = np.take(est_img, f, axis=0)
+        zi *= fill
+        zi = zi.reshape(m, k, P * c)
+        zi += yo                                             # E-step: start from est
+        # the imputation's step per entry: 0 where observed (kept), relax elsewhere
+        fr = np.broadcast_to(fill * np.float32(relax), (m, k, P, c)).reshape(m, k, P * c)
         u = np.zeros((m, k, r), np.float32)
         u[:, np.arange(r), np.arange(r)] = 1.0               # start: any orthonormal basis
-        zi = np.empty_like(z)
-        zi4 = zi.reshape(m, k, P, c)
-        step = np.empty_like(z)
-        imp = z
+        zc = np.empty_like(zi)
+        step = np.empty_like(zi)
         for it in range(int(iters)):
-            if it and relax != 1.0:   # over-relaxed imputation: faster to the fixed point
-                np.subtract(z, imp, out=step)
-                step *= np.float32(relax)
-                imp += step
-            else:
-                imp = z
-            np.multiply(fill, imp.reshape(m, k, P, c), out=zi4)
-            zi += yo                                         # E-step: impute the model
             mu = zi.mean(1, keepdims=True)
-            zi -= mu
+            np.subtract(zi, mu, out=zc)
             # M-step: the top-r eigenvectors of the members' Gram matrix, by warm-started
             # subspace iteration (two steps of u <- orth(G u); exact eigh costs 10x more)
-            # (below rank 4 the Gram matrix G = zi zi^T is applied as zi (zi^T u), ~2x
-            # faster at rank 2; from rank 4 on forming G is cheaper)
-            zt = zi.transpose(0, 2, 1)
-            gram = zi @ zt if r >= 4 else None
+            gram = zc @ zc.transpose(0, 2, 1)
             for _ in range(2):
-                u = _orthonormal(gram @ u if gram is not None else zi @ (zt @ u))
-            z = u @ (u.transpose(0, 2, 1) @ zi)
-            z += mu
-        fi, z4 = f.reshape(-1), z.reshape(m, k, P, c)
+                u = _orthonormal(gram @ u)
+            np.matmul(u, u.transpose(0, 2, 1) @ zc, out=step)   # the model, less mu
+            if it == int(iters) - 1:
+                break
+            # E-step, fused: the missing entries move by relax x (model - imputed), i.e.
+            # imputed + relax (z - imputed) with z = step + mu and zi - mu = zc; at relax
+            # 1 that is the model itself (hard impute). Over-relaxed: faster to the
+            # fixed point. Observed entries keep yo (fr is 0 there)
+            step -= zc
+            step *= fr
+            zi += step
+        step += mu                                           # the last model
+        fi, z4 = f.reshape(-1), step.reshape(m, k, P, c)
         for ch in range(c):
             acc[ch] += np.bincount(fi, z4[..., ch].reshape(-1), minlength=h * w)
     cnt = np.bincount(flat.reshape(-1), minlength=h * w).astype(np.float64)
