@@ -77,6 +77,7 @@ class Visit:
         self.base = base
         self.local = local or (lambda url: url.startswith(base))
         self.errors: list[str] = []
+        self.messages: list[str] = []  # every console line, for a failure's report
         self.foreign: list[str] = []
         self.http_errors: list[str] = []
         self.page = context.new_page()
@@ -90,6 +91,7 @@ class Visit:
         self.page.goto(base + path)
 
     def _console(self, msg: Any) -> None:
+        self.messages.append(f"{msg.type}: {msg.text}"[:500])
         if msg.type == "error":
             self.errors.append(msg.text)
 
@@ -120,6 +122,11 @@ class Visit:
         assert not self.foreign, f"requests to other hosts: {self.foreign[:8]}"
         assert not self.http_errors, f"failed requests: {self.http_errors[:8]}"
         assert not self.errors, f"console errors: {self.errors[:8]}"
+
+    def report(self) -> str:
+        """What the page said, for a failed step's message."""
+        return (f"console errors: {self.errors[-8:]}; last console lines: "
+                f"{self.messages[-15:]}; page errors and requests: {self.http_errors[:4]}")
 
     def close(self) -> None:
         self.page.close()

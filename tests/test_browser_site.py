@@ -198,7 +198,13 @@ def run_page(v: Visit, slug: str, tmp_path: Path, mode: str, badge: bool = True,
     ready(v, mode, badge)
     action = actions.get(slug)
     if action is not None:
-        action(v, tmp_path)
+        try:
+            action(v, tmp_path)
+        except AssertionError as exc:  # what the page said: a flaky step's only witness
+            folder = ROOT / "tests" / "screenshots"
+            folder.mkdir(parents=True, exist_ok=True)
+            v.page.screenshot(path=str(folder / f"site_failed_{shot or slug + '_' + mode}.png"))
+            raise AssertionError(f"{exc}\n{v.report()}") from exc
     v.check(shot or f"{slug}_{mode}")
 
 

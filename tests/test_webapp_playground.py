@@ -173,6 +173,26 @@ def test_the_page_trains_and_exports_scripts_that_print_its_accuracy(tmp_path):
     assert out.stdout.strip() == run.result.metric_text and run.result.metric_text in p.text()
 
 
+def test_a_drawing_that_fails_is_shown_and_the_run_still_ends(monkeypatch):
+    """In the browser a periodic callback that raises is never called again: the page
+    would freeze on its last status line. A failed drawing is shown, polling goes on and
+    the run's end still lands (here, though every snapshot's drawing fails)."""
+    p = Page(data="xor", epochs=3, forest=False)
+    calls = {"n": 0}
+
+    def broken(view, snap):
+        calls["n"] += 1
+        raise ValueError("a broken snapshot")
+
+    monkeypatch.setattr(RunView, "draw", broken)
+    p.page._start()
+    p.until_idle()  # calls the poller by hand, as Panel does: it must not raise
+    assert calls["n"] >= 1
+    assert "a broken snapshot" in p.error() and "Drawing the run failed" in p.error()
+    assert p.page.last is not None and "test accuracy: " in p.text()
+    assert not p.page.train_btn.disabled  # ready for the next run
+
+
 def test_the_page_takes_a_csv_file(tmp_path):
     import asyncio
 

@@ -433,6 +433,16 @@ class PlaygroundPage(pn.viewable.Viewer):
             self._later(self.train_curves.clear)
 
     def _poll(self) -> None:
+        """The poller's one call. In the browser Panel's loop never calls a periodic
+        callback again once it raised (the page would freeze on its last status), so a
+        failure to draw is logged and shown, and polling goes on."""
+        try:
+            self._drain()
+        except Exception as exc:  # noqa: BLE001  (shown on the page and logged)
+            log.exception("the Playground could not draw its run's events")
+            show_error(self.error, f"Drawing the run failed: {type(exc).__name__}: {exc}")
+
+    def _drain(self) -> None:
         """Drain the active run's events: the curves get every step, the drawing only the
         latest snapshot and the status line only the latest step (the redraw throttle)."""
         while self.pending:
@@ -476,19 +486,23 @@ class PlaygroundPage(pn.viewable.Viewer):
                 self.status.object = f"run {run.number}: {html.escape(payload)}"
             elif kind in ("done", "error", "cancelled"):
                 end = (kind, payload)
-        self.curves.steps(run, steps, losses)
-        if snap is not None:
-            self.view.draw(snap)
-        if last is not None and end is None:
-            _, loss, epoch, batch = last
-            if self._steps_total:
-                done = epoch * self._steps_total + batch + 1
-                self.progress.value = min(100, int(100 * done / (
-                    self._steps_total * run.recipe.epochs)))
-            self.status.object = (f"run {run.number}: epoch {epoch + 1}/{run.recipe.epochs},"
-                                  f" loss {loss:.4f}")
-        if end is not None:
-            self._finish(run, *end)
+        try:
+            self.curves.steps(run, steps, losses)
+            if snap is not None:
+                self.view.draw(snap)
+            if last is not None and end is None:
+                self._show_step(run, *last)
+        finally:  # the run's end lands even if its drawing failed
+            if end is not None:
+                self._finish(run, *end)
+
+    def _show_step(self, run: Run, step: int, loss: float, epoch: int, batch: int) -> None:
+        if self._steps_total:
+            done = epoch * self._steps_total + batch + 1
+            self.progress.value = min(100, int(100 * done / (
+                self._steps_total * run.recipe.epochs)))
+        self.status.object = (f"run {run.number}: epoch {epoch + 1}/{run.recipe.epochs},"
+                              f" loss {loss:.4f}")
 
     def _finish(self, run: Run, kind: str, payload: Any) -> None:
         self.active = None
