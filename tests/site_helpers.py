@@ -116,12 +116,15 @@ class Visit:
     def check(self, shot: str | None = None) -> None:
         """No console or page error, no request left the machine, no failed request."""
         if shot:
-            folder = ROOT / "tests" / "screenshots"
-            folder.mkdir(parents=True, exist_ok=True)
-            self.page.screenshot(path=str(folder / f"site_{shot}.png"), full_page=True)
+            self.screenshot(f"site_{shot}")
         assert not self.foreign, f"requests to other hosts: {self.foreign[:8]}"
         assert not self.http_errors, f"failed requests: {self.http_errors[:8]}"
         assert not self.errors, f"console errors: {self.errors[:8]}"
+
+    def screenshot(self, name: str) -> None:
+        folder = ROOT / "tests" / "screenshots"
+        folder.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
     def report(self) -> str:
         """What the page said, for a failed step's message."""

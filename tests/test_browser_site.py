@@ -201,9 +201,7 @@ def run_page(v: Visit, slug: str, tmp_path: Path, mode: str, badge: bool = True,
         try:
             action(v, tmp_path)
         except AssertionError as exc:  # what the page said: a flaky step's only witness
-            folder = ROOT / "tests" / "screenshots"
-            folder.mkdir(parents=True, exist_ok=True)
-            v.page.screenshot(path=str(folder / f"site_failed_{shot or slug + '_' + mode}.png"))
+            v.screenshot(f"site_failed_{shot or slug + '_' + mode}")
             raise AssertionError(f"{exc}\n{v.report()}") from exc
     v.check(shot or f"{slug}_{mode}")
 

@@ -37,6 +37,7 @@ from webapp.common import (
     once,
     png_data_url,
     rgba,
+    run_poll,
     shell,
     show_error,
 )
@@ -328,6 +329,9 @@ class ArtPage(pn.viewable.Viewer):
             self.status.object = "cancelling: restoring with the FM fitted so far…"
 
     def _poll(self) -> None:
+        run_poll(self._drain, self.error, "Drawing the restoration")
+
+    def _drain(self) -> None:
         run = self.run
         if run is None:
             return

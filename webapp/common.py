@@ -460,6 +460,18 @@ def show_error(alert: pn.pane.HTML, message: str) -> None:
     alert.visible = bool(message)
 
 
+def run_poll(drain: Callable[[], None], alert: pn.pane.HTML | None, what: str) -> None:
+    """One call of a page's poller (a periodic callback). In the browser Panel never calls
+    a periodic callback again once it raised (the page froze on its last state), so a
+    failure is logged and shown in `alert`, and polling goes on."""
+    try:
+        drain()
+    except Exception as exc:  # noqa: BLE001  (logged and shown)
+        log.exception("%s failed", what)
+        if alert is not None:
+            show_error(alert, f"{what} failed: {type(exc).__name__}: {exc}")
+
+
 def file_input(accept: str, max_bytes: int, on_file: Callable[[bytes, str], Any],
                alert: pn.pane.HTML) -> Any:
     """An upload limited to max_bytes in the browser; calls on_file(data, name) for each

@@ -39,6 +39,7 @@ from webapp.common import (
     on_session_end,
     onnx_export_available,
     onnx_file,
+    run_poll,
     session_connected,
     session_task,
     shell,
@@ -433,14 +434,7 @@ class PlaygroundPage(pn.viewable.Viewer):
             self._later(self.train_curves.clear)
 
     def _poll(self) -> None:
-        """The poller's one call. In the browser Panel's loop never calls a periodic
-        callback again once it raised (the page would freeze on its last status), so a
-        failure to draw is logged and shown, and polling goes on."""
-        try:
-            self._drain()
-        except Exception as exc:  # noqa: BLE001  (shown on the page and logged)
-            log.exception("the Playground could not draw its run's events")
-            show_error(self.error, f"Drawing the run failed: {type(exc).__name__}: {exc}")
+        run_poll(self._drain, self.error, "Drawing the run")
 
     def _drain(self) -> None:
         """Drain the active run's events: the curves get every step, the drawing only the

@@ -158,6 +158,9 @@ class JobHost:
             self.poller = None
 
     def _poll(self) -> None:
+        common.run_poll(self._drain, None, f"Drawing the {self._what}")
+
+    def _drain(self) -> None:
         job = self.job
         if job is None or not self.guard.still_connected():
             return
