@@ -345,3 +345,38 @@ def test_a_run_numbers_steps_and_epochs_across_its_epochs():
     steps = [p[0] for k, p in events if k == "step"]
     assert steps == list(range(len(steps))) and len(steps) % 3 == 0
     assert events[-1][1].why == "finished"
+
+
+@pytest.mark.parametrize("busy", [True, False])
+def test_a_poller_counts_as_the_page_being_busy_only_when_asked(busy):
+    """The Playground's poller runs from page load on: if each idle call counted as busy,
+    the template's spinner would never stop turning. Driven as in the browser build (an
+    asyncio loop, no server session)."""
+    import asyncio
+
+    import panel as pn
+
+    from webapp.common import start_poller
+
+    seen: list[bool] = []
+
+    async def main() -> None:
+        poller = start_poller(lambda: seen.append(pn.state.busy), 10, busy=busy)
+        try:
+            while len(seen) < 2:
+                await asyncio.sleep(0.01)
+        finally:
+            poller.stop()
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+    assert seen == [busy, busy]
+    assert not pn.state.busy  # and nothing is left counted once it stopped
+
+
+def test_the_playground_poller_does_not_spin_the_busy_indicator():
+    p = Page(data="xor", epochs=1, forest=False)
+    p.page._start_polling()
+    try:
+        assert p.page.poller._background
+    finally:
+        p.page.poller.stop()

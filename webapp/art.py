@@ -40,6 +40,7 @@ from webapp.common import (
     run_poll,
     shell,
     show_error,
+    start_poller,
 )
 
 SIDE = 256
@@ -321,7 +322,7 @@ class ArtPage(pn.viewable.Viewer):
         self.progress.value, self.progress.visible = 0, True
         self.status.object = "starting…"
         self.run.start()
-        self.poller = pn.state.add_periodic_callback(self._poll, period=200)
+        self.poller = start_poller(self._poll, 200)
 
     def _cancel(self, _: object = None) -> None:
         if self.run is not None:

@@ -472,6 +472,19 @@ def run_poll(drain: Callable[[], None], alert: pn.pane.HTML | None, what: str) -
             show_error(alert, f"{what} failed: {type(exc).__name__}: {exc}")
 
 
+def start_poller(poll: Callable[[], None], period_ms: int, busy: bool = True) -> Any:
+    """A page's poller: poll() every period_ms (wrap the work in `run_poll`), as a Panel
+    periodic callback, which holds the document's lock as new Bokeh renderers need. Each
+    call counts as the page being busy (the template's spinner turns) unless busy=False:
+    a poller that runs from page load on, idle most of the time, would keep it turning.
+    Panel's flag for such a callback is PeriodicCallback's `background`, which
+    `add_periodic_callback` does not pass on, so it is set here before the first call."""
+    poller = pn.state.add_periodic_callback(poll, period=period_ms, start=False)
+    poller._background = not busy
+    poller.start()
+    return poller
+
+
 def file_input(accept: str, max_bytes: int, on_file: Callable[[bytes, str], Any],
                alert: pn.pane.HTML) -> Any:
     """An upload limited to max_bytes in the browser; calls on_file(data, name) for each

@@ -44,6 +44,7 @@ from webapp.common import (
     session_task,
     shell,
     show_error,
+    start_poller,
 )
 from webapp.playground_data import DATASETS, LEGACY
 from webapp.playground_experiments import CARD_CSS, EXPERIMENTS, result_card
@@ -388,7 +389,7 @@ class PlaygroundPage(pn.viewable.Viewer):
         """The session's one periodic callback, from page load on (a button's click handler
         cannot start one reliably): it drains the active run's events into the drawings."""
         if self.poller is None:
-            self.poller = pn.state.add_periodic_callback(self._poll, period=POLL_MS)
+            self.poller = start_poller(self._poll, POLL_MS, busy=False)
 
     def _busy(self, busy: bool) -> None:
         self.train_btn.disabled = busy

@@ -129,7 +129,7 @@ class JobHost:
         self._set_running(True)
         self.status.object = status
         job.start()
-        self.poller = pn.state.add_periodic_callback(self._poll, period=250)
+        self.poller = common.start_poller(self._poll, 250)
 
     def on_events(self, events: list[tuple[str, Any]]) -> None:
         raise NotImplementedError
