@@ -73,21 +73,22 @@ def first_digits(page: Any) -> dict[str, float]:
 
 def quick_digits(page: Any) -> dict[str, float]:
     """Before the page is live: draw the 7 on the quick-start pad as soon as it shows and
-    wait for its reading there (the engine's, before Panel is imported). Nothing when the
-    build has no pad (the page went live first)."""
+    wait for the pad to show the engine's reading of the whole stroke (a drawing sent at
+    or after mouse-up; window.demystifyLoad.quick, before Panel is imported). Nothing when
+    the build has no pad (the page went live first)."""
     page.wait_for_function(f"!!document.querySelector({QUICK_PAD!r}) || ({READY})",
                            timeout=STEP_S * 1000)
     if not page.locator(QUICK_PAD).count():
         return {}
     start = now(page)
     draw(page, SEVEN, QUICK_PAD)
-    up = now(page)
-    read = ("document.querySelector('#demystify-quick .dm-quick-prediction')"
-            "?.textContent === '7'")
+    up, sent = now(page), page.evaluate("window.demystifyLoad.quickSent")
+    read = f"(window.demystifyLoad.quick?.seq >= {sent} && window.demystifyLoad.quick)"
     page.wait_for_function(f"{read} || ({READY})", timeout=STEP_S * 1000)
     marks = {"bench: pad stroke starts": start, "bench: pad mouse up": up}
-    if page.evaluate(read):  # else the page went live before the pad read it
-        marks["quick"] = now(page)
+    quick = page.evaluate(read)
+    if quick and quick["label"] == "7":  # else the page went live before the pad read it
+        marks["quick"] = quick["shown"]
     return marks
 
 

@@ -38,7 +38,7 @@ after-render warm-ups (webapp.warmup)."""
         '_demystify_progress("mark", "Panel document set up")',
         "_demystify_apply_query()",
         '_demystify_progress("page", "Building the page")',
-        f"_demystify_quick_hand_over({slug!r}, _demystify_quick)",
+        f"await _demystify_quick_hand_over({slug!r}, _demystify_quick)",
         f"from {page_module} import page",
         '_demystify_progress("mark", "page module imported")',
         "_demystify_page = page()",

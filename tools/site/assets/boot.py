@@ -237,13 +237,15 @@ async def _demystify_import_panel(quick: bool) -> None:
         await asyncio.sleep(0)
 
 
-def _demystify_quick_hand_over(slug: str, quick: bool) -> None:
+async def _demystify_quick_hand_over(slug: str, quick: bool) -> None:
     """Stop reading the pad and keep its last drawing for the full page (which takes it
-    with webapp.quickstart.take); the pad says the page takes over."""
+    with webapp.quickstart.take); the pad says the page takes over. A stroke under way
+    ends and is read first (for at most 3 s): the pad answers what was drawn on it."""
     import js
 
     if not quick:
         return
+    await js.demystifyQuickSettle(3000)
     drawing = js.demystifyQuickStop()
     if drawing:
         from webapp.quickstart import hand_over

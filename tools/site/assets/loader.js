@@ -55,6 +55,12 @@
       }};
     el = q.render({model, el: box});
     box.querySelector(".dm-quick-pad").appendChild(el);
+    // the worker waits for a stroke under way before the full page takes the drawing
+    const pen = (down) => () => window.demystifyWorker.postMessage(
+      {type: "demystify-quick-pen", down});
+    const canvas = el.querySelector("canvas");
+    canvas.addEventListener("pointerdown", pen(true));
+    for (const e of ["pointerup", "pointercancel"]) canvas.addEventListener(e, pen(false));
     const show = (msg) => {
       if (msg.seq < shown) return;  // an older drawing's, read late
       shown = msg.seq;

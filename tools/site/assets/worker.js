@@ -153,10 +153,16 @@ self.demystifyLaterReady = () => (laterFetch || Promise.resolve()).then(
 
 // The page's quick start (webapp.quickstart, boot.py): the loading screen's pad posts its
 // drawings here; Python reads the newest one whenever it waits (it registers `serve`
-// once its model is loaded), until the full page takes the last one over (Stop).
+// once its model is loaded). Before the full page takes the last one over (Stop), Settle
+// lets a stroke under way end and be read (at most `ms`).
 let quickLatest = null, quickFresh = false, quickServe = null, quickTimer = null;
+let quickPen = false, quickSettled = null;
 self.addEventListener("message", (event) => {
   const msg = event.data;
+  if (msg && msg.type === "demystify-quick-pen") {
+    quickPen = msg.down;
+    quickCheck();
+  }
   if (!msg || msg.type !== "demystify-quick") return;
   quickLatest = {image: msg.image, strokes: msg.strokes, seq: msg.seq};
   quickFresh = true;
@@ -170,9 +176,19 @@ function quickSchedule() {
     quickFresh = false;
     quickServe(quickLatest.image, quickLatest.seq);
     quickSchedule();
+    quickCheck();
   }, 0);
 }
+function quickCheck() {
+  if (quickSettled && !quickPen && !(quickFresh && quickServe)) quickSettled();
+}
 self.demystifyQuickServe = (fn) => { quickServe = fn; quickSchedule(); };
+self.demystifyQuickSettle = (ms) => new Promise((resolve) => {
+  const timer = setTimeout(() => quickSettled && quickSettled(), ms);
+  quickSettled = () => { quickSettled = null; clearTimeout(timer); resolve(); };
+  quickSchedule();
+  quickCheck();
+});
 self.demystifyQuickStop = () => {
   quickServe = null;
   return quickLatest;
