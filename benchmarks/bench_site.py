@@ -11,9 +11,12 @@ seconds from page open to interactive (the loading panel gone, the live app draw
 the first result (digits: a drawn 7 read; CIFAR-10: the first top-5; movies:
 recommendations after one rating; art: a restored painting; playground: the first epoch of
 curves; engine: an uploaded ONNX model's op report), the bytes transferred, and the
-loading panel's stages. The peer is Pyodide itself: the same browser booting the
-same release's bare runtime (and loading NumPy) from the same server, the floor any page
-built on it starts from; the ratio says what the app adds.
+loading panel's stages. A page with a quick start (webapp.quickstart: Digits) is drawn on
+as soon as its loading screen's pad shows; then "first" is the pad's reading of the whole
+stroke (the engine's, before Panel) and "full" the live page's own reading of the drawing
+handed over (without one, both are the live page's). The peer is Pyodide itself: the
+same browser booting the same release's bare runtime (and loading NumPy) from the same
+server, the floor any page built on it starts from; the ratio says what the app adds.
 
     python build.py bench site [--site DIR [--site DIR2]] [--pages digits,cifar10] [--runs 1]
                                [--private]
