@@ -223,6 +223,11 @@ async def _demystify_quick_start(slug: str) -> bool:
     _demystify_quick_serve = create_proxy(serve)
     js.demystifyQuickServe(_demystify_quick_serve)
     _demystify_progress("mark", "quick start ready")
+    # a drawing already made is read now (a timer's turn): `await gpu.init()` next can
+    # resolve without one, and the GPU warm-up and Panel's first step come before any
+    import asyncio
+
+    await asyncio.sleep(0)
     return True
 
 
