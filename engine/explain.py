@@ -30,8 +30,12 @@ def probabilities(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarra
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
-    """The engine's own softmax on host logits, as float64 (what the pages plot)."""
-    return nn.functional.softmax(Tensor(logits), dim=-1).numpy().astype(np.float64)
+    """The engine's own softmax on host logits, as float64 (what the pages plot). On the
+    CPU: the logits are on the host already, and on the default device (a GPU) it was one
+    more upload, dispatch and readback per reading (in a browser a readback is a Promise,
+    which code called from JavaScript, as the static site's quick start, cannot wait for)."""
+    return nn.functional.softmax(Tensor(logits, device="cpu"), dim=-1).numpy().astype(
+        np.float64)
 
 
 def layer_outputs(model: nn.Sequential, x: np.ndarray) -> list[tuple[str, np.ndarray]]:

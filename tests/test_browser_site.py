@@ -223,18 +223,55 @@ def test_offline_page(visit, mode, slug, tmp_path):
 def test_offline_embed_shows_only_the_demo(visit, mode, tmp_path):
     """?embed=true (what slides use, through the ./digits stub; dark here): the page
     prerendered as only the demo, and the demo works. Drawn on as soon as the canvas
-    shows, as a visitor would: the prerendered canvas, a dead picture, stays hidden until
-    the live one replaces it (a stroke on it was lost)."""
+    shows, as a visitor would: that is the loading screen's quick-start pad (the
+    prerendered canvas, a dead picture, stays hidden until the live one replaces it)."""
     v = visit("digits/?embed=true&theme=dark")
-    v.page.locator("canvas.dc-canvas").wait_for(timeout=LOAD_TIMEOUT_MS)
-    digits_page(v, tmp_path)
+    draw_on_quick_pad(v)  # what shows first: the loading screen's pad
     ready(v, mode[0], badge=False)
+    wait_text(v.page, ".prediction", r"^7$", STEP_S)  # the drawing handed over
     v.check(f"digits_embed_{mode[0]}")
     assert v.page.url.split("?")[0].endswith("/digits-embed.html")
     assert v.page.locator("#header").count() == 0
     assert v.page.locator(".embed-button").count() == 0
     assert v.page.evaluate("getComputedStyle(document.documentElement).backgroundColor") \
         == "rgb(18, 18, 18)"
+
+
+QUICK_PAD = "#demystify-quick canvas.dc-canvas"
+
+
+def draw_on_quick_pad(v: Visit) -> dict[str, Any]:
+    """Draw a 7 on the Digits loading screen's pad as soon as it shows; the pad's reading
+    of the whole stroke (window.demystifyLoad.quick)."""
+    v.page.locator(QUICK_PAD).wait_for(timeout=LOAD_TIMEOUT_MS)
+    draw(v.page, [(70, 60), (210, 60), (120, 240)], QUICK_PAD)
+    sent = v.page.evaluate("window.demystifyLoad.quickSent")  # the whole stroke's drawing
+    v.page.wait_for_function(f"window.demystifyLoad.quick?.seq >= {sent}",
+                             timeout=STEP_S * 1000)
+    return v.page.evaluate("window.demystifyLoad.quick")
+
+
+def test_offline_digits_quick_start_reads_before_panel_and_hands_over(visit, mode):
+    """Digits' quick start: a 7 drawn on the loading screen's pad (drawn as soon as it
+    shows, long before Panel is imported) is read by the engine before the worker builds
+    the page (its reading stops at the hand-over), then the live page shows that drawing
+    read and its strokes are the canvas's own (Clear empties it)."""
+    v = visit("digits.html")
+    quick = draw_on_quick_pad(v)
+    assert quick["label"] == "7" and v.page.evaluate(
+        "document.documentElement.dataset.demystify") != "ready"
+    ready(v, mode[0])
+    marks = {text: t for t, _, text in v.page.evaluate("window.demystifyLoad.marks")}
+    assert quick["at"] <= marks["quick pad handed over"] <= marks["page built"], marks
+    wait_text(v.page, ".prediction", r"^7$", STEP_S)
+    ink = ("(c) => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height)"
+           ".data; let n = 0; for (let i = 0; i < d.length; i += 4) n += d[i] < 128; "
+           "return n; }")
+    # the handed-over strokes, drawn on the live canvas
+    assert v.page.locator("canvas.dc-canvas").evaluate(ink) > 500
+    v.page.locator("button.dc-clear").click()
+    wait_text(v.page, ".prediction", r"^–$", STEP_S)
+    v.check(f"digits_quick_{mode[0]}")
 
 
 def test_offline_dark_theme(visit, mode, tmp_path):

@@ -325,3 +325,19 @@ def test_the_project_wheel_is_built_from_a_copy_of_the_sources(tmp_path):
         stale.unlink()
     names = zipfile.ZipFile(wheel).namelist()
     assert "engine/__init__.py" in names and "engine/left_the_sources.py" not in names
+
+
+def test_a_page_with_a_quick_start_gets_a_pad_running_the_pages_canvas_code():
+    """Digits declares a quick start (webapp.quickstart): its loading screen gets the
+    pad, the DrawCanvas's own render function (no longer an ES module export) defined
+    before loader.js runs; a page without one gets none."""
+    from tools.site import worker
+
+    quick = worker.quick_start("digits")
+    assert quick is not None and quick["canvas"]["pixels"] == 280
+    assert "export " not in quick["render"] and "function render(" in quick["render"]
+    shell = "<html><head></head><body><div id='x'></div></body></html>"
+    page = worker.with_loader(shell, "digits", quick=quick)
+    assert page.index("window.demystifyQuick =") < page.index("const STEPS")
+    assert worker.quick_start("movies") is None
+    assert "window.demystifyQuick =" not in worker.with_loader(shell, "movies")

@@ -154,9 +154,10 @@ def test_start_page_links_every_demo(visit):
     v.check("start")
 
 
-def draw(page: Any, points: list[tuple[float, float]]) -> None:
+def draw(page: Any, points: list[tuple[float, float]],
+         canvas: str = "canvas.dc-canvas") -> None:
     """One mouse stroke through points given in canvas units (0..280)."""
-    canvas = page.locator("canvas.dc-canvas")
+    canvas = page.locator(canvas)
     box = canvas.bounding_box()
     s = box["width"] / 280
     page.mouse.move(box["x"] + points[0][0] * s, box["y"] + points[0][1] * s)

@@ -73,6 +73,34 @@ def test_digits_prime_reads_a_sample_then_the_drawing_that_came_meanwhile(monkey
     assert page.prediction == 1 and not page._reading
 
 
+def test_quick_start_reads_with_the_pages_own_reading_and_hands_the_drawing_over(
+        monkeypatch):
+    """The static site's quick start for Digits (webapp.quickstart, read before Panel is
+    imported) gives the page's own reading; the drawing handed over seeds the page's
+    canvas and is what the page reads after its render, instead of the sample."""
+    import asyncio
+
+    from webapp import quickstart
+
+    img = np.full((280, 280), 255, np.uint8)
+    img[40:240, 130:150] = 0
+    url = png_data_url(img)
+    quick = quickstart.QUICK_STARTS["digits"]()
+    assert quick.read(quick.prepare(), url)["label"] == "1"
+    assert quickstart.QUICK_STARTS.get("movies") is None
+    strokes = [[[140.0, 40.0], [140.0, 240.0]]]
+    quickstart.hand_over("digits", {"image": url, "strokes": strokes})
+    calls, _, release = hold_first_reading(monkeypatch)
+    release.set()
+    page = digits.DigitsPage()
+    assert quickstart.take("digits") is None  # taken once, by the page
+    assert page.canvas.seed == strokes and page.canvas.image == url
+    assert page.canvas.strokes == 1
+    asyncio.run(asyncio.wait_for(page._prime(), 60))
+    assert calls == [url] and page.prediction == 1
+    assert digits.DigitsPage().canvas.seed == []  # the next page starts empty
+
+
 def test_after_render_jobs_run_in_order_and_a_failure_stops_none(monkeypatch):
     import asyncio
 

@@ -1,9 +1,9 @@
 """A drawing canvas for mouse, touch and pen (Panel has none built in).
 
-The browser keeps the strokes (so undo and clear are instant) and sends the canvas as a
-PNG data URL to Python: throttled while drawing, and once more when a stroke ends. An
-optional backdrop image (a data URL) is drawn under the strokes (the Art page paints
-damage over a painting); `ink` and `paper` pick the colours.
+The browser keeps the strokes (so undo and clear are instant; `seed` starts it with
+some) and sends the canvas as a PNG data URL to Python: throttled while drawing, and once
+more when a stroke ends. An optional backdrop image (a data URL) is drawn under the
+strokes (the Art page paints damage over a painting); `ink` and `paper` pick the colours.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ class DrawCanvas(JSComponent):
     backdrop = param.String(default="", doc="data URL drawn under the strokes")
     throttle_ms = param.Integer(default=150, doc="minimum time between live updates")
     clear_count = param.Integer(default=0, doc="increment from Python to clear")
+    seed = param.List(default=[], doc="strokes to start with, [[[x, y], ...], ...] in image "
+                      "pixels (a drawing handed over from the static site's quick start)")
 
     _esm = """
 export function render({ model, el }) {
@@ -43,7 +45,9 @@ export function render({ model, el }) {
   bar.append(undo, clear);
   wrap.append(canvas, bar);
   const ctx = canvas.getContext("2d");
-  let strokes = [], current = null, lastSent = 0, timer = null, bg = null;
+  let strokes = (model.seed || []).map((s) => s.map((p) => [p[0], p[1]]));
+  let current = null, lastSent = 0, timer = null, bg = null;
+  wrap.dcStrokes = () => strokes;  // for a page outside Panel (the site's quick start)
 
   function setup() {
     canvas.width = canvas.height = model.pixels;

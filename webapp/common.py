@@ -29,6 +29,8 @@ from typing import Any, TypeVar
 import numpy as np
 import panel as pn
 
+from webapp.digit_reader import decode_data_url  # noqa: F401  (kept Panel-free there)
+
 WEBAPP = Path(__file__).resolve().parent
 ASSETS = WEBAPP / "assets"
 MODELS = WEBAPP / "models"
@@ -528,12 +530,6 @@ def png_data_url(rgb: np.ndarray) -> str:
     Image.fromarray(np.asarray(rgb, np.uint8)).save(buf, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
-
-def decode_data_url(url: str) -> bytes:
-    head, _, data = url.partition(",")
-    if not head.startswith("data:image/") or ";base64" not in head:
-        raise ValueError("not an image data URL")
-    return base64.b64decode(data, validate=True)
 
 
 def rgba(img: np.ndarray) -> np.ndarray:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import io
 import logging
 
 import numpy as np
@@ -12,13 +10,11 @@ import param
 from bokeh.models import ColumnDataSource, LinearColorMapper
 from bokeh.plotting import figure
 
-from webapp import warmup
+from webapp import digit_reader, quickstart, warmup
 from webapp.canvas import DrawCanvas
 from webapp.common import (
     CSS,
-    MODELS,
     bokeh_update,
-    decode_data_url,
     device_lock,
     error_alert,
     in_background,
@@ -35,41 +31,17 @@ TILE_GAP = 2
 @once_per_device
 def lenet(device: str) -> object:
     """The shipped LeNet-5 (ONNX) as an engine Sequential, so each layer can be shown."""
-    from engine.models import load_lenet5
-
-    return load_lenet5(MODELS / "lenet5.onnx", device)
+    return digit_reader.load(device)
 
 
 def read_digit(data_url: str) -> tuple[np.ndarray, np.ndarray, list[tuple[str, np.ndarray]]]:
     """Canvas PNG -> (28x28 MNIST-style input, class probabilities, layer outputs)."""
-    from engine import explain
-    from engine.data.images import decode_image
-    from engine.data.transforms import mnist_preprocess
-
-    pixels = decode_image(decode_data_url(data_url), "L", max_pixels=1_000_000)
-    x = mnist_preprocess(pixels)
     net = lenet()
-    with device_lock():  # one pass; only the two feature maps shown are read back
-        probs, maps = explain.read_layers(net, x[None, None], _is_feature_map)
-    return x, probs[0], maps
+    with device_lock():
+        return digit_reader.read(net, data_url)
 
 
-def _is_feature_map(name: str, layer: object, out: object) -> bool:
-    """A convolution's output after its ReLU (what the page shows)."""
-    from engine import nn
-
-    return isinstance(layer, nn.ReLU) and getattr(out, "ndim", 0) == 4
-
-
-def sample_drawing() -> str:
-    """A canvas-like PNG data URL (a stroke on white, RGBA as the canvas sends it)."""
-    from PIL import Image
-
-    rgba = np.full((280, 280, 4), 255, np.uint8)
-    rgba[50:230, 130:150, :3] = 0
-    buf = io.BytesIO()
-    Image.fromarray(rgba, "RGBA").save(buf, "PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+sample_drawing = digit_reader.sample_drawing
 
 
 def tile(maps: np.ndarray, cols: int) -> np.ndarray:
@@ -104,7 +76,10 @@ class DigitsPage(pn.viewable.Viewer):
 
     def __init__(self, **params: object) -> None:
         super().__init__(**params)
-        self.canvas = DrawCanvas(size=280, pixels=280, pen=20, throttle_ms=150)
+        # a drawing made on the static site's quick-start pad, read here again
+        handed = quickstart.take("digits")
+        self.canvas = DrawCanvas(**digit_reader.CANVAS,
+                                 seed=handed["strokes"] if handed else [])
         self.error = error_alert()
         self.result = pn.pane.HTML(self._result_html(None), stylesheets=[CSS],
                                    css_classes=["digit-result"], min_width=220)
@@ -125,6 +100,9 @@ class DigitsPage(pn.viewable.Viewer):
             self.map_srcs.append(src)
         self._drawn = 0  # counts drawings: only the latest one's prediction is shown
         self._pending: str | None = None  # the newest drawing not yet read
+        if handed:  # read once the page is drawn (_prime), as a drawing made here
+            self.canvas.param.update(image=handed["image"], strokes=len(handed["strokes"]))
+            self._pending = handed["image"]
         self._reading = False  # a reader task is running (it reads the newest drawing next)
         self.canvas.param.watch(self._on_image, "image")
         warmup.after_render(self._prime)
@@ -171,10 +149,12 @@ class DigitsPage(pn.viewable.Viewer):
         if self._reading:  # a drawing came first; it pays the first-time costs itself
             return
         self._reading = True
-        try:
-            await in_background(read_digit, sample_drawing())
-        except Exception as exc:  # noqa: BLE001  (the first drawing shows any real error)
-            logging.getLogger("demystify.webapp").warning("digits warm-up failed: %s", exc)
+        if self._pending is None:  # else a handed-over drawing is the warm-up
+            try:
+                await in_background(read_digit, sample_drawing())
+            except Exception as exc:  # noqa: BLE001  (the first drawing shows any error)
+                logging.getLogger("demystify.webapp").warning("digits warm-up failed: %s",
+                                                              exc)
         await self._read_newest()
 
     async def _read_newest(self) -> None:

@@ -155,10 +155,12 @@ def build_site(args: argparse.Namespace) -> dict[str, Any]:
                   "code": worker.python_code(page.slug, page.module, page.title, cdn_root)}
         (out / f"{page.slug}.js").write_text(worker.worker_script(page.worker, config),
                                              encoding="utf-8")
-        (out / f"{page.slug}.html").write_text(worker.with_loader(page.html, page.slug),
-                                               encoding="utf-8")
+        quick = worker.quick_start(page.slug)
+        (out / f"{page.slug}.html").write_text(
+            worker.with_loader(page.html, page.slug, quick=quick), encoding="utf-8")
         (out / f"{page.slug}-embed.html").write_text(
-            worker.with_loader(page.embed_html, page.slug, embed=True), encoding="utf-8")
+            worker.with_loader(page.embed_html, page.slug, embed=True, quick=quick),
+            encoding="utf-8")
         pages_mod.write_redirect(out / page.slug / "index.html", f"../{page.slug}.html")
         written += [out / f"{page.slug}.js", out / f"{page.slug}.html",
                     out / f"{page.slug}-embed.html", out / page.slug / "index.html"]

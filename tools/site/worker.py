@@ -23,18 +23,22 @@ PANEL_POST = "await write_doc()"
 
 
 def python_code(slug: str, page_module: str, title: str, panel_cdn_root: str | None) -> str:
-    """What the worker runs: boot.py, Panel's document set-up, the page, Panel's render,
-then the page's after-render warm-ups (webapp.warmup)."""
+    """What the worker runs: boot.py (the engine, and the page's quick start if it has one:
+webapp.quickstart), Panel's import (in steps with a quick start), the hand-over of the quick
+pad's drawing, Panel's document set-up, the page, Panel's render, then the page's
+after-render warm-ups (webapp.warmup)."""
     return "\n".join([
         (ASSETS / "boot.py").read_text(encoding="utf-8"),
-        f"await _demystify_boot({panel_cdn_root!r}, {slug!r})",
+        f"_demystify_quick = await _demystify_boot({panel_cdn_root!r}, {slug!r})",
         '_demystify_progress("imports", "Loading Panel, Bokeh and the engine")',
+        "await _demystify_import_panel(_demystify_quick)",
         PANEL_IMPORT,
         '_demystify_progress("mark", "Panel imported")',
         PANEL_INIT,
         '_demystify_progress("mark", "Panel document set up")',
         "_demystify_apply_query()",
         '_demystify_progress("page", "Building the page")',
+        f"await _demystify_quick_hand_over({slug!r}, _demystify_quick)",
         f"from {page_module} import page",
         '_demystify_progress("mark", "page module imported")',
         "_demystify_page = page()",
@@ -64,12 +68,42 @@ def worker_script(panel_worker: str, config: dict[str, Any]) -> str:
             + (ASSETS / "worker.js").read_text(encoding="utf-8") + "\n" + tail)
 
 
-def with_loader(page_html: str, slug: str, embed: bool = False) -> str:
+def quick_start(slug: str) -> dict[str, Any] | None:
+    """The page's quick start (webapp.quickstart) for its loading screen: the pad's title
+    and settings, and the page's own canvas code (webapp.canvas.DrawCanvas: its ESM's
+    render function and stylesheet), run there with a stand-in for Panel's model."""
+    from webapp.quickstart import QUICK_STARTS
+
+    make = QUICK_STARTS.get(slug)
+    if make is None:
+        return None
+    from webapp.canvas import DrawCanvas
+
+    quick, esm = make(), DrawCanvas._esm
+    if esm.count("export function render(") != 1:
+        raise BuildError("webapp.canvas.DrawCanvas's code no longer exports one render "
+                         "function; update tools/site/worker.py (quick_start)")
+    return {"title": quick.title, "canvas": quick.canvas,
+            "render": esm.replace("export function render(", "function render(", 1),
+            "css": "\n".join(DrawCanvas._stylesheets)}
+
+
+def _quick_script(quick: dict[str, Any]) -> str:
+    """The pad's stylesheet and window.demystifyQuick (settings, and the canvas's render
+    function) for loader.js."""
+    settings = json.dumps({"title": quick["title"], "canvas": quick["canvas"]})
+    return (f"<style>\n{quick['css']}</style>\n<script>\nwindow.demystifyQuick = "
+            f"{{...{settings}, render: (() => {{\n{quick['render']}\nreturn render;\n}})()}};"
+            "\n</script>\n")
+
+
+def with_loader(page_html: str, slug: str, embed: bool = False,
+                quick: dict[str, Any] | None = None) -> str:
     """The page with its worker started first of all (assets/early.js, with the page's
     query: Python reads ?embed=true and ?theme=dark from the worker's own location) and
     the loading panel (assets/loader.css and loader.js), all inline. `embed`: the page
     prerendered as ?embed=true shows it (SLUG-embed.html; early.js goes to the variant
-    the query asks for)."""
+    the query asks for). `quick` (quick_start's): the loading panel offers its pad."""
     head = page_html.find("<head>")
     if head < 0 or "</head>" not in page_html or "</body>" not in page_html:
         raise BuildError("Panel's page template changed (no <head>, </head> or </body>)")
@@ -83,4 +117,5 @@ def with_loader(page_html: str, slug: str, embed: bool = False) -> str:
     page_html = (page_html[:head] + f"\n<script>\n{early}</script>" + page_html[head:])
     page_html = page_html.replace("</head>", f"<style>\n{css}</style>\n</head>", 1)
     i = page_html.rindex("</body>")
-    return page_html[:i] + f"<script>\n{js}</script>\n" + page_html[i:]
+    pad = _quick_script(quick) if quick else ""
+    return page_html[:i] + pad + f"<script>\n{js}</script>\n" + page_html[i:]

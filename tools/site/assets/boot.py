@@ -179,7 +179,89 @@ def _demystify_warm_up(slug: str) -> None:
         js.console.warn(f"Demystify: the {slug} warm-up failed: {type(exc).__name__}: {exc}")
 
 
-async def _demystify_boot(panel_cdn_root: str | None, slug: str) -> None:
+# Panel's import, step by step when a quick start reads drawings meanwhile (each step a
+# few tenths of a second at most; a drawing waits for one, not for the whole import)
+_DEMYSTIFY_PANEL_STEPS = ("param", "bokeh.core.properties", "bokeh.models",
+                          "bokeh.plotting", "panel", "panel.io.pyodide")
+
+
+async def _demystify_quick_start(slug: str) -> bool:
+    """The page's quick start (webapp.quickstart), if it declares one: its model loaded on
+    the CPU, then the newest drawing of the loading screen's pad is read whenever Python
+    waits (worker.js calls `serve`), until the full page takes it over."""
+    import js
+    from pyodide.ffi import create_proxy
+
+    try:
+        from webapp.quickstart import QUICK_STARTS
+    except ImportError:
+        return False
+    make = QUICK_STARTS.get(slug)
+    if make is None or not getattr(js, "demystifyQuickServe", None):
+        return False
+    quick = make()
+    state = quick.prepare()
+
+    def serve(image: str, seq: int) -> None:
+        if not image:
+            result = {"label": "–", "detail": "draw to start"}
+        else:
+            try:
+                result = quick.read(state, str(image))
+            except Exception as exc:  # noqa: BLE001  (shown on the pad; the page goes on)
+                import traceback
+
+                import js
+
+                js.console.warn("Demystify: the quick start's reading failed: "
+                                + "".join(traceback.format_exception(exc)))
+                result = {"label": "?", "detail": f"could not read it: {exc}"[:160]}
+        _demystify_progress("quick", result["detail"], label=result["label"], seq=int(seq),
+                            panel="panel" in sys.modules)
+
+    global _demystify_quick_serve  # held: JS calls it until the hand-over
+    _demystify_quick_serve = create_proxy(serve)
+    js.demystifyQuickServe(_demystify_quick_serve)
+    _demystify_progress("mark", "quick start ready")
+    # a drawing already made is read now (a timer's turn): `await gpu.init()` next can
+    # resolve without one, and the GPU warm-up and Panel's first step come before any
+    import asyncio
+
+    await asyncio.sleep(0)
+    return True
+
+
+async def _demystify_import_panel(quick: bool) -> None:
+    """Import Panel; with a quick start in steps, yielding between them so the pad's
+    drawings are read meanwhile."""
+    import asyncio
+    import importlib
+
+    for name in _DEMYSTIFY_PANEL_STEPS if quick else ():
+        importlib.import_module(name)
+        await asyncio.sleep(0)
+
+
+async def _demystify_quick_hand_over(slug: str, quick: bool) -> None:
+    """Stop reading the pad and keep its last drawing for the full page (which takes it
+    with webapp.quickstart.take); the pad says the page takes over. A stroke under way
+    ends and is read first (for at most 3 s): the pad answers what was drawn on it."""
+    import js
+
+    if not quick:
+        return
+    await js.demystifyQuickSettle(3000)
+    drawing = js.demystifyQuickStop()
+    if drawing:
+        from webapp.quickstart import hand_over
+
+        hand_over(slug, drawing.to_py())
+    _demystify_progress("quick-done", "the full page takes over the drawing",
+                        drawn=bool(drawing))
+
+
+async def _demystify_boot(panel_cdn_root: str | None, slug: str) -> bool:
+    """Start the engine (and the page's quick start); whether the page has one."""
     if panel_cdn_root:  # offline: Panel's run-time CSS from the site, not its CDN
         import js
 
@@ -192,6 +274,7 @@ async def _demystify_boot(panel_cdn_root: str | None, slug: str) -> None:
     import engine.backends.gpu.browser as gpu
 
     _demystify_progress("mark", "engine GPU module imported")
+    quick = await _demystify_quick_start(slug)
     ok = await gpu.init()
     status = gpu.status()
     _demystify_progress("gpu", f"GPU: {status['adapter']}" if ok else
@@ -202,3 +285,4 @@ async def _demystify_boot(panel_cdn_root: str | None, slug: str) -> None:
         _demystify_progress("mark", "GPU warm-up encoded")
     if "panel" in sys.modules:
         raise RuntimeError("Panel was imported before the site's settings were applied")
+    return quick

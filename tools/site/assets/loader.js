@@ -30,6 +30,51 @@
       `<span class="dm-time"></span></li>`).join("")}</ol>
     <div class="dm-now"></div><div class="dm-error" hidden></div>`;
   const $ = (sel) => panel.querySelector(sel);
+  const quick = window.demystifyQuick && quickPad(window.demystifyQuick);
+  if (quick) panel.appendChild(quick.box);
+
+  // The page's quick start (tools/site/worker.py: quick_start): the page's own canvas code
+  // with a stand-in for Panel's model, whose drawings go to the worker; the worker's
+  // readings come back as "quick" messages; "quick-done": the full page took it over.
+  function quickPad(q) {
+    const box = document.createElement("div");
+    box.id = "demystify-quick";
+    box.innerHTML = `<div class="dm-quick-title"></div><div class="dm-quick-pad"></div>
+      <div class="dm-quick-result"><span class="dm-quick-prediction">–</span>
+      <span class="dm-quick-detail">draw to start</span></div>`;
+    box.querySelector(".dm-quick-title").textContent = q.title;
+    let seq = 0, shown = 0, el = null, image = "";
+    const model = {...q.canvas, ink: "#000000", paper: "#ffffff", backdrop: "", seed: [],
+      clear_count: 0, strokes: 0, on() {},
+      get image() { return image; },
+      set image(value) {
+        image = value;
+        load.quickSent = ++seq;
+        window.demystifyWorker.postMessage({type: "demystify-quick", image: value, seq,
+                                            strokes: el ? el.dcStrokes() : []});
+      }};
+    el = q.render({model, el: box});
+    box.querySelector(".dm-quick-pad").appendChild(el);
+    // the worker waits for a stroke under way before the full page takes the drawing
+    const pen = (down) => () => window.demystifyWorker.postMessage(
+      {type: "demystify-quick-pen", down});
+    const canvas = el.querySelector("canvas");
+    canvas.addEventListener("pointerdown", pen(true));
+    for (const e of ["pointerup", "pointercancel"]) canvas.addEventListener(e, pen(false));
+    const show = (msg) => {
+      if (msg.seq < shown) return;  // an older drawing's, read late
+      shown = msg.seq;
+      box.querySelector(".dm-quick-prediction").textContent = msg.label;
+      box.querySelector(".dm-quick-detail").textContent = msg.text;
+      load.quick = {label: msg.label, seq: msg.seq, at: when(msg), shown: now(),
+                    panel: msg.panel};
+    };
+    const done = () => {
+      box.classList.add("dm-quick-done");
+      box.querySelector(".dm-quick-title").textContent = "Opening your drawing in the app";
+    };
+    return {box, show, done};
+  }
   const mb = (n) => (n / 2 ** 20).toFixed(1);
   let current = null;
 
@@ -66,6 +111,12 @@
     if (msg.type === "render") enter("render");
     if (msg.type !== "demystify") return;
     if (msg.stage === "transfer") { load.transferred = msg.transferred; return; }
+    if (msg.stage === "quick" || msg.stage === "quick-done") {
+      load.marks.push([when(msg), "mark", msg.stage === "quick" ?
+        `quick pad read ${msg.label} (drawing ${msg.seq})` : "quick pad handed over"]);
+      if (quick) (msg.stage === "quick" ? quick.show : quick.done)(msg);
+      return;
+    }
     if (msg.stage !== "download") load.marks.push([when(msg), msg.stage, msg.text || ""]);
     if (msg.stage === "runtime") enter("download", when(msg));
     else if (msg.stage === "download") {

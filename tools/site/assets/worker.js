@@ -16,8 +16,11 @@ const seconds = () => (performance.now() - T0) / 1000;
 const at = () => performance.timeOrigin + performance.now();  // the page's clock too
 
 function report(stage, text, extra = {}) {
-  // Panel's own loading line (a "mark" is a timing point for the profile, not shown)
-  if (stage !== "mark") self.postMessage({type: "status", msg: text});
+  // Panel's own loading line (a "mark" is a timing point for the profile, not shown; the
+  // quick start's lines are the loading screen's pad's own)
+  if (!["mark", "quick", "quick-done"].includes(stage)) {
+    self.postMessage({type: "status", msg: text});
+  }
   self.postMessage({type: "demystify", stage, text, t: seconds(), at: at(), ...extra});
 }
 self.demystifyReport = report;  // Python calls it through `js` (boot.py)
@@ -147,6 +150,49 @@ self.demystifyWriteLater = () => {
 self.demystifyLaterNames = CONFIG.laterPackages ? CONFIG.later : [];
 self.demystifyLaterReady = () => (laterFetch || Promise.resolve()).then(
   () => self.demystifyWriteLater());
+
+// The page's quick start (webapp.quickstart, boot.py): the loading screen's pad posts its
+// drawings here; Python reads the newest one whenever it waits (it registers `serve`
+// once its model is loaded). Before the full page takes the last one over (Stop), Settle
+// lets a stroke under way end and be read (at most `ms`).
+let quickLatest = null, quickFresh = false, quickServe = null, quickTimer = null;
+let quickPen = false, quickSettled = null;
+self.addEventListener("message", (event) => {
+  const msg = event.data;
+  if (msg && msg.type === "demystify-quick-pen") {
+    quickPen = msg.down;
+    quickCheck();
+  }
+  if (!msg || msg.type !== "demystify-quick") return;
+  quickLatest = {image: msg.image, strokes: msg.strokes, seq: msg.seq};
+  quickFresh = true;
+  quickSchedule();
+});
+function quickSchedule() {
+  if (!quickServe || !quickFresh || quickTimer) return;
+  quickTimer = setTimeout(() => {
+    quickTimer = null;
+    if (!quickServe || !quickFresh) return;
+    quickFresh = false;
+    quickServe(quickLatest.image, quickLatest.seq);
+    quickSchedule();
+    quickCheck();
+  }, 0);
+}
+function quickCheck() {
+  if (quickSettled && !quickPen && !(quickFresh && quickServe)) quickSettled();
+}
+self.demystifyQuickServe = (fn) => { quickServe = fn; quickSchedule(); };
+self.demystifyQuickSettle = (ms) => new Promise((resolve) => {
+  const timer = setTimeout(() => quickSettled && quickSettled(), ms);
+  quickSettled = () => { quickSettled = null; clearTimeout(timer); resolve(); };
+  quickSchedule();
+  quickCheck();
+});
+self.demystifyQuickStop = () => {
+  quickServe = null;
+  return quickLatest;
+};
 
 const PACKAGES = CONFIG.packages.length + (CONFIG.bundled || []).length;
 const normName = (n) => n.toLowerCase().replace(/[-_.]+/g, "-");
