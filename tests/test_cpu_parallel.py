@@ -43,6 +43,7 @@ def threads(monkeypatch):
 def tiny_parts(monkeypatch):
     """Every splittable kernel cut into many small parts (and Winograd into many blocks)."""
     monkeypatch.setattr(par, "GRAIN", 1)
+    monkeypatch.setattr(par, "PASS_GRAIN", 1)
     monkeypatch.setattr(par, "ELEMENTWISE", 1)
     monkeypatch.setattr(cpu_winograd, "BLOCK", 1)
     monkeypatch.setattr(cpu_winograd, "ROWS", 1)
@@ -221,6 +222,29 @@ def test_a_full_size_lenet_step_is_identical_on_one_and_two_threads(threads, mon
         if par.blas().set is not None:
             par.blas().set(before)
     _identical(one, two, "full-size LeNet step")
+
+
+def test_short_numpy_passes_stay_serial_and_gemm_regions_still_split(threads):
+    """At LeNet-5's batch-64 sizes (0.3 M floats a layer) pooling and elementwise ops are
+    chains of 10-20 us NumPy passes: on two threads the GIL hand-offs made them slower than
+    serial, so they stay in one part (PASS_GRAIN); a convolution's GEMMs still split."""
+    threads(2)
+    bk = CpuBackend()
+    x = RNG.standard_normal((64, 6, 28, 28), dtype=np.float32)
+    before = dict(par._counts)
+    bk.unary("relu", x)
+    bk.binary("add", x, x)
+    bk.where(x > 0, x, 0.0)
+    bk.maxpool2d(x, (2, 2), (2, 2), (0, 0), (1, 1))
+    assert par._counts["pool"] == before["pool"], "short passes went to the pool"
+    assert par._counts["single"] > before["single"]  # the pooling, in one part
+    w = RNG.standard_normal((16, 6, 5, 5), dtype=np.float32)
+    bk.conv2d(x[:, :, :14, :14].copy(), w, (1, 1), (0, 0), (1, 1), 1)
+    assert par._counts["pool"] > before["pool"], "the convolution's GEMMs did not split"
+    big = RNG.standard_normal((8, 1 << 18), dtype=np.float32)  # 2 M floats: 4 parts
+    before = par._counts["pool"]
+    np.testing.assert_array_equal(bk.binary("add", big, big), big + big)
+    assert par._counts["pool"] == before + 1
 
 
 # -- the kernels: two threads give the very arrays one thread gives ---------------------

@@ -157,7 +157,7 @@ def _tiled_max_argmax(x: np.ndarray) -> tuple[np.ndarray, TiledArgmax]:
         ph = phase[r].reshape(-1, wo)
         np.left_shift(down.view(np.uint8), 1, out=ph)
         ph |= col.view(np.uint8)
-    parallel.map_slices(n, c * h * w, part)
+    parallel.map_slices(n, c * h * w, part, grain=parallel.PASS_GRAIN)  # NumPy passes only
     return best, TiledArgmax(phase, x.shape)
 
 
@@ -178,7 +178,7 @@ def _tiled_max_grad(gy: np.ndarray, arg: TiledArgmax) -> np.ndarray:
         off += p & 1
         off += corner.reshape(-1)
         gx[r].reshape(-1)[off] = gy[r].reshape(-1)
-    parallel.map_slices(n, c * h * w, part)
+    parallel.map_slices(n, c * h * w, part, grain=parallel.PASS_GRAIN)  # NumPy passes only
     return gx
 
 
