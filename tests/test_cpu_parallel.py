@@ -43,6 +43,7 @@ def threads(monkeypatch):
 def tiny_parts(monkeypatch):
     """Every splittable kernel cut into many small parts (and Winograd into many blocks)."""
     monkeypatch.setattr(par, "GRAIN", 1)
+    monkeypatch.setattr(par, "PASS_GRAIN", 1)
     monkeypatch.setattr(par, "ELEMENTWISE", 1)
     monkeypatch.setattr(cpu_winograd, "BLOCK", 1)
     monkeypatch.setattr(cpu_winograd, "ROWS", 1)
@@ -221,6 +222,64 @@ def test_a_full_size_lenet_step_is_identical_on_one_and_two_threads(threads, mon
         if par.blas().set is not None:
             par.blas().set(before)
     _identical(one, two, "full-size LeNet step")
+
+
+def test_short_numpy_passes_and_gemms_stay_serial_and_long_gemms_split(threads):
+    """At LeNet-5's batch-64 sizes (0.3 M floats a layer) pooling and elementwise ops are
+    chains of 10-20 us NumPy passes, and conv1's GEMMs ~20 us calls: on two threads the
+    GIL hand-offs made them slower than serial, so they stay in one part (PASS_GRAIN,
+    CALL_GRAIN); conv2's longer GEMMs still split."""
+    threads(2)
+    bk = CpuBackend()
+    x = RNG.standard_normal((64, 6, 28, 28), dtype=np.float32)
+    before = dict(par._counts)
+    bk.unary("relu", x)
+    bk.binary("add", x, x)
+    bk.where(x > 0, x, 0.0)
+    bk.maxpool2d(x, (2, 2), (2, 2), (0, 0), (1, 1))
+    assert par._counts["pool"] == before["pool"], "short passes went to the pool"
+    assert par._counts["single"] > before["single"]  # the pooling, in one part
+    x1 = RNG.standard_normal((64, 1, 28, 28), dtype=np.float32)  # conv1: 6x25 @ 25x4096
+    w1 = RNG.standard_normal((6, 1, 5, 5), dtype=np.float32)  # GEMMs of ~20 us (CALL_GRAIN)
+    bk.conv2d(x1, w1, (1, 1), (2, 2), (1, 1), 1)
+    gy1 = RNG.standard_normal((64, 6, 28, 28), dtype=np.float32)
+    bk.conv2d_grad_weight(gy1, x1, w1.shape, (1, 1), (2, 2), (1, 1), 1)
+    assert par._counts["pool"] == before["pool"], "short GEMMs went to the pool"
+    w = RNG.standard_normal((16, 6, 5, 5), dtype=np.float32)  # conv2: 16x150 @ 150x4096
+    bk.conv2d(x[:, :, :14, :14].copy(), w, (1, 1), (0, 0), (1, 1), 1)
+    assert par._counts["pool"] > before["pool"], "the convolution's GEMMs did not split"
+    big = RNG.standard_normal((8, 1 << 18), dtype=np.float32)  # 2 M floats: 4 parts
+    before = par._counts["pool"]
+    np.testing.assert_array_equal(bk.binary("add", big, big), big + big)
+    assert par._counts["pool"] == before + 1
+
+
+def test_a_convolutions_gradients_run_side_by_side_as_the_separate_calls(threads):
+    """conv2d_grads (the NCHW fast path's backward): at LeNet-5's conv2 size the input
+    and weight gradients (and the bias's) are the parts of one region, a thread each,
+    and give the arrays the separate serial calls give; at tiny sizes no region."""
+    bk = CpuBackend()
+    x = RNG.standard_normal((64, 6, 14, 14), dtype=np.float32)
+    w = RNG.standard_normal((16, 6, 5, 5), dtype=np.float32)
+    gy = RNG.standard_normal((64, 16, 10, 10), dtype=np.float32)
+    p = ((1, 1), (0, 0), (1, 1), 1)
+    threads(1)
+    ref = [bk.conv2d_grad_input(gy, w, x.shape, *p), bk.conv2d_grad_weight(gy, x, w.shape, *p),
+           bk.reduce("sum", gy, (0, 2, 3), False)]
+    threads(2)
+    before = par._counts["pool"]
+    got = bk.conv2d_grads(gy, x.copy(), w, *p, True, True, True)
+    assert par._counts["pool"] == before + 1, "the gradients did not run side by side"
+    _identical(ref, list(got), "conv2d_grads")
+    gx, gw, gb = bk.conv2d_grads(gy, x, w, *p, False, True, False)
+    assert gx is None and gb is None
+    np.testing.assert_array_equal(gw, ref[1])
+    one = dict(par._counts)  # one image: the kernels' own regions, as the separate calls
+    bk.conv2d_grads(gy[:1], x[:1], w, *p, True, True, False)
+    paired = dict(par._counts)
+    bk.conv2d_grad_input(gy[:1], w, x[:1].shape, *p)
+    bk.conv2d_grad_weight(gy[:1], x[:1], w.shape, *p)
+    assert {k: paired[k] - one[k] for k in one} == {k: par._counts[k] - paired[k] for k in one}
 
 
 # -- the kernels: two threads give the very arrays one thread gives ---------------------

@@ -133,7 +133,7 @@ class CpuBackend(ChannelsLastKernels, NumpyKernels, NumpyRecurrentKernels):
             if op == "relu" and a.flags.c_contiguous and a.shape[0] > 1:
                 out = np.empty_like(a)  # in parts of the leading axis, each as `_relu`
                 parallel.map_slices(a.shape[0], a.size // a.shape[0],
-                                    lambda r: _relu(a[r], out[r]))
+                                    lambda r: _relu(a[r], out[r]), grain=parallel.PASS_GRAIN)
                 return out
             if op == "relu":
                 return parallel.ufunc(np.maximum, a, 0, dtype=a.dtype)

@@ -211,7 +211,7 @@ def _phase_max(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             np.greater(tap, b, out=better)
             np.maximum(b, tap, out=b)
             np.maximum(ix, better.view(np.uint8) * np.uint8(k), out=ix)
-    parallel.map_slices(n, h * w * c, part)
+    parallel.map_slices(n, h * w * c, part, grain=parallel.PASS_GRAIN)  # NumPy passes only
     return best, idx
 
 
@@ -224,7 +224,7 @@ def _phase_max_grad(g: np.ndarray, k: _Phases) -> np.ndarray:
         hit = np.empty(k.idx[r].shape, dtype=bool)
         for phase, view in enumerate(_phase_views(gx[r])):
             np.multiply(g[r], np.equal(k.idx[r], phase, out=hit), out=view)
-    parallel.map_slices(len(gx), gx[0].size, part)
+    parallel.map_slices(len(gx), gx[0].size, part, grain=parallel.PASS_GRAIN)  # passes only
     return gx
 
 

@@ -37,7 +37,19 @@ def _windows(xp: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair, out_hw:
     return as_strided(xp, (c, kh, kw, n, ho, wo), (sc, *taps, sn, *steps), writeable=False)
 
 
+PAIR_GRAIN = 64  # GRAINs of multiply-adds a gradient needs before the two run side by side
+# (`conv2d_grads`: 4 M at the default GRAIN, ~0.1 ms of GEMM; below, the region costs more)
 GEMM_BLOCK = 4096  # columns of a long pixel axis per BLAS call (see the two below)
+CALL_GRAIN = 32  # GRAINs of multiply-adds (2 M) one of their BLAS calls needs before a run
+# of them is split over the threads: shorter calls (~20 us, LeNet-5's conv1) hand the GIL
+# back and forth as short NumPy passes do ("Short passes stay serial" in cpu_parallel.py;
+# measured, one vs two threads, load < 0.3: conv1's weight gradient 0.26-0.29 -> 0.33-0.42
+# ms, its forward GEMM 0.21-0.26 -> 0.22-0.25 ms)
+
+
+def _most(macs: int) -> int | None:
+    """At most one part (serial) for a run of BLAS calls of `macs` multiply-adds each."""
+    return 1 if macs < CALL_GRAIN * parallel.GRAIN else None
 
 
 def _group_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -53,7 +65,8 @@ def _group_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     def part(r: range) -> None:  # runs of blocks on the threads (cpu_parallel)
         for i, j in blocks[r.start: r.stop]:
             np.matmul(a[i], b[i][:, j: j + chunk], out=out[i][:, j: j + chunk])
-    parallel.map_ranges(parallel.split(len(blocks), m * a.shape[2] * chunk // 4), part)
+    parallel.map_ranges(parallel.split(len(blocks), m * a.shape[2] * chunk // 4,
+                                       most=_most(m * a.shape[2] * min(chunk, n))), part)
     return out
 
 
@@ -71,8 +84,9 @@ def _matmul_nt(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         for i in starts[r.start + 1: r.stop]:
             out += a[:, i: i + chunk] @ b[:, i: i + chunk].T
         return out
+    most = _most(a.shape[0] * b.shape[0] * min(chunk, a.shape[1]))
     return parallel.total(parallel.map_ranges(
-        parallel.split(len(starts), chunk * (a.shape[0] + b.shape[0])), group))
+        parallel.split(len(starts), chunk * (a.shape[0] + b.shape[0]), most=most), group))
 
 
 def _batch_inner(n: int, groups: int) -> bool:
@@ -157,7 +171,7 @@ def _tiled_max_argmax(x: np.ndarray) -> tuple[np.ndarray, TiledArgmax]:
         ph = phase[r].reshape(-1, wo)
         np.left_shift(down.view(np.uint8), 1, out=ph)
         ph |= col.view(np.uint8)
-    parallel.map_slices(n, c * h * w, part)
+    parallel.map_slices(n, c * h * w, part, grain=parallel.PASS_GRAIN)  # NumPy passes only
     return best, TiledArgmax(phase, x.shape)
 
 
@@ -178,7 +192,7 @@ def _tiled_max_grad(gy: np.ndarray, arg: TiledArgmax) -> np.ndarray:
         off += p & 1
         off += corner.reshape(-1)
         gx[r].reshape(-1)[off] = gy[r].reshape(-1)
-    parallel.map_slices(n, c * h * w, part)
+    parallel.map_slices(n, c * h * w, part, grain=parallel.PASS_GRAIN)  # NumPy passes only
     return gx
 
 
@@ -293,6 +307,29 @@ class NumpyKernels:
         gm = self._gy_mat(gy, groups)
         gw = np.stack([_matmul_nt(gm[g], cols[g]) for g in range(groups)])
         return gw.reshape(co, cg, kh, kw)
+
+    def conv2d_grads(self, gy, x, w, stride: Pair, pad: Pair, dilation: Pair, groups: int,
+                     need_x: bool, need_w: bool, need_b: bool) -> tuple:
+        """(gx, gw, gb), each None where not wanted. Why one call: the input and the weight
+        gradient are independent, each a few long GEMMs and some passes, so with two or
+        more wanted they run side by side as the parts of one region (a thread each, the
+        kernels inside serial as nested regions: the very arrays of the serial path).
+        One gradient per thread holds the GIL far less than each split in short parts
+        (see "Short passes stay serial" in cpu_parallel.py): LeNet-5's conv2 at batch 64
+        is a 0.4 ms GEMM plus 150 4-us additions for gx, two 0.3 ms GEMMs for gw."""
+        p = (stride, pad, dilation, groups)
+        jobs = [job for job, wanted in (
+            (lambda: self.conv2d_grad_input(gy, w, x.shape, *p), need_x),
+            (lambda: self.conv2d_grad_weight(gy, x, w.shape, *p), need_w),
+            (lambda: self.reduce("sum", gy, (0, 2, 3), False), need_b)) if wanted]
+        if need_x and need_w and groups == 1:
+            self._gy_batch_inner(gy)  # both read it (memo): made once, before the threads
+        if len(jobs) > 1 and gy.size * w[0].size >= PAIR_GRAIN * parallel.GRAIN:
+            outs = iter(parallel.map_ranges([range(i, i + 1) for i in range(len(jobs))],
+                                            lambda r: jobs[r.start]()))
+        else:
+            outs = iter([job() for job in jobs])
+        return tuple(next(outs) if wanted else None for wanted in (need_x, need_w, need_b))
 
     def conv2d_grad_input(self, gy, w, x_shape, stride, pad, dilation, groups: int):
         co, cg, kh, kw = w.shape

@@ -31,6 +31,19 @@ How a region runs (`run`):
 - while other processes hold the cores the workers need, regions run serially for a
   while (`_Backoff`), then the pool is tried again.
 
+Short passes stay serial (PASS_GRAIN). Every NumPy call takes the GIL back when it
+returns; while the other thread holds it, that costs a wake-up of the waiting thread
+(measured on the 2-core KVM machine: ~15-30 us a hand-off, a threading.Event round trip
+58 us). So two threads each running a chain of short NumPy passes mostly wait for each
+other: two free-running threads (no pool) gave 0.9x on 4 us additions, 1.26x on
+LeNet-5's 2x2 pooling (about ten 10-20 us passes per half batch), 1.4x on 30-130 us
+additions, 2x on 1.3 ms ones; a region also costs a wake-up to start and one to finish.
+Kernels whose parts are such chains (elementwise ops, pooling) are therefore split only
+in parts of at least PASS_GRAIN floats (2 MB, ~70 us an addition), which leaves LeNet-5's
+(0.3 M floats a layer) serial: on the pool its pooling took 1.0 ms a step, not 0.73,
+and its elementwise ops 0.60 ms, not 0.27. Parts with GEMMs in them (no GIL for a
+GEMM's whole length) keep the smaller GRAIN.
+
 Determinism. A kernel that sums over parts (a weight gradient, a column sum) keeps one
 partial sum per *part*, never per thread, and adds them in part order; parts are cut from
 the problem's size alone (`split`), never from the thread count. So results are the same
@@ -59,7 +72,9 @@ import numpy as np
 
 GRAIN = 1 << 16  # floats of work per part, at least: below this Python overhead dominates
 # (1 << 18, measured A/B: ResNet-9 step 275 -> 300 ms, LeNet-5 10.9 -> 10.2 ms; kept 1 << 16)
-ELEMENTWISE = 1 << 18  # floats an elementwise op needs before it is split (a ~1 MB pass)
+PASS_GRAIN = 1 << 19  # floats per part, at least, where a part is a chain of NumPy passes
+# with no GEMM in it (elementwise ops, 2x2 pooling): see "Short passes stay serial"
+ELEMENTWISE = 2 * PASS_GRAIN  # floats an elementwise op needs before it is split
 MAX_PARTS = 16  # parts per region, at most (dynamic scheduling needs a few per thread)
 ADAPTIVE = True  # back off to serial while the workers get no core (`_Backoff`)
 ENV = "DEMYSTIFY_NUM_THREADS"
@@ -433,7 +448,7 @@ def ufunc(f: np.ufunc, *args: Any, dtype: Any = None) -> np.ndarray:
 
     def part(r: slice) -> None:
         f(*(a[r] if c else a for a, c in zip(args, cut)), out=out[r], dtype=dtype)
-    map_slices(shape[0], size // shape[0], part)
+    map_slices(shape[0], size // shape[0], part, grain=PASS_GRAIN)
     return out
 
 

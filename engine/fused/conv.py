@@ -101,8 +101,9 @@ class _Conv2dChannelsLast(Function):
                                        needs[1], len(needs) > 2 and needs[2])
 
 
-@conv2d.fast("conv2d", "conv2d_grad_input", "conv2d_grad_weight")
-class _Conv2d(Function):
+class _Conv2dNchw(Function):
+    """The NCHW im2col convolution (NumPy) or implicit GEMM (WGSL) with its bias."""
+
     def forward(self, x, w, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
                 groups: int = 1):
         self.x, self.w = x, w
@@ -112,6 +113,19 @@ class _Conv2d(Function):
             y = self.b.binary("add", y, self.b.reshape(bias, (1, -1, 1, 1)))
         return y
 
+
+@conv2d.fast("conv2d", "conv2d_grads")
+class _Conv2dGrads(_Conv2dNchw):
+    """The NumPy backend's: its gradients in one call, side by side on the threads."""
+
+    def backward(self, g):
+        needs = self.needs
+        return self.b.conv2d_grads(g, self.x, self.w, *self.p, needs[0], needs[1],
+                                   len(needs) > 2 and needs[2])
+
+
+@conv2d.fast("conv2d", "conv2d_grad_input", "conv2d_grad_weight")
+class _Conv2d(_Conv2dNchw):
     def backward(self, g):
         bk = self.b
         gx = bk.conv2d_grad_input(g, self.w, self.x.shape, *self.p) if self.needs[0] else None
