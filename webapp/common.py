@@ -531,7 +531,6 @@ def png_data_url(rgb: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-
 def rgba(img: np.ndarray) -> np.ndarray:
     """uint8 (H, W) or (H, W, 3) -> (H, W) uint32 RGBA, flipped for Bokeh's y-up images."""
     a = np.asarray(img, np.uint8)
