@@ -236,10 +236,11 @@ def test_outside_a_session_nothing_is_registered():
         getattr(cb, "__name__", "") != "destroyed" for cb in pn.state._on_session_destroyed)
 
 
-def test_closed_connection_warnings_are_filtered(caplog):
+@pytest.mark.parametrize("name", ["bokeh.server.views.ws", "panel.io.document"])
+def test_closed_connection_warnings_are_filtered(caplog, name):
     common.configure_logging()
-    logger = logging.getLogger("bokeh.server.views.ws")
-    with caplog.at_level(logging.WARNING, logger="bokeh.server.views.ws"):
+    logger = logging.getLogger(name)
+    with caplog.at_level(logging.WARNING, logger=name):
         logger.warning("Failed sending message as connection was closed")
         logger.warning("something else")
     assert "connection was closed" not in caplog.text and "something else" in caplog.text

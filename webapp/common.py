@@ -204,9 +204,15 @@ def _cancel_tasks(key: int) -> None:
         task.cancel()
 
 
+# where a write to a closed tab is reported: Bokeh's websocket handler, Panel's document
+# writer (panel.io.document._run_write_futures), and asyncio for a task never awaited
+CLOSED_CONNECTION_LOGGERS = ("bokeh.server.views.ws", "panel.io.document", "asyncio")
+
+
 class _ClosedConnectionFilter(logging.Filter):
     """A tab that closes while the server sends it an update is normal, not an error:
-    Bokeh's "Failed sending message as connection was closed" is kept out of the log, and
+    "Failed sending message as connection was closed" (Bokeh's websocket and Panel's
+    document writer both say it) is kept out of the log, and
     so is asyncio's "Task exception was never retrieved" for a write Panel dispatched to a
     websocket that closed meanwhile (WebSocketClosedError)."""
 
@@ -221,7 +227,7 @@ class _ClosedConnectionFilter(logging.Filter):
 def configure_logging() -> None:
     """The server's logging, once: the closed-connection filter on Bokeh's websocket
     logger, and this app's own notes (a session ended, its run was cancelled) at INFO."""
-    for name in ("bokeh.server.views.ws", "asyncio"):
+    for name in CLOSED_CONNECTION_LOGGERS:
         logger = logging.getLogger(name)
         if not any(isinstance(f, _ClosedConnectionFilter) for f in logger.filters):
             logger.addFilter(_ClosedConnectionFilter())
