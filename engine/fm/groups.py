@@ -9,7 +9,8 @@ completed by a low-rank factor model fitted to its observed entries:
 the second-order term of an FM on one-hot (group member) and (group, offset, channel)
 features, with a bias per (group, offset, channel). It is fitted per group by EM (hard
 impute): fill the missing entries with the model, refit mu and the rank-r factors exactly
-(the top eigenvectors of the members' Gram matrix), repeat. Similar patches share their
+(the top eigenvectors of the members' Gram matrix; at high loss each damped by its
+eigenvalue over the group's noise level), repeat. Similar patches share their
 observed pixels this way: where one patch lost a pixel, the same place in its look-alikes
 was often observed. Overlapping predictions are averaged per pixel. Rounds re-match on the
 improved estimate. At high loss (coarse) the fill starts from the same procedure at half
