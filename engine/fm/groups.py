@@ -168,11 +168,12 @@ def group_rank(observed: float, k: int = 16) -> int:
 
 
 def group_shrink(observed: float) -> float:
-    """complete_groups' factor shrinkage for an observed share: 1 below 35% observed (80
-    and 95% loss, where a group's factors rest on ~3 or ~1 observed entries per offset:
-    +0.03 to +0.09 dB on the three bench images), 0 above (at 50% loss the factors are
-    determined and damping them cost 0.02-0.13 dB)."""
-    return 1.0 if observed < 0.35 else 0.0
+    """complete_groups' factor shrinkage for an observed share: 1 below 35% observed (80%
+    loss, where a group's factors rest on ~3 observed entries per offset: +0.07 to +0.10
+    dB on the three bench images; 0.5 / 2 on fruits: -0.01 / -0.05), 2 below 10% (95%
+    loss, ~1 entry: +0.05 to +0.09 dB; 1 there: 0.01-0.02 dB less), 0 above (at 50% loss
+    the factors are determined and damping them cost 0.02-0.13 dB)."""
+    return (2.0 if observed < 0.1 else 1.0) if observed < 0.35 else 0.0
 
 
 def em_schedule(observed: float, iters: int | None = None, relax: float | None = None
