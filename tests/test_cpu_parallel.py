@@ -18,7 +18,7 @@ import pytest
 
 import engine
 from engine import Tensor, fused, nn
-from engine.backends import cpu_channels_last, cpu_kernels, cpu_winograd
+from engine.backends import cpu_channels_last, cpu_kernels, cpu_recurrent, cpu_winograd
 from engine.backends import cpu_parallel as par
 from engine.backends.cpu import CpuBackend
 from engine.fused import kernels
@@ -49,6 +49,8 @@ def tiny_parts(monkeypatch):
     monkeypatch.setattr(cpu_winograd, "ROWS", 1)
     monkeypatch.setattr(cpu_channels_last.Patches, "ROWS", 1)  # im2col: a block per image
     monkeypatch.setattr(cpu_kernels, "GEMM_BLOCK", 7)  # NCHW: GEMMs in 7-column blocks
+    monkeypatch.setattr(cpu_recurrent, "STEP_RUN", 1)  # LSTM: a run (and a part) per step
+    monkeypatch.setattr(cpu_recurrent, "OVERLAP_GRAIN", 1)
 
 
 def _on(threads, n: int, fn):
