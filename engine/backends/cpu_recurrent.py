@@ -1,8 +1,9 @@
 """NumPy fast kernels of the fused recurrent scan (`engine.fused.recurrent`): one layer and
 direction of an RNN/LSTM/GRU over a whole sequence. The input projection of every step is
 one GEMM, each step one loop iteration, and backpropagation through time the same loop
-backwards with each weight gradient one GEMM at the end (LSTM: all of them in one, and
-with the batch innermost; see the note above `_lstm_layout`)."""
+backwards with each weight gradient one GEMM at the end (LSTM: with the batch innermost,
+and its GEMMs beside the step loop on the other thread, a run of steps at a time; see the
+note above `STEP_RUN`)."""
 
 from __future__ import annotations
 
