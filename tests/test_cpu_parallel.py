@@ -18,7 +18,7 @@ import pytest
 
 import engine
 from engine import Tensor, fused, nn
-from engine.backends import cpu_channels_last, cpu_kernels, cpu_winograd
+from engine.backends import cpu_channels_last, cpu_kernels, cpu_recurrent, cpu_winograd
 from engine.backends import cpu_parallel as par
 from engine.backends.cpu import CpuBackend
 from engine.fused import kernels
@@ -49,6 +49,8 @@ def tiny_parts(monkeypatch):
     monkeypatch.setattr(cpu_winograd, "ROWS", 1)
     monkeypatch.setattr(cpu_channels_last.Patches, "ROWS", 1)  # im2col: a block per image
     monkeypatch.setattr(cpu_kernels, "GEMM_BLOCK", 7)  # NCHW: GEMMs in 7-column blocks
+    monkeypatch.setattr(cpu_recurrent, "STEP_RUN", 1)  # LSTM: a run (and a part) per step
+    monkeypatch.setattr(cpu_recurrent, "OVERLAP_GRAIN", 1)
 
 
 def _on(threads, n: int, fn):
@@ -293,11 +295,14 @@ def test_elementwise_ops_split_keep_values_dtype_and_memory_order(threads, tiny_
     def ops():
         return [bk.unary("relu", x), bk.unary("exp", x), bk.unary("sigmoid", x),
                 bk.binary("add", x, y), bk.binary("mul", x, bias), bk.binary("sub", x, 2.0),
-                bk.binary("gt", x, 0.0), bk.where(x > 0, y, 0.0)]
+                bk.binary("gt", x, 0.0), bk.where(x > 0, y, 0.0),
+                bk.where(bk.binary("gt", x, 0.0), x, 0.0)]  # a ReLU's backward
     one, _ = _on(threads, 1, ops)
     two, pooled = _on(threads, 2, ops)
-    assert pooled == 5  # relu, exp, mul, sub, gt: sigmoid is composite, add and where mix
-    _identical(one, two, "elementwise")  # memory orders (left to NumPy)
+    # relu, exp, mul, sub, gt (twice) and the masking of x by its own (bool, channels-last)
+    # mask: sigmoid is composite, add and the first where mix memory orders (left to NumPy)
+    assert pooled == 7
+    _identical(one, two, "elementwise")
     for a, b in zip(one, two):
         assert a.dtype == b.dtype and a.strides == b.strides
     assert two[0].dtype == np.float32 and two[6].dtype == bool

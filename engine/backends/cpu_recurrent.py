@@ -1,11 +1,13 @@
 """NumPy fast kernels of the fused recurrent scan (`engine.fused.recurrent`): one layer and
 direction of an RNN/LSTM/GRU over a whole sequence. The input projection of every step is
 one GEMM, each step one loop iteration, and backpropagation through time the same loop
-backwards with each weight gradient one GEMM at the end (LSTM: all of them in one, and
-with the batch innermost; see the note above `_lstm_layout`)."""
+backwards with each weight gradient one GEMM at the end (LSTM: with the batch innermost,
+and its GEMMs beside the step loop on the other thread, a run of steps at a time; see the
+note above `STEP_RUN`)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import numpy as np
@@ -155,21 +157,104 @@ class NumpyRecurrentKernels:
 # are kept as (H, B). Each gate is then one contiguous (H, B) slab of the (4H, B) block, so
 # every elementwise op of a step runs on contiguous memory, NumPy's fast loop. On the column
 # slices of a (B, 4H) block the same ops were 2-3x slower (the sigmoids' affine step at
-# H=128, B=64: 9 vs 2.5 us), and a step is about twenty of them. The input projection of all
-# steps is one batched GEMM before the loop with the biases folded in as an input row of
-# ones; after the backward loop one GEMM gives every weight gradient, over the
-# pre-activation gradients of all steps (kept (T, 4H, B), one copy to (4H, T*B)).
+# H=128, B=64: 9 vs 2.5 us), and a step is about twenty of them. The input projection is a
+# batched GEMM per run of steps with the biases folded in as an input row of ones; the
+# weight gradients are one GEMM per run of steps over the pre-activation gradients of its
+# steps (kept (T, 4H, B), one transposing copy to (4H, steps*B)), added in run order.
+#
+# The step loop beside its GEMMs (`_Overlap`). The loop itself is a serial chain: each step
+# needs the last one's state, and its ~100 us GEMM and ~15 short passes cannot be split
+# over threads (a hand-off of the GIL costs ~15-60 us here; see cpu_parallel). But the
+# input projection and the weight gradients (288 MFLOP at H=128, T=28, B=64: a fifth of a
+# training step) need the loop only run by run. So forward and backward are each ONE pool
+# region: part 0 is the loop, the other parts are per run of STEP_RUN steps: the projection
+# of the run's inputs (done by whichever thread claims it first: the loop itself when it
+# gets there before another thread) and, behind the loop, the run's weight-gradient GEMM,
+# input gradient and output copy. The other thread does these while the loop runs, so the
+# GEMMs leave the critical path, and the loop thread keeps the GIL to itself (a GEMM runs
+# without it). Results are the same on any thread count: the runs are cut from T alone.
 
-SPLIT_GEMM = 2  # parts of the LSTM's big GEMMs (input projection, weight gradient), at most
-# (two, one per core here: on one thread the weight-gradient GEMM is slower in parts,
-# measured 4.75 ms whole, 5.05 ms in two row parts, 5.15 ms in four)
+STEP_RUN = 4  # steps per run of the overlap (7 runs at T=28: the last run's GEMMs, the
+# part that cannot overlap the loop, are ~0.6 ms)
+OVERLAP_GRAIN = 1 << 21  # multiply-adds a run's weight-gradient GEMM needs before the
+# overlap runs on the pool (below: the same parts, serially; a region costs two wake-ups)
 
 
-def _on_threads(count: int, cost: float, body: Callable[[slice], None]) -> None:
-    """body(slice) over at most SPLIT_GEMM parts of `count` rows, on the threads (parts
-    cut from the sizes alone: the same on any thread count)."""
-    parallel.map_ranges(parallel.split(count, cost, most=SPLIT_GEMM),
-                        lambda r: body(slice(r.start, r.stop)))
+def _runs(T: int, backwards: bool) -> list[range]:
+    """The steps in runs of STEP_RUN, in the order a loop over t (upwards, or downwards
+    when `backwards`) reaches them; each run is a range of time indices, ascending."""
+    edges = list(range(0, T, STEP_RUN)) + [T]
+    runs = [range(a, b) for a, b in zip(edges, edges[1:])]
+    return runs[::-1] if backwards else runs
+
+
+def _cut(r: range) -> slice:
+    """A run as a slice: a view to write into (a range would index a copy)."""
+    return slice(r.start, r.stop)
+
+
+class _Overlap:
+    """A step loop over runs and each run's work before and after it, as the parts of one
+    pool region (see the note above). `step(k)` runs the loop's steps of run k;
+    `before(k)` must be done before them (whoever claims it first does it);
+    `after(k, wait)` calls `wait()` when it needs the loop past run k."""
+
+    def __init__(self, n: int, step: Callable[[int], None],
+                 before: Callable[[int], None] | None,
+                 after: Callable[[int, Callable[[], None]], None]) -> None:
+        self.n, self.step, self.before, self.after = n, step, before, after
+        self.lock = threading.Lock()
+        self.claimed = [False] * n
+        self.ready = [threading.Event() for _ in range(n)]  # before(k) done
+        self.passed = [threading.Event() for _ in range(n)]  # the loop is past run k
+        self.failed = False
+
+    def _claim(self, k: int) -> bool:
+        with self.lock:
+            mine, self.claimed[k] = not self.claimed[k], True
+        if mine:
+            try:
+                self.before(k)
+            except BaseException:
+                self.failed = True
+                raise
+            finally:
+                self.ready[k].set()
+        return mine
+
+    def _loop(self) -> None:
+        try:
+            for k in range(self.n):
+                if self.before is not None and not self._claim(k):
+                    self.ready[k].wait()
+                    if self.failed:
+                        raise RuntimeError("recurrent scan: a run's input part failed")
+                self.step(k)
+                self.passed[k].set()
+        except BaseException:
+            self.failed = True
+            raise
+        finally:
+            for e in self.passed:  # never leave a waiting part behind
+                e.set()
+
+    def _after(self, k: int) -> None:
+        def wait() -> None:
+            self.passed[k].wait()
+            if self.failed:
+                raise RuntimeError("recurrent scan: the step loop failed")
+        self.after(k, wait)
+
+    def run(self, pooled: bool) -> None:
+        parts: list[Callable[[], object]] = [self._loop]
+        if self.before is not None:
+            parts += [lambda k=k: self._claim(k) for k in range(1, self.n)]
+        parts += [lambda k=k: self._after(k) for k in range(self.n)]
+        if pooled:
+            parallel.run(len(parts), lambda i, slot: parts[i]())
+        else:  # the same parts in the same order, serially
+            for p in parts:
+                p()
 
 
 def _lstm_layout(H: int, dt: np.dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -177,6 +262,11 @@ def _lstm_layout(H: int, dt: np.dtype) -> tuple[np.ndarray, np.ndarray]:
     scale = np.ones(4 * H, dt)
     scale[:3 * H] = 0.5
     return perm, scale
+
+
+def _pooled(T: int, B: int, H: int, I: int) -> bool:
+    """Whether the overlap pays for a region: a run's weight-gradient GEMM is long."""
+    return 4 * H * min(T, STEP_RUN) * B * (H + I + 1) >= OVERLAP_GRAIN
 
 
 def _lstm_forward(x: np.ndarray, h0: np.ndarray, c0: np.ndarray, w_ih: np.ndarray,
@@ -192,41 +282,53 @@ def _lstm_forward(x: np.ndarray, h0: np.ndarray, c0: np.ndarray, w_ih: np.ndarra
         if b is not None:
             w_x[:, I] += b[perm]
     w_x *= scale[:, None]
-    xT = np.ones((T, I + 1, B), dt)
-    xT[:, :I] = x.transpose(0, 2, 1)
+    xT = np.empty((T, I + 1, B), dt)
     A = np.empty((T, 4 * H, B), dt)  # every step's input part, then its activations
-
-    def project(r: slice) -> None:  # runs of steps on the threads (cpu_parallel)
-        np.matmul(w_x, xT[r], out=A[r])
-    _on_threads(T, 4 * H * (I + 1) * B, project)
     w_h = np.ascontiguousarray(w_hh[perm] * scale[:, None])
     C = np.empty((T, H, B), dt)  # cells
     TC = np.empty((T, H, B), dt)  # tanh of the cells
     HS = np.empty((T, H, B), dt)  # hidden states
-    gh, ig = np.empty((4 * H, B), dt), np.empty((H, B), dt)
-    h, c = np.ascontiguousarray(h0.T), np.ascontiguousarray(c0.T)
-    skip = not h.any()  # a zero initial state (the usual one): no first recurrent GEMM
-    for t in (range(T - 1, -1, -1) if reverse else range(T)):
-        a = A[t]
-        if not skip:
-            np.matmul(w_h, h, out=gh)
-            a += gh
-        skip = False
-        np.tanh(a, out=a)
-        sig = a[:3 * H]
-        sig *= 0.5
-        sig += 0.5
-        cn = C[t]
-        np.multiply(a[H:2 * H], c, out=cn)  # c' = f * c + i * g
-        np.multiply(a[:H], a[3 * H:], out=ig)
-        cn += ig
-        np.tanh(cn, out=TC[t])
-        h = HS[t]
-        np.multiply(a[2 * H:3 * H], TC[t], out=h)  # h' = o * tanh(c')
-        c = cn
     out = np.empty((T + 1, B, H), dt)
-    out[:T] = HS.transpose(0, 2, 1)
-    out[T] = c.T
+    gh, ig = np.empty((4 * H, B), dt), np.empty((H, B), dt)
+    state = [np.ascontiguousarray(h0.T), np.ascontiguousarray(c0.T)]
+    skip = [not state[0].any()]  # a zero initial state (the usual one): no first GEMM
+    runs = _runs(T, reverse)
+
+    def project(k: int) -> None:  # the input part of a run's steps, biases included
+        r = _cut(runs[k])
+        xT[r, :I] = x[r].transpose(0, 2, 1)
+        xT[r, I] = 1.0
+        np.matmul(w_x, xT[r], out=A[r])
+
+    def step(k: int) -> None:
+        h, c = state
+        for t in (reversed(runs[k]) if reverse else runs[k]):
+            a = A[t]
+            if not skip[0]:
+                np.matmul(w_h, h, out=gh)
+                a += gh
+            skip[0] = False
+            np.tanh(a, out=a)
+            sig = a[:3 * H]
+            sig *= 0.5
+            sig += 0.5
+            cn = C[t]
+            np.multiply(a[H:2 * H], c, out=cn)  # c' = f * c + i * g
+            np.multiply(a[:H], a[3 * H:], out=ig)
+            cn += ig
+            np.tanh(cn, out=TC[t])
+            h = HS[t]
+            np.multiply(a[2 * H:3 * H], TC[t], out=h)  # h' = o * tanh(c')
+            c = cn
+        state[:] = h, c
+
+    def after(k: int, wait: Callable[[], None]) -> None:
+        wait()
+        r = _cut(runs[k])
+        out[r] = HS[r].transpose(0, 2, 1)
+
+    _Overlap(len(runs), step, project, after).run(_pooled(T, B, H, I))
+    out[T] = state[1].T
     return out, {"A": A, "C": C, "TC": TC}
 
 
@@ -235,6 +337,7 @@ def _lstm_backward(g: np.ndarray, out: np.ndarray, saved: dict, x: np.ndarray,
                    reverse: bool) -> dict[str, np.ndarray]:
     T, B, I = x.shape
     H = h0.shape[-1]
+    K = H + I + 1
     dt = x.dtype
     perm, _ = _lstm_layout(H, dt)
     inv = np.argsort(perm)
@@ -242,60 +345,85 @@ def _lstm_backward(g: np.ndarray, out: np.ndarray, saved: dict, x: np.ndarray,
     w_hT = np.ascontiguousarray(w_hh[perm].T)  # (H, 4H), true (unhalved) weights
     live = g[:T].reshape(T, -1).any(1)  # steps with an upstream gradient (often just one)
     D = np.empty((T, 4 * H, B), dt)  # gradients of the pre-activations i f o g
-    F, tmp = np.empty((4 * H, B), dt), np.empty((H, B), dt)
+    P = np.empty((T, H, B), dt)  # o * (1 - tanh(c)^2): what dh adds to dc
+    tmp = np.empty((H, B), dt)
     dh = np.zeros((H, B), dt)
     dc = np.array(g[T].T, dtype=dt, order="C")
     c0T = np.ascontiguousarray(c0.T)
     needs = saved.get("needs")  # argument name -> wants a gradient (absent: every one)
     want_h0 = needs is None or needs.get("h0", False)
+    want_x = needs is None or needs.get("x", False)  # the input layer's x wants none
     first = T - 1 if reverse else 0  # the last step backwards: its dh is h0's gradient
-    for t in (range(T) if reverse else range(T - 1, -1, -1)):
-        if live[t]:
-            dh += g[t].T
-        a, tc, e = A[t], TC[t], D[t]
-        p = prev_index(t, T, reverse)
-        np.multiply(tc, tc, out=tmp)  # dc += dh * o * (1 - tanh(c)^2)
-        np.subtract(1.0, tmp, out=tmp)
-        tmp *= a[2 * H:3 * H]
-        tmp *= dh
-        dc += tmp
-        np.multiply(dc, a[3 * H:], out=e[:H])  # through i, f, o, g; then each activation's
-        np.multiply(dc, c0T if p is None else C[p], out=e[H:2 * H])  # derivative:
-        np.multiply(dh, tc, out=e[2 * H:3 * H])  # s (1 - s) for the sigmoids,
-        np.multiply(dc, a[:H], out=e[3 * H:])  # 1 - g^2 for the candidate
-        sig, cand = a[:3 * H], a[3 * H:]
-        np.multiply(sig, sig, out=F[:3 * H])
-        np.subtract(sig, F[:3 * H], out=F[:3 * H])
-        np.multiply(cand, cand, out=F[3 * H:])
-        np.subtract(1.0, F[3 * H:], out=F[3 * H:])
-        e *= F
-        dc *= a[H:2 * H]
-        if t != first or want_h0:
-            np.matmul(w_hT, e, out=dh)
-    # All weight gradients in ONE GEMM: (4H, T*B) @ [h_prev | x | 1], the ones column
-    # giving the bias gradient. (One transposing copy of D here costs 0.14 ms; writing each
-    # step into a (4H, T, B) array instead cost 0.9 ms of scattered stores.) The copy and
-    # the GEMM run in row blocks of the 4H gates on the threads: each block its rows of f
-    # and of the gradient, so nothing is summed across blocks (the GEMM is 288 MFLOP at
-    # H=128, T=28, B=64: 5.9 ms of a 22 ms training step on one core).
-    f = np.empty((4 * H, T * B), dt)
-    Z = np.empty((T, B, H + I + 1), dt)
-    if reverse:
-        Z[:T - 1, :, :H], Z[T - 1, :, :H] = out[1:T], h0
-    else:
-        Z[0, :, :H], Z[1:, :, :H] = h0, out[:T - 1]
-    Z[:, :, H:H + I] = x
-    Z[:, :, H + I] = 1.0
-    Zm = Z.reshape(T * B, H + I + 1)
-    dwp = np.empty((4 * H, H + I + 1), dt)
+    runs = _runs(T, not reverse)  # backwards through time: forward's order reversed
 
-    def rows(r: slice) -> None:
-        f[r].reshape(r.stop - r.start, T, B)[...] = D[:, r].transpose(1, 0, 2)
-        np.matmul(f[r], Zm, out=dwp[r])
-    _on_threads(4 * H, T * B * (H + I + 1), rows)
-    dw = dwp[inv]
+    # Each gate's gradient is (dc or dh) times a factor made of forward values only: its
+    # activation's derivative (s (1 - s) for the sigmoids, 1 - g^2 for the candidate) times
+    # what it multiplied (i: g, f: c_prev, o: tanh(c), g: i). `factors` writes them into D
+    # ahead of the loop (on the other thread, a run at a time), so a step of the loop is
+    # seven calls, not seventeen, and D[t] is then scaled in place.
+    def factors(k: int) -> None:
+        r = _cut(runs[k])
+        a, q = A[r], D[r]
+        sig, cand = a[:, :3 * H], a[:, 3 * H:]
+        np.multiply(sig, sig, out=q[:, :3 * H])
+        np.subtract(sig, q[:, :3 * H], out=q[:, :3 * H])
+        np.multiply(cand, cand, out=q[:, 3 * H:])
+        np.subtract(1.0, q[:, 3 * H:], out=q[:, 3 * H:])
+        q[:, :H] *= cand
+        for t in runs[k]:
+            p = prev_index(t, T, reverse)
+            D[t, H:2 * H] *= c0T if p is None else C[p]
+        q[:, 2 * H:3 * H] *= TC[r]
+        q[:, 3 * H:] *= a[:, :H]
+        pr = P[r]
+        np.multiply(TC[r], TC[r], out=pr)
+        np.subtract(1.0, pr, out=pr)
+        pr *= a[:, 2 * H:3 * H]
+
+    def step(k: int) -> None:
+        nonlocal dh, dc, tmp  # in-place updates (the same arrays)
+        for t in (runs[k] if reverse else reversed(runs[k])):
+            if live[t]:
+                dh += g[t].T
+            e = D[t]
+            np.multiply(P[t], dh, out=tmp)  # dc += dh * o * (1 - tanh(c)^2)
+            dc += tmp
+            ef = e[:2 * H].reshape(2, H, B)  # i and f: dc times their factors
+            ef *= dc
+            e[2 * H:3 * H] *= dh
+            e[3 * H:] *= dc
+            dc *= A[t, H:2 * H]
+            if t != first or want_h0:
+                np.matmul(w_hT, e, out=dh)
+
+    # A run's weight gradients in ONE GEMM: (4H, steps*B) @ [h_prev | x | 1], the ones
+    # column giving the bias gradient. (One transposing copy of D per run; writing each
+    # step into a (4H, T, B) array instead cost 0.9 ms of scattered stores.)
+    partial: list[np.ndarray | None] = [None] * len(runs)
+    w_x = np.ascontiguousarray(w_ih[perm])
+    dx = np.empty((T, B, I), dt) if want_x else None
+
+    def after(k: int, wait: Callable[[], None]) -> None:
+        r = _cut(runs[k])
+        n = r.stop - r.start
+        Z = np.empty((n, B, K), dt)  # what the run's steps read: [h_prev | x | 1]
+        for j, t in enumerate(runs[k]):
+            p = prev_index(t, T, reverse)
+            Z[j, :, :H] = h0 if p is None else out[p]
+        Z[:, :, H:H + I] = x[r]
+        Z[:, :, H + I] = 1.0
+        f = np.empty((4 * H, n, B), dt)
+        wait()
+        f[...] = D[r].transpose(1, 0, 2)
+        fm = f.reshape(4 * H, n * B)
+        partial[k] = fm @ Z.reshape(n * B, K)
+        if dx is not None:
+            np.matmul(fm.T, w_x, out=dx[r].reshape(n * B, I))
+
+    _Overlap(len(runs), step, factors, after).run(_pooled(T, B, H, I))
+    dw = parallel.total(partial)[inv]  # in run order: the same on any thread count
     grads = {"h0": dh.T.copy(), "c0": dc.T.copy(), "w_ih": dw[:, H:H + I],
              "w_hh": dw[:, :H], "b_ih": dw[:, H + I], "b_hh": dw[:, H + I].copy()}
-    if needs is None or needs.get("x", False):  # the input layer's x wants none
-        grads["x"] = (f.T @ w_ih[perm]).reshape(T, B, I)
+    if dx is not None:
+        grads["x"] = dx
     return grads
