@@ -341,3 +341,32 @@ def test_a_page_with_a_quick_start_gets_a_pad_running_the_pages_canvas_code():
     assert page.index("window.demystifyQuick =") < page.index("const STEPS")
     assert worker.quick_start("movies") is None
     assert "window.demystifyQuick =" not in worker.with_loader(shell, "movies")
+
+
+def test_a_quick_start_page_runs_bokeh_only_after_the_pad_and_others_at_once():
+    """With a quick start, Bokeh's and Panel's scripts (seconds of the main thread, while
+    the pad is drawn on) are preloaded and run later by assets/defer.js, in the page's
+    order, with the inline scripts that call Bokeh; Panel's worker handler stays. A page
+    without a quick start keeps its scripts as they were."""
+    from tools.site import worker
+
+    handler = "<script>\nconst pyodideWorker = window.demystifyWorker;\n" \
+        "Bokeh.embed.embed_items(docs_json, render_items)\n</script>"
+    shell = ('<html><head><script type="text/javascript" src="./static/bokeh/bokeh.min.js">'
+             '</script><script type="text/javascript" src="./static/panel/panel.min.js">'
+             '</script><script type="text/javascript">\n  Bokeh.set_log_level("info");\n'
+             '</script></head><body><div id="x"></div>' + handler +
+             '<script>Bokeh.safely(function() { embed_document(window) })</script>'
+             '</body></html>')
+    page = worker.with_loader(shell, "digits", quick=worker.quick_start("digits"))
+    assert '<script type="text/javascript" src=' not in page
+    assert page.count('<link rel="preload" as="script" href="./static/') == 2
+    assert handler in page and "<script>Bokeh.safely(" not in page
+    listed = re.search(r"const scripts = (\[.*?\]);", page).group(1)
+    order = [m.group(1) for m in re.finditer(r'"(src|text)"', listed)]
+    assert order == ["src", "src", "text", "text"]
+    assert listed.index("bokeh.min.js") < listed.index("panel.min.js") \
+        < listed.index("set_log_level") < listed.index("Bokeh.safely")
+    plain = worker.with_loader(shell, "movies")
+    assert plain.count('<script type="text/javascript" src=') == 2
+    assert "<script>Bokeh.safely(" in plain and "demystifyDeferred =" not in plain
