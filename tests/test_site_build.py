@@ -370,3 +370,36 @@ def test_a_quick_start_page_runs_bokeh_only_after_the_pad_and_others_at_once():
     plain = worker.with_loader(shell, "movies")
     assert plain.count('<script type="text/javascript" src=') == 2
     assert "<script>Bokeh.safely(" in plain and "demystifyDeferred =" not in plain
+
+
+def test_panel_is_imported_in_steps_each_after_a_stroke_under_way_is_read(monkeypatch):
+    """The quick start's import of Panel (assets/boot.py, run here with a stand-in for the
+    worker's `js`): before each step the worker is asked to let a stroke under way end and
+    be read (worker.js: demystifyQuickSettle), within one 3 s budget for all steps; a
+    step can take seconds, and a stroke that ended during one was read only after it."""
+    import asyncio
+    import importlib
+    import types
+
+    from tools.site.common import ASSETS
+
+    calls: list[tuple[str, object]] = []
+
+    async def settle(ms: int) -> None:
+        calls.append(("settle", ms))
+        await asyncio.sleep(0.05)
+
+    monkeypatch.setitem(sys.modules, "js", types.SimpleNamespace(demystifyQuickSettle=settle))
+    monkeypatch.setattr(importlib, "import_module", lambda name: calls.append(("import", name)))
+    scope: dict[str, object] = {}
+    exec(compile((ASSETS / "boot.py").read_text(encoding="utf-8"), "boot.py", "exec"), scope)
+    asyncio.run(scope["_demystify_import_panel"](True))
+    steps = scope["_DEMYSTIFY_PANEL_STEPS"]
+    assert [c[0] for c in calls] == ["settle", "import"] * len(steps)
+    assert [c[1] for c in calls if c[0] == "import"] == list(steps)
+    budgets = [c[1] for c in calls if c[0] == "settle"]
+    assert budgets[0] == 3000 and budgets == sorted(budgets, reverse=True) \
+        and budgets[-1] < budgets[0]
+    calls.clear()
+    asyncio.run(scope["_demystify_import_panel"](False))  # no quick start: Panel at once
+    assert calls == []
