@@ -103,10 +103,12 @@ _SRC = re.compile(r'\ssrc="([^"]+)"')
 
 
 def _defer_bokeh(page_html: str) -> tuple[str, list[dict[str, str]]]:
-    """The page with Bokeh's and Panel's scripts (src) turned into preloads and the
-    inline ones that call Bokeh (its log level, the prerendered page's embedding) taken
-    out, and those scripts in their order, for assets/defer.js to run later. Panel's
-    worker handler stays: it calls Bokeh only for messages early.js holds meanwhile."""
+    """The page with Bokeh's and Panel's scripts (src) turned into preloads and Bokeh's
+    log level taken out, and those scripts in their order, for assets/defer.js to run
+    later; and without the prerendered page's embedding. That page is hidden while the
+    pad is up (loader.css), its layout took seconds of the main thread, and embedded
+    late it would land over the live page. Panel's worker handler stays: it calls Bokeh
+    only for messages early.js holds meanwhile."""
     deferred: list[dict[str, str]] = []
 
     def take(m: re.Match[str]) -> str:
@@ -115,8 +117,9 @@ def _defer_bokeh(page_html: str) -> tuple[str, list[dict[str, str]]]:
         if src and not text.strip() and 'type="text/javascript"' in attrs:
             deferred.append({"src": src.group(1)})
             return f'<link rel="preload" as="script" href="{src.group(1)}">'
-        if not src and "pyodideWorker" not in text and (
-                "Bokeh.safely(" in text or "Bokeh.set_log_level(" in text):
+        if not src and "pyodideWorker" not in text and "Bokeh.safely(" in text:
+            return ""
+        if not src and "pyodideWorker" not in text and "Bokeh.set_log_level(" in text:
             deferred.append({"text": text})
             return ""
         return m.group(0)

@@ -1,7 +1,7 @@
 // A page with a quick start (tools/site/assets/defer.js, after early.js): Bokeh's and
-// Panel's JS (4.7 MB) and the prerendered page's layout no longer run while the page
-// loads. They held the main thread for 1-5 s just when the loading screen's pad is drawn
-// on (the pad itself only showed after them), and the prerendered page is hidden then.
+// Panel's JS (4.7 MB) no longer run while the page loads, and the prerendered page (hidden
+// while the pad is up) is not laid out at all. They held the main thread for 1-5 s just
+// when the loading screen's pad is drawn on (the pad itself only showed after them).
 // The build turned those scripts into preloads (downloaded now, run later) and kept them
 // in a list; load() runs them in their order, once the pad has given its first reading
 // with the pen up or the full page takes over (loader.js), or when the worker's first
