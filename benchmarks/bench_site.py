@@ -159,7 +159,8 @@ def visit_page(context: Any, base: str, slug: str) -> dict[str, Any]:
         quick = extra.pop("quick", None)
         load = v.ready()
         interactive = load["ready"]
-        extra.update((first(v.page) or {}) if first is not None else {})
+        found = first(v.page) if first is not None else None
+        extra.update(found if isinstance(found, dict) else {})  # wait_text returns text
         full = now(v.page) if first else interactive
         # the marks the worker sent after the page went live too (the first result's)
         marks = v.page.evaluate("window.demystifyLoad.marks")

@@ -10,16 +10,17 @@ from . import nn
 from .tensor import Tensor
 
 
-def lenet5() -> nn.Sequential:
+def lenet5(device: str | None = None) -> nn.Sequential:
     """LeNet-5 (LeCun et al. 1998) with ReLU and max pooling, on 28x28 MNIST digits.
 
-    conv5x5-6 (padded to keep 28x28), pool, conv5x5-16, pool, 120, 84, 10.
+    conv5x5-6 (padded to keep 28x28), pool, conv5x5-16, pool, 120, 84, 10. Its parameters
+    are made on `device` (default: the default device).
     """
     return nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-        nn.Linear(16 * 5 * 5, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
-        nn.Linear(84, 10))
+        nn.Conv2d(1, 6, 5, padding=2, device=device), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5, device=device), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(16 * 5 * 5, 120, device=device), nn.ReLU(),
+        nn.Linear(120, 84, device=device), nn.ReLU(), nn.Linear(84, 10, device=device))
 
 
 class Normalize(nn.Module):
@@ -47,8 +48,11 @@ def load_lenet5(path: Any, device: str = "cpu") -> nn.Sequential:
     copy each call that can be trained without touching anyone else's."""
     from . import onnx
 
+    # made and loaded on the CPU, then moved once: on the default device (the GPU in a
+    # browser) the empty layers would start the GPU and each weight would be uploaded and
+    # read back again (in a browser, a second of a quick start's first reading)
     with nn.init.no_init():  # every weight is loaded next
-        net = lenet5()
+        net = lenet5("cpu")
     net.load_state_dict(onnx.load(path, device="cpu").state_dict())
     return net.to(device).eval()
 

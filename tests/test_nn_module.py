@@ -284,6 +284,24 @@ def test_importing_the_engine_does_not_import_numpys_random_module():
     assert out.stdout.strip() == "False"
 
 
+def test_loading_the_shipped_lenet5_on_the_cpu_never_touches_the_default_device(monkeypatch):
+    """In a browser the default device is the GPU: a CPU load that made its layers there
+    started the GPU and sent every weight there and back (a second of the static site's
+    quick start). Here the default device refuses any array."""
+    from engine import backends
+    from engine.backends.cpu import CpuBackend
+    from engine.models import load_lenet5
+
+    class Refusing(CpuBackend):
+        def from_numpy(self, a):
+            raise AssertionError("the default device was used")
+
+    monkeypatch.setenv("DEMYSTIFY_DEVICE", "gpu")
+    with backends.override("gpu", Refusing()):
+        net = load_lenet5(Path(__file__).resolve().parents[1] / "webapp/models/lenet5.onnx")
+    assert {p.device for p in net.parameters()} == {"cpu"}
+
+
 def test_clip_grad_value_and_norm_returns_tensor():
     p = nn.Parameter(np.zeros(3))
     p.grad = Tensor(np.array([3.0, -4.0, 0.0]))

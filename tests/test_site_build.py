@@ -341,3 +341,66 @@ def test_a_page_with_a_quick_start_gets_a_pad_running_the_pages_canvas_code():
     assert page.index("window.demystifyQuick =") < page.index("const STEPS")
     assert worker.quick_start("movies") is None
     assert "window.demystifyQuick =" not in worker.with_loader(shell, "movies")
+
+
+def test_a_quick_start_page_runs_bokeh_only_after_the_pad_and_others_at_once():
+    """With a quick start, Bokeh's and Panel's scripts (seconds of the main thread, while
+    the pad is drawn on) are preloaded and run later by assets/defer.js, in the page's
+    order, with Bokeh's log level; the hidden prerendered page is not embedded (late, it
+    landed over the live page); Panel's worker handler stays. A page without a quick
+    start keeps its scripts as they were."""
+    from tools.site import worker
+
+    handler = "<script>\nconst pyodideWorker = window.demystifyWorker;\n" \
+        "Bokeh.embed.embed_items(docs_json, render_items)\n</script>"
+    shell = ('<html><head><script type="text/javascript" src="./static/bokeh/bokeh.min.js">'
+             '</script><script type="text/javascript" src="./static/panel/panel.min.js">'
+             '</script><script type="text/javascript">\n  Bokeh.set_log_level("info");\n'
+             '</script></head><body><div id="x"></div>' + handler +
+             '<script>Bokeh.safely(function() { embed_document(window) })</script>'
+             '</body></html>')
+    page = worker.with_loader(shell, "digits", quick=worker.quick_start("digits"))
+    assert '<script type="text/javascript" src=' not in page
+    assert page.count('<link rel="preload" as="script" href="./static/') == 2
+    assert handler in page and "Bokeh.safely(" not in page  # no prerendered layout
+    listed = re.search(r"const scripts = (\[.*?\]);", page).group(1)
+    order = [m.group(1) for m in re.finditer(r'"(src|text)"', listed)]
+    assert order == ["src", "src", "text"]
+    assert listed.index("bokeh.min.js") < listed.index("panel.min.js") \
+        < listed.index("set_log_level")
+    plain = worker.with_loader(shell, "movies")
+    assert plain.count('<script type="text/javascript" src=') == 2
+    assert "<script>Bokeh.safely(" in plain and "demystifyDeferred =" not in plain
+
+
+def test_panel_is_imported_in_steps_each_after_a_stroke_under_way_is_read(monkeypatch):
+    """The quick start's import of Panel (assets/boot.py, run here with a stand-in for the
+    worker's `js`): before each step the worker is asked to let a stroke under way end and
+    be read (worker.js: demystifyQuickSettle), within one 3 s budget for all steps; a
+    step can take seconds, and a stroke that ended during one was read only after it."""
+    import asyncio
+    import importlib
+    import types
+
+    from tools.site.common import ASSETS
+
+    calls: list[tuple[str, object]] = []
+
+    async def settle(ms: int) -> None:
+        calls.append(("settle", ms))
+        await asyncio.sleep(0.05)
+
+    monkeypatch.setitem(sys.modules, "js", types.SimpleNamespace(demystifyQuickSettle=settle))
+    monkeypatch.setattr(importlib, "import_module", lambda name: calls.append(("import", name)))
+    scope: dict[str, object] = {}
+    exec(compile((ASSETS / "boot.py").read_text(encoding="utf-8"), "boot.py", "exec"), scope)
+    asyncio.run(scope["_demystify_import_panel"](True))
+    steps = scope["_DEMYSTIFY_PANEL_STEPS"]
+    assert [c[0] for c in calls] == ["settle", "import"] * len(steps)
+    assert [c[1] for c in calls if c[0] == "import"] == list(steps)
+    budgets = [c[1] for c in calls if c[0] == "settle"]
+    assert budgets[0] == 3000 and budgets == sorted(budgets, reverse=True) \
+        and budgets[-1] < budgets[0]
+    calls.clear()
+    asyncio.run(scope["_demystify_import_panel"](False))  # no quick start: Panel at once
+    assert calls == []

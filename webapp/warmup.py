@@ -37,7 +37,7 @@ def digits(device: str) -> None:
     from engine.models import lenet5
 
     with nn.init.no_init():  # the weights do not matter, and drawing them is slow here
-        net = lenet5().to(device).eval()
+        net = lenet5(device).eval()
     h = Tensor(np.zeros((1, 1, 28, 28), np.float32), device=device)
     with no_grad():
         for layer in net.children():

@@ -9,6 +9,7 @@ files the page opens, progress messages; and assets/boot.py before the page's co
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from .common import ASSETS, BuildError
@@ -97,13 +98,43 @@ def _quick_script(quick: dict[str, Any]) -> str:
             "\n</script>\n")
 
 
+_SCRIPT = re.compile(r"<script\b([^>]*)>(.*?)</script>", re.S)
+_SRC = re.compile(r'\ssrc="([^"]+)"')
+
+
+def _defer_bokeh(page_html: str) -> tuple[str, list[dict[str, str]]]:
+    """The page with Bokeh's and Panel's scripts (src) turned into preloads and Bokeh's
+    log level taken out, and those scripts in their order, for assets/defer.js to run
+    later; and without the prerendered page's embedding. That page is hidden while the
+    pad is up (loader.css), its layout took seconds of the main thread, and embedded
+    late it would land over the live page. Panel's worker handler stays: it calls Bokeh
+    only for messages early.js holds meanwhile."""
+    deferred: list[dict[str, str]] = []
+
+    def take(m: re.Match[str]) -> str:
+        attrs, text = m.group(1), m.group(2)
+        src = _SRC.search(attrs)
+        if src and not text.strip() and 'type="text/javascript"' in attrs:
+            deferred.append({"src": src.group(1)})
+            return f'<link rel="preload" as="script" href="{src.group(1)}">'
+        if not src and "pyodideWorker" not in text and "Bokeh.safely(" in text:
+            return ""
+        if not src and "pyodideWorker" not in text and "Bokeh.set_log_level(" in text:
+            deferred.append({"text": text})
+            return ""
+        return m.group(0)
+
+    return _SCRIPT.sub(take, page_html), deferred
+
+
 def with_loader(page_html: str, slug: str, embed: bool = False,
                 quick: dict[str, Any] | None = None) -> str:
     """The page with its worker started first of all (assets/early.js, with the page's
     query: Python reads ?embed=true and ?theme=dark from the worker's own location) and
     the loading panel (assets/loader.css and loader.js), all inline. `embed`: the page
     prerendered as ?embed=true shows it (SLUG-embed.html; early.js goes to the variant
-    the query asks for). `quick` (quick_start's): the loading panel offers its pad."""
+    the query asks for). `quick` (quick_start's): the loading panel offers its pad, and
+    Bokeh's scripts run only after its first reading (assets/defer.js)."""
     head = page_html.find("<head>")
     if head < 0 or "</head>" not in page_html or "</body>" not in page_html:
         raise BuildError("Panel's page template changed (no <head>, </head> or </body>)")
@@ -111,6 +142,10 @@ def with_loader(page_html: str, slug: str, embed: bool = False,
         "WORKER_URL", json.dumps(f"./{slug}.js")).replace(
         "PAGES", json.dumps({"full": f"./{slug}.html", "embed": f"./{slug}-embed.html",
                              "this": "embed" if embed else "full"}))
+    if quick:  # the pad is drawn on while the page loads: Bokeh runs after (defer.js)
+        page_html, deferred = _defer_bokeh(page_html)
+        early += (ASSETS / "defer.js").read_text(encoding="utf-8").replace(
+            "DEFERRED_SCRIPTS", json.dumps(deferred).replace("</", "<\\/"))
     css = (ASSETS / "loader.css").read_text(encoding="utf-8")
     js = (ASSETS / "loader.js").read_text(encoding="utf-8")
     head += len("<head>")

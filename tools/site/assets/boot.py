@@ -233,13 +233,20 @@ async def _demystify_quick_start(slug: str) -> bool:
 
 async def _demystify_import_panel(quick: bool) -> None:
     """Import Panel; with a quick start in steps, yielding between them so the pad's
-    drawings are read meanwhile."""
-    import asyncio
+    drawings are read meanwhile. Before each step a stroke under way ends and is read
+    first (3 s at most in all): a step can take seconds on a busy machine, and the
+    reading of a stroke that ended during one came only after it."""
     import importlib
+    import time
 
+    import js
+
+    budget = 3.0
     for name in _DEMYSTIFY_PANEL_STEPS if quick else ():
+        t = time.monotonic()
+        await js.demystifyQuickSettle(int(1000 * budget))
+        budget = max(0.0, budget - (time.monotonic() - t))
         importlib.import_module(name)
-        await asyncio.sleep(0)
 
 
 async def _demystify_quick_hand_over(slug: str, quick: bool) -> None:

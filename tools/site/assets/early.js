@@ -18,13 +18,24 @@
   const waiting = [];
   let handler = null;
   window.demystifyMessages = [];
+  // a page whose Bokeh runs later (defer.js): what Panel's handler needs Bokeh for waits
+  const held = [];
+  const needsBokeh = (event) => ["render", "patch"].includes(event.data && event.data.type);
+  const deliver = (event) => {
+    const deferred = window.demystifyDeferred;
+    if (deferred && !deferred.loaded && (held.length || needsBokeh(event))) {
+      held.push(event);
+      deferred.load();
+    } else handler.call(worker, event);
+  };
+  window.demystifyReleaseHeld = () => { while (held.length) handler.call(worker, held.shift()); };
   worker.addEventListener("message", (event) => {
     if (event.data && event.data.type === "demystify") window.demystifyMessages.push(event);
-    if (handler) handler.call(worker, event); else waiting.push(event);
+    if (handler) deliver(event); else waiting.push(event);
   });
   Object.defineProperty(worker, "onmessage", {
     get: () => handler,
-    set: (fn) => { handler = fn; while (waiting.length) fn.call(worker, waiting.shift()); },
+    set: (fn) => { handler = fn; while (waiting.length) deliver(waiting.shift()); },
   });
   window.demystifyWorker = worker;
   // ?theme=dark: the page was prerendered light. Outside the app itself (which the worker

@@ -55,9 +55,15 @@
       }};
     el = q.render({model, el: box});
     box.querySelector(".dm-quick-pad").appendChild(el);
-    // the worker waits for a stroke under way before the full page takes the drawing
-    const pen = (down) => () => window.demystifyWorker.postMessage(
-      {type: "demystify-quick-pen", down});
+    // the worker waits for a stroke under way before the full page takes the drawing;
+    // Bokeh runs (defer.js) once a reading is shown with the pen up: not during a stroke
+    let penDown = false;
+    const bokeh = () => { if (!penDown && shown) window.demystifyDeferred?.load(); };
+    const pen = (down) => () => {
+      penDown = down;
+      window.demystifyWorker.postMessage({type: "demystify-quick-pen", down});
+      bokeh();
+    };
     const canvas = el.querySelector("canvas");
     canvas.addEventListener("pointerdown", pen(true));
     for (const e of ["pointerup", "pointercancel"]) canvas.addEventListener(e, pen(false));
@@ -68,8 +74,10 @@
       box.querySelector(".dm-quick-detail").textContent = msg.text;
       load.quick = {label: msg.label, seq: msg.seq, at: when(msg), shown: now(),
                     panel: msg.panel};
+      bokeh();
     };
     const done = () => {
+      window.demystifyDeferred?.load();
       box.classList.add("dm-quick-done");
       box.querySelector(".dm-quick-title").textContent = "Opening your drawing in the app";
     };
