@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tests.gpu_helpers import gpu_backend_or_skip
-from webapp import art, digits, engine_page, movies
+from webapp import art, digit_reader, digits, engine_page, movies
 from webapp.common import check_upload, png_data_url
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,7 +69,7 @@ def test_digits_prime_reads_a_sample_then_the_drawing_that_came_meanwhile(monkey
         await asyncio.wait_for(task, 60)
 
     asyncio.run(main())
-    assert calls == [digits.sample_drawing(), url]
+    assert calls == [digit_reader.sample_drawing(), url]
     assert page.prediction == 1 and not page._reading
 
 

@@ -41,9 +41,6 @@ def read_digit(data_url: str) -> tuple[np.ndarray, np.ndarray, list[tuple[str, n
         return digit_reader.read(net, data_url)
 
 
-sample_drawing = digit_reader.sample_drawing
-
-
 def tile(maps: np.ndarray, cols: int) -> np.ndarray:
     """(C, H, W) feature maps, each scaled to [0, 1], laid out in a grid with gaps."""
     c, h, w = maps.shape
@@ -151,7 +148,7 @@ class DigitsPage(pn.viewable.Viewer):
         self._reading = True
         if self._pending is None:  # else a handed-over drawing is the warm-up
             try:
-                await in_background(read_digit, sample_drawing())
+                await in_background(read_digit, digit_reader.sample_drawing())
             except Exception as exc:  # noqa: BLE001  (the first drawing shows any error)
                 logging.getLogger("demystify.webapp").warning("digits warm-up failed: %s",
                                                               exc)

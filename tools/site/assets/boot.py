@@ -211,8 +211,6 @@ async def _demystify_quick_start(slug: str) -> bool:
             except Exception as exc:  # noqa: BLE001  (shown on the pad; the page goes on)
                 import traceback
 
-                import js
-
                 js.console.warn("Demystify: the quick start's reading failed: "
                                 + "".join(traceback.format_exception(exc)))
                 result = {"label": "?", "detail": f"could not read it: {exc}"[:160]}
