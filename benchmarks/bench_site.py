@@ -42,7 +42,13 @@ sys.path.insert(0, str(ROOT))
 
 from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS, chromium  # noqa: E402
 from tests.site_helpers import READY, Visit, build_site, serve  # noqa: E402
-from tests.test_webapp_browser import LOSS_POINTS, draw, rate_films, wait_text  # noqa: E402
+from tests.test_webapp_browser import (  # noqa: E402
+    LOSS_POINTS,
+    SEVEN,
+    draw,
+    rate_films,
+    wait_text,
+)
 
 ONLY_LOOPBACK = "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
 GOAL = {"digits": (8.0, 3.0)}  # (cold, warm) seconds to the first result, on this machine
@@ -54,7 +60,6 @@ def now(page: Any) -> float:
     return page.evaluate("performance.now() / 1000")
 
 
-SEVEN = [(70, 60), (210, 60), (120, 240)]  # the tests' stroke (20 mouse moves)
 QUICK_PAD = "#demystify-quick canvas.dc-canvas"
 
 

@@ -27,6 +27,7 @@ from tests.site_helpers import (
 )
 from tests.test_webapp_browser import (
     LOSS_POINTS,
+    SEVEN,
     classify_upload,
     draw,
     rate_films,
@@ -105,7 +106,7 @@ def app_page(v: Visit, tmp_path: Path) -> None:
 
 def digits_page(v: Visit, tmp_path: Path) -> None:
     v.page.locator("canvas.dc-canvas").wait_for()
-    draw(v.page, [(70, 60), (210, 60), (120, 240)])
+    draw(v.page, SEVEN)
     wait_text(v.page, ".prediction", r"^7$", STEP_S)
 
 
@@ -244,7 +245,7 @@ def draw_on_quick_pad(v: Visit) -> dict[str, Any]:
     """Draw a 7 on the Digits loading screen's pad as soon as it shows; the pad's reading
     of the whole stroke (window.demystifyLoad.quick)."""
     v.page.locator(QUICK_PAD).wait_for(timeout=LOAD_TIMEOUT_MS)
-    draw(v.page, [(70, 60), (210, 60), (120, 240)], QUICK_PAD)
+    draw(v.page, SEVEN, QUICK_PAD)
     sent = v.page.evaluate("window.demystifyLoad.quickSent")  # the whole stroke's drawing
     v.page.wait_for_function(f"window.demystifyLoad.quick?.seq >= {sent}",
                              timeout=STEP_S * 1000)

@@ -154,6 +154,9 @@ def test_start_page_links_every_demo(visit):
     v.check("start")
 
 
+SEVEN = [(70, 60), (210, 60), (120, 240)]  # a 7 in one stroke (canvas units, 20 moves)
+
+
 def draw(page: Any, points: list[tuple[float, float]],
          canvas: str = "canvas.dc-canvas") -> None:
     """One mouse stroke through points given in canvas units (0..280)."""
@@ -171,7 +174,7 @@ def test_digits_reads_a_drawn_7_and_1(visit):
     v = visit("/digits")
     page = v.page
     page.locator("canvas.dc-canvas").wait_for()
-    draw(page, [(70, 60), (210, 60), (120, 240)])
+    draw(page, SEVEN)
     wait_text(page, ".prediction", r"^7$")
     v.check("digits")
     page.locator("button.dc-clear").click()
