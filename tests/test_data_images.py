@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 
 import numpy as np
@@ -194,3 +195,19 @@ def test_only_the_allowed_formats_are_opened(tmp_path, monkeypatch):
         with pytest.raises(ImageError, match=f"{label}: not an image in a format this "
                            r"reader accepts \(PNG, JPEG, GIF, BMP, WebP, TIFF\)"):
             decode_image(data, "RGB", name=label)
+
+
+def test_data_urls_from_a_canvas_decode_and_others_are_refused():
+    from engine.data.images import decode_data_url, decode_image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((4, 5), 200, np.uint8), "L").save(buf, "PNG")
+    url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    assert decode_data_url(url) == buf.getvalue()
+    assert decode_image(decode_data_url(url), "L").tolist() == [[200] * 5] * 4
+    for bad, words in [("data:text/html;base64,PGI+", "not an image data URL"),
+                       ("data:image/png,rawbytes", "not an image data URL"),
+                       ("https://example.com/x.png", "toDataURL"),
+                       ("data:image/png;base64,!!notbase64", "invalid base64")]:
+        with pytest.raises(ImageError, match=words):
+            decode_data_url(bad)

@@ -28,7 +28,6 @@ from webapp.common import (
     IN_BROWSER,
     MAX_IMAGE_BYTES,
     available_devices,
-    decode_data_url,
     device_lock,
     error_alert,
     file_input,
@@ -96,7 +95,7 @@ def make_mask(kind: str, shape: tuple[int, ...], fraction: float, seed: int) -> 
 
 def painted_mask(data_url: str, original: np.ndarray) -> np.ndarray:
     """Pixels the user painted over on the canvas (where it differs from the painting)."""
-    from engine.data.images import decode_image
+    from engine.data.images import decode_data_url, decode_image
 
     drawn = decode_image(decode_data_url(data_url), "RGB", size=original.shape[:2],
                          max_pixels=4_000_000)

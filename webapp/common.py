@@ -29,8 +29,6 @@ from typing import Any, TypeVar
 import numpy as np
 import panel as pn
 
-from webapp.digit_reader import decode_data_url  # noqa: F401  (kept Panel-free there)
-
 WEBAPP = Path(__file__).resolve().parent
 ASSETS = WEBAPP / "assets"
 MODELS = WEBAPP / "models"

@@ -15,13 +15,6 @@ MODEL = Path(__file__).resolve().parent / "models" / "lenet5.onnx"
 CANVAS = {"size": 280, "pixels": 280, "pen": 20, "throttle_ms": 150}
 
 
-def decode_data_url(url: str) -> bytes:
-    head, _, data = url.partition(",")
-    if not head.startswith("data:image/") or ";base64" not in head:
-        raise ValueError("not an image data URL")
-    return base64.b64decode(data, validate=True)
-
-
 def load(device: str) -> object:
     """The shipped LeNet-5 (ONNX) as an engine Sequential, so each layer can be shown."""
     from engine.models import load_lenet5
@@ -34,7 +27,7 @@ def read(net: object, data_url: str
     """Canvas PNG -> (28x28 MNIST-style input, class probabilities, layer outputs): one
     forward pass; only the two feature maps shown are read back."""
     from engine import explain
-    from engine.data.images import decode_image
+    from engine.data.images import decode_data_url, decode_image
     from engine.data.transforms import mnist_preprocess
 
     pixels = decode_image(decode_data_url(data_url), "L", max_pixels=1_000_000)

@@ -23,7 +23,6 @@ from webapp.common import (
     ASSETS,
     CSS,
     MODELS,
-    decode_data_url,
     device_lock,
     error_alert,
     once,
@@ -62,7 +61,7 @@ def shipped() -> dict[str, Any]:
 
 def read_drawing(data_url: str, models: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
     """Canvas PNG -> (28x28 MNIST-style rows, {model: what it saw})."""
-    from engine.data.images import decode_image
+    from engine.data.images import decode_data_url, decode_image
     from engine.data.transforms import mnist_preprocess
     from engine.sequences import look_inside
 

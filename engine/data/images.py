@@ -11,6 +11,8 @@ is only needed when images are actually read.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import io
 import os
 from typing import IO, Any
@@ -67,6 +69,19 @@ def _to_8bit(im: Any) -> Any:
     lo, hi = scale
     out = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
     return Image.fromarray(np.clip(np.rint(out), 0, 255).astype(np.uint8), "L")
+
+
+def decode_data_url(url: str) -> bytes:
+    """The bytes of a browser canvas's `data:image/...;base64,` URL (what the drawing
+    widgets send); anything else is refused before Pillow sees it."""
+    head, _, data = url.partition(",")
+    if not head.startswith("data:image/") or ";base64" not in head:
+        raise ImageError(f"not an image data URL (starts {url[:30]!r}); expected "
+                         "'data:image/png;base64,...' as a canvas's toDataURL() gives")
+    try:
+        return base64.b64decode(data, validate=True)
+    except binascii.Error as exc:
+        raise ImageError(f"image data URL has invalid base64 ({exc})") from None
 
 
 def decode_image(src: ImageSource, mode: str = "RGB", *,
