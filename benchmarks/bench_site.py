@@ -113,9 +113,11 @@ def first_playground(page: Any) -> None:
     cancel = page.locator(".cancel-button button")
     # the short run (QUERIES) may have ended by now: then there is nothing to cancel
     if cancel.is_enabled():
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
         try:
             cancel.click(timeout=5000)
-        except Exception:  # noqa: BLE001  (playwright's TimeoutError, if it ended meanwhile)
+        except PlaywrightTimeout:  # the run ended between the check and the click
             if cancel.is_enabled():
                 raise
 
