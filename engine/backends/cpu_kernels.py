@@ -136,11 +136,22 @@ class TiledArgmax:
         self.phase, self.shape = phase, shape
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        ho, wo, w = self.phase.shape[2], self.phase.shape[3], self.shape[3]
-        p = self.phase.astype(np.int32)
-        off = (p >> 1) * w + (p & 1) + (np.arange(ho, dtype=np.int32) * 2 * w)[:, None] \
-            + np.arange(wo, dtype=np.int32) * 2
-        return off if dtype is None else off.astype(dtype)
+        h, w = self.shape[2:]
+        off = self.offsets(self.phase, w, np.int64) % (h * w)  # per plane, as the general path
+        off = off.reshape(self.phase.shape)
+        return off.astype(np.int32 if dtype is None else dtype)
+
+    @staticmethod
+    def offsets(phase: np.ndarray, w: int, dtype: type) -> np.ndarray:
+        """Flat offsets of the winners of `phase`'s windows, counted from its first
+        window's top-left pixel: window row k starts 2w * k pixels in, window j of a row
+        2j (the windows tile the input, so this holds across planes too)."""
+        rows, wo = phase.size // phase.shape[-1], phase.shape[-1]
+        p = phase.reshape(rows, wo).astype(dtype)
+        off = (p >> 1) * w
+        off += p & 1
+        off += np.arange(rows, dtype=dtype)[:, None] * (2 * w) + np.arange(wo, dtype=dtype) * 2
+        return off.reshape(-1)
 
 
 def _tiled_max_argmax(x: np.ndarray) -> tuple[np.ndarray, TiledArgmax]:
@@ -181,17 +192,10 @@ def _tiled_max_grad(gy: np.ndarray, arg: TiledArgmax) -> np.ndarray:
     adding; measured at LeNet-5's conv1 size: 0.42 ms by the general path's bincount,
     0.29 ms so)."""
     n, c, h, w = arg.shape
-    ho, wo = h // 2, w // 2
     gx = np.zeros(arg.shape, dtype=gy.dtype)
 
     def part(r: slice) -> None:  # images in parts on the threads (cpu_parallel)
-        p = arg.phase[r].reshape(-1).astype(np.intp)
-        corner = np.arange((r.stop - r.start) * c * ho, dtype=np.intp)[:, None] * (2 * w) \
-            + np.arange(wo, dtype=np.intp) * 2  # each window's top-left pixel
-        off = (p >> 1) * w
-        off += p & 1
-        off += corner.reshape(-1)
-        gx[r].reshape(-1)[off] = gy[r].reshape(-1)
+        gx[r].reshape(-1)[arg.offsets(arg.phase[r], w, np.intp)] = gy[r].reshape(-1)
     parallel.map_slices(n, c * h * w, part, grain=parallel.PASS_GRAIN)  # NumPy passes only
     return gx
 
