@@ -28,10 +28,14 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = os.environ.get("DEMYSTIFY_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
-SEVEN = [(70, 60), (210, 60), (120, 240)]
+sys.path.insert(0, str(ROOT))
+
+from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from tests.test_webapp_browser import SEVEN  # noqa: E402
+
+# the server's load is measured: its tabs need no WebGPU (SwiftShader would only add load)
+ARGS = [a for a in CHROMIUM_ARGS if "webgpu" not in a and "angle" not in a
+        and "Vulkan" not in a]
 # what a healthy server never logs, even while tabs close under it
 LOG_ERRORS = ("Traceback", "Failed sending message", "Task exception was never retrieved",
               "ERROR")
