@@ -339,14 +339,15 @@ def _lstm_backward(g: np.ndarray, out: np.ndarray, saved: dict, x: np.ndarray,
     H = h0.shape[-1]
     K = H + I + 1
     dt = x.dtype
-    perm, _ = _lstm_layout(H, dt)
-    inv = np.argsort(perm)
     A, C, TC = saved["A"], saved["C"], saved["TC"]
-    w_hT = np.ascontiguousarray(w_hh[perm].T)  # (H, 4H), true (unhalved) weights
+    w_hT = np.ascontiguousarray(w_hh.T)  # (H, 4H), true (unhalved) weights, torch's order
     live = g[:T].reshape(T, -1).any(1)  # steps with an upstream gradient (often just one)
-    D = np.empty((T, 4 * H, B), dt)  # gradients of the pre-activations i f o g
-    P = np.empty((T, H, B), dt)  # o * (1 - tanh(c)^2): what dh adds to dc
-    tmp = np.empty((H, B), dt)
+    # D[t]: the gradients of the pre-activations in torch's gate order i f g o (A holds
+    # i f o g), then P = o * (1 - tanh(c)^2), what dh adds to dc. Why this order: the
+    # rows a step scales by dc (i f g) and those it scales by dh (o P) are each one
+    # block, so a step is five calls
+    D = np.empty((T, 5 * H, B), dt)
+    DC, DH = D[:, :3 * H].reshape(T, 3, H, B), D[:, 3 * H:].reshape(T, 2, H, B)  # views
     dh = np.zeros((H, B), dt)
     dc = np.array(g[T].T, dtype=dt, order="C")
     c0T = np.ascontiguousarray(c0.T)
@@ -360,47 +361,46 @@ def _lstm_backward(g: np.ndarray, out: np.ndarray, saved: dict, x: np.ndarray,
     # activation's derivative (s (1 - s) for the sigmoids, 1 - g^2 for the candidate) times
     # what it multiplied (i: g, f: c_prev, o: tanh(c), g: i). `factors` writes them into D
     # ahead of the loop (on the other thread, a run at a time), so a step of the loop is
-    # seven calls, not seventeen, and D[t] is then scaled in place.
+    # five calls, not seventeen, and D[t] is then scaled in place.
     def factors(k: int) -> None:
         r = _cut(runs[k])
         a, q = A[r], D[r]
-        sig, cand = a[:, :3 * H], a[:, 3 * H:]
-        np.multiply(sig, sig, out=q[:, :3 * H])
-        np.subtract(sig, q[:, :3 * H], out=q[:, :3 * H])
-        np.multiply(cand, cand, out=q[:, 3 * H:])
-        np.subtract(1.0, q[:, 3 * H:], out=q[:, 3 * H:])
+        for src, dst in ((slice(0, 2 * H), slice(0, 2 * H)),  # i f
+                         (slice(2 * H, 3 * H), slice(3 * H, 4 * H))):  # o
+            np.multiply(a[:, src], a[:, src], out=q[:, dst])
+            np.subtract(a[:, src], q[:, dst], out=q[:, dst])
+        cand, gq = a[:, 3 * H:], q[:, 2 * H:3 * H]
+        np.multiply(cand, cand, out=gq)
+        np.subtract(1.0, gq, out=gq)
         q[:, :H] *= cand
         for t in runs[k]:
             p = prev_index(t, T, reverse)
             D[t, H:2 * H] *= c0T if p is None else C[p]
-        q[:, 2 * H:3 * H] *= TC[r]
-        q[:, 3 * H:] *= a[:, :H]
-        pr = P[r]
+        gq *= a[:, :H]
+        q[:, 3 * H:4 * H] *= TC[r]
+        pr = q[:, 4 * H:]
         np.multiply(TC[r], TC[r], out=pr)
         np.subtract(1.0, pr, out=pr)
         pr *= a[:, 2 * H:3 * H]
 
     def step(k: int) -> None:
-        nonlocal dh, dc, tmp  # in-place updates (the same arrays)
+        nonlocal dh, dc  # in-place updates (the same arrays)
         for t in (runs[k] if reverse else reversed(runs[k])):
             if live[t]:
                 dh += g[t].T
-            e = D[t]
-            np.multiply(P[t], dh, out=tmp)  # dc += dh * o * (1 - tanh(c)^2)
-            dc += tmp
-            ef = e[:2 * H].reshape(2, H, B)  # i and f: dc times their factors
-            ef *= dc
-            e[2 * H:3 * H] *= dh
-            e[3 * H:] *= dc
+            e, by_dh, by_dc = D[t], DH[t], DC[t]
+            by_dh *= dh  # o and P
+            dc += e[4 * H:]  # dc += dh * o * (1 - tanh(c)^2)
+            by_dc *= dc  # i f g
             dc *= A[t, H:2 * H]
             if t != first or want_h0:
-                np.matmul(w_hT, e, out=dh)
+                np.matmul(w_hT, e[:4 * H], out=dh)
 
     # A run's weight gradients in ONE GEMM: (4H, steps*B) @ [h_prev | x | 1], the ones
     # column giving the bias gradient. (One transposing copy of D per run; writing each
     # step into a (4H, T, B) array instead cost 0.9 ms of scattered stores.)
     partial: list[np.ndarray | None] = [None] * len(runs)
-    w_x = np.ascontiguousarray(w_ih[perm])
+    w_x = w_ih
     dx = np.empty((T, B, I), dt) if want_x else None
 
     def after(k: int, wait: Callable[[], None]) -> None:
@@ -414,14 +414,14 @@ def _lstm_backward(g: np.ndarray, out: np.ndarray, saved: dict, x: np.ndarray,
         Z[:, :, H + I] = 1.0
         f = np.empty((4 * H, n, B), dt)
         wait()
-        f[...] = D[r].transpose(1, 0, 2)
+        f[...] = D[r, :4 * H].transpose(1, 0, 2)
         fm = f.reshape(4 * H, n * B)
         partial[k] = fm @ Z.reshape(n * B, K)
         if dx is not None:
             np.matmul(fm.T, w_x, out=dx[r].reshape(n * B, I))
 
     _Overlap(len(runs), step, factors, after).run(_pooled(T, B, H, I))
-    dw = parallel.total(partial)[inv]  # in run order: the same on any thread count
+    dw = parallel.total(partial)  # in run order: the same on any thread count
     grads = {"h0": dh.T.copy(), "c0": dc.T.copy(), "w_ih": dw[:, H:H + I],
              "w_hh": dw[:, :H], "b_ih": dw[:, H + I], "b_hh": dw[:, H + I].copy()}
     if dx is not None:
