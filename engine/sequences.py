@@ -40,13 +40,15 @@ class RowClassifier(nn.Module):
     """(N, 28, 28) rows -> (N, 10) logits via `rnn` (batch first) and `fc`."""
 
     def __init__(self, kind: str = "LSTM", hidden: int = 128, layers: int = 1,
-                 features: int = PIXELS, classes: int = CLASSES) -> None:
+                 features: int = PIXELS, classes: int = CLASSES,
+                 device: str | None = None) -> None:
         super().__init__()
         if kind not in ("RNN", "LSTM", "GRU"):
             raise ValueError(f"RowClassifier: kind must be RNN, LSTM or GRU, got {kind!r}")
         self.kind = kind
-        self.rnn = getattr(nn, kind)(features, hidden, num_layers=layers, batch_first=True)
-        self.fc = nn.Linear(hidden, classes)
+        self.rnn = getattr(nn, kind)(features, hidden, num_layers=layers, batch_first=True,
+                                     device=device)
+        self.fc = nn.Linear(hidden, classes, device=device)
 
     def forward(self, x: Tensor) -> Tensor:
         out, _ = self.rnn(x)
@@ -58,17 +60,19 @@ class RowAttention(nn.Module):
 
     def __init__(self, d_model: int = 64, heads: int = 4, ff: int = 128, layers: int = 1,
                  dropout: float = 0.1, features: int = PIXELS, classes: int = CLASSES,
-                 max_len: int = ROWS) -> None:
+                 max_len: int = ROWS, device: str | None = None) -> None:
         super().__init__()
         self.kind = "attention"
-        self.embed = nn.Linear(features, d_model)
-        self.pos = nn.PositionalEncoding(d_model, max_len=max_len, batch_first=True)
+        self.embed = nn.Linear(features, d_model, device=device)
+        self.pos = nn.PositionalEncoding(d_model, max_len=max_len, batch_first=True,
+                                         device=device)
         self.encoder = nn.ModuleList([
-            nn.TransformerEncoderLayer(d_model, heads, ff, dropout=dropout, batch_first=True)
+            nn.TransformerEncoderLayer(d_model, heads, ff, dropout=dropout, batch_first=True,
+                                       device=device)
             for _ in range(layers)])
-        self.key = nn.Linear(d_model, d_model)
-        self.query = nn.Parameter(np.zeros(d_model, np.float32))
-        self.fc = nn.Linear(d_model, classes)
+        self.key = nn.Linear(d_model, d_model, device=device)
+        self.query = nn.Parameter(np.zeros(d_model, np.float32), device=device)
+        self.fc = nn.Linear(d_model, classes, device=device)
 
     def encode(self, x: Tensor) -> Tensor:
         h = self.pos(self.embed(x))
@@ -117,12 +121,17 @@ def row_model(kind: str, hidden: int = 64, **kw: Any) -> nn.Module:
     return RowClassifier(kind, hidden, **kw)
 
 
-def shipped_model(kind: str, state: dict[str, Any]) -> nn.Module:
+def shipped_model(kind: str, state: dict[str, Any], device: str = "cpu") -> nn.Module:
     """A shipped row reader ("LSTM" or "attention") with the weights of `state` (e.g. the
-    state dict of its ONNX file, whose initializers keep the model's names)."""
-    model = row_model(kind, **SHIPPED[kind])
+    state dict of its ONNX file, whose initializers keep the model's names), on `device`.
+
+    Made and loaded on the CPU, then moved once: on the default device (the GPU in a
+    browser) it was on the GPU, where the Sequences page's look inside one drawing reads
+    back every step (145 readbacks, 10-26 s of the first reading on SwiftShader)."""
+    with nn.init.no_init():  # every weight is loaded next
+        model = row_model(kind, **SHIPPED[kind], device="cpu")
     model.load_state_dict(state)
-    return model.eval()
+    return model.to(device).eval()
 
 
 def _device(model: nn.Module) -> str:

@@ -51,3 +51,26 @@ def test_shipped_lstm_runs_the_fused_scan():
     with trace() as tr:
         m(np.zeros((2, 28, 28), np.float32))
     assert sum(1 for r in tr.records if r[0] is fused.recurrent_scan) == 1
+
+
+@pytest.mark.parametrize("name,kind", [("seq_lstm", "LSTM"), ("seq_attention", "attention")])
+def test_a_shipped_reader_is_made_on_the_cpu_without_touching_the_default_device(
+        monkeypatch, name, kind):
+    """In a browser the default device is the GPU: a shipped reader made there was looked
+    inside on the GPU, one readback per step (the Sequences page's first reading waited
+    10-26 s on SwiftShader). Here the default device refuses any array."""
+    from engine import backends
+    from engine.backends.cpu import CpuBackend
+
+    class Refusing(CpuBackend):
+        def from_numpy(self, a):
+            raise AssertionError("the default device was used")
+
+    state = engine.onnx.load(MODELS / f"{name}.onnx", device="cpu").state_dict()
+    monkeypatch.setenv("DEMYSTIFY_DEVICE", "gpu")
+    with backends.override("gpu", Refusing()):
+        model = sequences.shipped_model(kind, state)
+        assert {p.device for p in model.parameters()} == {"cpu"}
+        assert {b.device for _, b in model.named_buffers()} <= {"cpu"}
+        seen = sequences.look_inside(model, np.zeros((28, 28), np.float32))
+    assert seen["probs"].shape == (10,)

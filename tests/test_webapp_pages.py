@@ -412,3 +412,22 @@ def test_every_page_works_as_in_pyodide_without_onnx_and_threads():
     assert "digit 1" in lines and "cifar (10,)" in lines and "engine True" in lines, lines
     assert "playground done True True" in lines and "script True" in lines, lines
     assert "onnx imported: False" in lines, lines
+
+
+def test_cifar10_classifies_in_the_browser_on_the_cpu_with_the_same_result(monkeypatch):
+    """In the browser one image (and its occluded copies) is classified on the CPU, not on
+    the demos' device (WebGPU: a Promise per readback, 45 s of the first result on
+    SwiftShader); the top-5 and the map are the server's. The demos' model refuses here."""
+    from webapp import cifar
+
+    images, _, _ = cifar.samples()
+    probs, sal = cifar.classify(images[0])
+    monkeypatch.setattr(cifar, "IN_BROWSER", True)
+
+    def refuse() -> object:
+        raise AssertionError("the demos' device model was used")
+
+    monkeypatch.setattr(cifar, "classifier", refuse)
+    probs_b, sal_b = cifar.classify(images[0])
+    np.testing.assert_allclose(probs_b, probs, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(sal_b, sal, rtol=1e-5, atol=1e-7)

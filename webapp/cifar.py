@@ -15,6 +15,7 @@ from bokeh.plotting import figure
 from webapp.common import (
     ASSETS,
     CSS,
+    IN_BROWSER,
     MAX_IMAGE_BYTES,
     MODELS,
     bokeh_update,
@@ -51,6 +52,14 @@ def classifier(device: str) -> object:
     return engine.onnx.load(model_path(), device=device)
 
 
+@once
+def cpu_classifier() -> object:
+    """The model on the CPU: what the browser classifies one image with (see classify)."""
+    import engine.onnx
+
+    return engine.onnx.load(model_path(), device="cpu")
+
+
 def prepare_upload(data: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
     """Uploaded bytes -> (preview uint8 RGB, 32x32 uint8 RGB of the centre square)."""
     from engine.data.images import decode_image
@@ -61,14 +70,19 @@ def prepare_upload(data: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def classify(img32: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(class probabilities, occlusion saliency for the top class) of a 32x32 RGB image."""
+    """(class probabilities, occlusion saliency for the top class) of a 32x32 RGB image.
+
+    In the browser on the CPU: one image and its 49 occluded copies are little work, and
+    on WebGPU each readback is a round trip through a Promise (and the first of a shape
+    records and checks a plan, three forwards): on SwiftShader the first result took 45 s
+    there, against a few seconds with NumPy. A server computes where the demos do."""
     from engine import explain
     from engine.data.transforms import image_batch
     from webapp.common import device_lock
 
     x = image_batch(img32[None])[0]
-    net = classifier()
-    with device_lock():
+    net, device = (cpu_classifier(), "cpu") if IN_BROWSER else (classifier(), None)
+    with device_lock(device):
         probs = explain.probabilities(net, x[None])[0]
         sal = explain.occlusion_saliency(net, x, int(np.argmax(probs)), patch=8, stride=4)
     return probs, sal

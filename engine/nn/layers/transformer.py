@@ -26,11 +26,12 @@ class PositionalEncoding(Module):
     file carries it). Longer sequences than max_len are refused with the limit."""
 
     def __init__(self, d_model: int, max_len: int = 5000, dropout: float = 0.0,
-                 batch_first: bool = False) -> None:
+                 batch_first: bool = False, device: str | None = None) -> None:
         super().__init__()
         self.d_model, self.max_len, self.batch_first = int(d_model), int(max_len), batch_first
         self.dropout = Dropout(dropout)
-        self.register_buffer("pe", Tensor(SF.sinusoidal_positions(self.max_len, self.d_model)))
+        self.register_buffer("pe", Tensor(SF.sinusoidal_positions(self.max_len, self.d_model),
+                                          device=device))
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim not in (2, 3) or x.shape[-1] != self.d_model:
